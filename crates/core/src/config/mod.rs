@@ -1,0 +1,445 @@
+//! Configuration: the organisation's managed policy, validated once into typed values.
+//!
+//! Two stages (ripgrep's `LowArgs` -> `HiArgs`): [`raw`] is the JSON shape, [`Policy`] is what
+//! the engine uses. Every problem is a [`ConfigError`] naming the file, the key (a JSON path
+//! such as `connectors[2].mcp_url`) and the fix, because the person reading it is an admin
+//! with an MDM console, not a Rust developer. Where the file is looked for is in [`locate`].
+//!
+//! The policy may carry client secrets (delivered by MDM, as VS Code's
+//! `mcp.enterpriseManagedAuth.idp` does); they are wrapped in [`ClientSecret`] at once and never
+//! echoed in an error.
+
+mod locate;
+mod raw;
+
+pub use locate::{ConfigSource, locate_policy, managed_policy_path, user_policy_path};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::secret::{ClientSecret, PrivateKeyPem};
+use crate::url_policy::{UrlPolicyError, check_endpoint_url};
+
+/// The only policy format version this build understands.
+pub const POLICY_SCHEMA_VERSION: u32 = 1;
+
+/// A validated organisation policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Where it was read from (shown in status and diagnostics).
+    pub source: ConfigSource,
+    pub organization: Organization,
+    pub idp: IdpConfig,
+    pub connectors: Vec<ConnectorConfig>,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub name: String,
+    /// Lower-cased domains that identify company accounts (e.g. `example.com`).
+    pub email_domains: Vec<String>,
+    pub help_desk: Option<HelpDesk>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HelpDesk {
+    pub name: String,
+    pub url: Url,
+}
+
+/// The company IdP: where the user signs in and where ID-JAGs come from.
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    /// OIDC issuer (OIDC Discovery §4.3: must equal the discovered `issuer`).
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_auth: ClientAuth,
+    /// Requested at sign-in; always contains `openid` and `offline_access`.
+    pub scopes: Vec<String>,
+}
+
+/// A connector the organisation offers through the IdP.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub id: String,
+    pub display_name: String,
+    /// The MCP server (RFC 9728 protected resource).
+    pub mcp_url: Url,
+    /// Pinned authorization-server issuer; a discovered AS that differs is refused.
+    pub authorization_server: Option<Url>,
+    pub scopes: Vec<String>,
+    /// Our client id at the connector's authorization server.
+    pub client_id: String,
+    pub client_auth: ClientAuth,
+    /// Personal accounts are disallowed for this connector: only the IdP path is allowed.
+    pub idp_only: bool,
+}
+
+/// Client authentication at a token endpoint (RFC 6749 §2.3, RFC 7523 §2.2, OIDC Core §9).
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// Public client: `client_id` in the body, no secret (RFC 6749 §2.1).
+    None,
+    /// HTTP Basic with form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic(ClientSecret),
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost(ClientSecret),
+    /// A signed JWT assertion (RFC 7523 §2.2, OIDC Core §9 `private_key_jwt`).
+    PrivateKeyJwt {
+        key: PrivateKeyPem,
+        key_id: Option<String>,
+        alg: jsonwebtoken::Algorithm,
+    },
+}
+
+impl ClientAuth {
+    /// The RFC 7591 §2 name of the method.
+    pub fn method_name(&self) -> &'static str {
+        match self {
+            ClientAuth::None => "none",
+            ClientAuth::ClientSecretBasic(_) => "client_secret_basic",
+            ClientAuth::ClientSecretPost(_) => "client_secret_post",
+            ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
+        }
+    }
+}
+
+/// Timing and concurrency knobs, with defaults a careful admin would pick.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A connector is "expiring soon" when its token has less than this left and cannot be renewed.
+    pub expiry_warning: Duration,
+    /// Renew a connector's token this long before it expires.
+    pub renew_before_expiry: Duration,
+    /// How many connectors are connected at once.
+    pub max_parallel_connectors: usize,
+    /// Total time allowed for one HTTP request.
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            expiry_warning: Duration::from_secs(10 * 60),
+            renew_before_expiry: Duration::from_secs(120),
+            max_parallel_connectors: 8,
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A problem with a policy file: which file, which key, what is wrong and how to fix it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {key}: {problem}. Fix: {fix}")]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// JSON path of the offending key, or `(file)` for the whole file.
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    fn new(file: &Path, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        ConfigError { file: file.to_path_buf(), key: key.into(), problem: problem.into(), fix: fix.into() }
+    }
+
+    /// A stable code for the UI and diagnostics.
+    pub fn code(&self) -> &'static str {
+        "config-invalid"
+    }
+}
+
+/// The largest policy file we read: a policy is a few kilobytes; anything bigger is a mistake.
+pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
+impl Policy {
+    /// Reads and validates the policy at `path`.
+    pub fn load(source: ConfigSource) -> Result<Policy, ConfigError> {
+        let path = source.path().to_path_buf();
+        let meta = std::fs::metadata(&path).map_err(|e| {
+            ConfigError::new(&path, "(file)", format!("cannot be read: {e}"), "check the path and its permissions, or pass --config")
+        })?;
+        if meta.len() > MAX_POLICY_BYTES {
+            return Err(ConfigError::new(
+                &path,
+                "(file)",
+                format!("is {} bytes, more than the {MAX_POLICY_BYTES}-byte limit for a policy", meta.len()),
+                "point to the policy JSON itself, not another file",
+            ));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(&path, "(file)", format!("cannot be read as UTF-8 text: {e}"), "save the policy as UTF-8 JSON")
+        })?;
+        Policy::parse(&text, source)
+    }
+
+    /// Parses and validates policy text; `source` names the file in errors and resolves
+    /// relative key-file paths.
+    pub fn parse(text: &str, source: ConfigSource) -> Result<Policy, ConfigError> {
+        let path = source.path().to_path_buf();
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: raw::RawPolicy = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = match e.path().to_string() {
+                p if p == "." => "(file)".to_string(),
+                p => p,
+            };
+            let inner = e.into_inner();
+            ConfigError::new(
+                &path,
+                key,
+                redact_serde_message(&inner.to_string()),
+                "compare with examples/policy.example.json (the complete, documented format)",
+            )
+        })?;
+        validate::policy(raw, source)
+    }
+
+    /// The connector with this id.
+    pub fn connector(&self, id: &str) -> Option<&ConnectorConfig> {
+        self.connectors.iter().find(|c| c.id == id)
+    }
+}
+
+/// serde's messages quote offending string values ("invalid value: string \"...\""), which may
+/// be a secret in the wrong place: keep the message's shape, drop quoted values.
+fn redact_serde_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quote = false;
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if !in_quote => {
+                in_quote = true;
+                out.push_str("\"…");
+            }
+            '"' => {
+                in_quote = false;
+                out.push('"');
+            }
+            '`' => {
+                // serde names expected fields/variants in backticks: those are ours, keep them.
+                out.push('`');
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '`' {
+                        break;
+                    }
+                }
+            }
+            _ if in_quote => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+mod validate {
+    //! Stage two: raw JSON values into typed, checked ones.
+
+    use super::*;
+    use std::collections::HashSet;
+
+    pub(super) fn policy(raw: raw::RawPolicy, source: ConfigSource) -> Result<Policy, ConfigError> {
+        let file = source.path().to_path_buf();
+        let file = file.as_path();
+        if raw.schema_version != POLICY_SCHEMA_VERSION {
+            return Err(ConfigError::new(
+                file,
+                "schema_version",
+                format!("is {}, this app understands {POLICY_SCHEMA_VERSION}", raw.schema_version),
+                "use a policy written for this version of the app, or update the app",
+            ));
+        }
+        let organization = organization(file, raw.organization)?;
+        let idp = idp(file, raw.idp)?;
+        let mut seen = HashSet::new();
+        let mut connectors = Vec::with_capacity(raw.connectors.len());
+        for (i, c) in raw.connectors.into_iter().enumerate() {
+            let key = format!("connectors[{i}]");
+            let c = connector(file, &key, c)?;
+            if !seen.insert(c.id.clone()) {
+                return Err(ConfigError::new(file, format!("{key}.id"), format!("`{}` is used twice", c.id), "give every connector a unique id"));
+            }
+            connectors.push(c);
+        }
+        let settings = settings(file, raw.settings)?;
+        Ok(Policy { source, organization, idp, connectors, settings })
+    }
+
+    fn organization(file: &Path, raw: raw::RawOrganization) -> Result<Organization, ConfigError> {
+        non_empty(file, "organization.name", &raw.name)?;
+        let mut email_domains = Vec::new();
+        for (i, d) in raw.email_domains.iter().enumerate() {
+            let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+            if d.is_empty() || !d.contains('.') || d.contains(char::is_whitespace) || d.contains('@') {
+                return Err(ConfigError::new(
+                    file,
+                    format!("organization.email_domains[{i}]"),
+                    "is not a domain name",
+                    "write a bare domain such as \"example.com\"",
+                ));
+            }
+            email_domains.push(d);
+        }
+        let help_desk = match raw.help_desk {
+            None => None,
+            Some(h) => {
+                non_empty(file, "organization.help_desk.name", &h.name)?;
+                let url = parse_url(file, "organization.help_desk.url", &h.url)?;
+                if !matches!(url.scheme(), "https" | "http" | "mailto") {
+                    return Err(ConfigError::new(file, "organization.help_desk.url", "must be an https or mailto URL", "use the help-desk web page or a mailto: address"));
+                }
+                Some(HelpDesk { name: h.name, url })
+            }
+        };
+        Ok(Organization { name: raw.name, email_domains, help_desk })
+    }
+
+    fn idp(file: &Path, raw: raw::RawIdp) -> Result<IdpConfig, ConfigError> {
+        let issuer = endpoint(file, "idp.issuer", &raw.issuer)?;
+        non_empty(file, "idp.client_id", &raw.client_id)?;
+        let client_auth = client_auth(file, "idp.client_auth", raw.client_auth)?;
+        let mut scopes = match raw.scopes {
+            Some(s) => scope_list(file, "idp.scopes", s)?,
+            None => vec!["openid".into(), "email".into(), "profile".into(), "offline_access".into()],
+        };
+        // OIDC Core §3.1.2.1: `openid` is what makes this an OIDC request; `offline_access`
+        // (§11) is what gives us a refresh token to renew silently.
+        for required in ["openid", "offline_access"] {
+            if !scopes.iter().any(|s| s == required) {
+                scopes.push(required.into());
+            }
+        }
+        Ok(IdpConfig { issuer, client_id: raw.client_id, client_auth, scopes })
+    }
+
+    fn connector(file: &Path, key: &str, raw: raw::RawConnector) -> Result<ConnectorConfig, ConfigError> {
+        let id_ok = !raw.id.is_empty()
+            && raw.id.len() <= 64
+            && raw.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !id_ok {
+            return Err(ConfigError::new(
+                file,
+                format!("{key}.id"),
+                "must be 1-64 characters of a-z, 0-9 and -",
+                "use a short slug such as \"linear\"",
+            ));
+        }
+        non_empty(file, &format!("{key}.display_name"), &raw.display_name)?;
+        let mcp_url = endpoint(file, &format!("{key}.mcp_url"), &raw.mcp_url)?;
+        let authorization_server = match raw.authorization_server {
+            Some(a) => Some(endpoint(file, &format!("{key}.authorization_server"), &a)?),
+            None => None,
+        };
+        let scopes = scope_list(file, &format!("{key}.scopes"), raw.scopes)?;
+        non_empty(file, &format!("{key}.client_id"), &raw.client_id)?;
+        let client_auth = client_auth(file, &format!("{key}.client_auth"), raw.client_auth)?;
+        Ok(ConnectorConfig {
+            id: raw.id,
+            display_name: raw.display_name,
+            mcp_url,
+            authorization_server,
+            scopes,
+            client_id: raw.client_id,
+            client_auth,
+            idp_only: raw.idp_only,
+        })
+    }
+
+    fn client_auth(file: &Path, key: &str, raw: raw::RawClientAuth) -> Result<ClientAuth, ConfigError> {
+        Ok(match raw {
+            raw::RawClientAuth::None => ClientAuth::None,
+            raw::RawClientAuth::ClientSecretBasic { client_secret } => {
+                non_empty(file, &format!("{key}.client_secret"), &client_secret)?;
+                ClientAuth::ClientSecretBasic(ClientSecret::new(client_secret))
+            }
+            raw::RawClientAuth::ClientSecretPost { client_secret } => {
+                non_empty(file, &format!("{key}.client_secret"), &client_secret)?;
+                ClientAuth::ClientSecretPost(ClientSecret::new(client_secret))
+            }
+            raw::RawClientAuth::PrivateKeyJwt { key_file, key_id, alg } => {
+                let alg_key = format!("{key}.alg");
+                let alg = match alg.as_deref().unwrap_or("ES256") {
+                    "ES256" => jsonwebtoken::Algorithm::ES256,
+                    "ES384" => jsonwebtoken::Algorithm::ES384,
+                    "RS256" => jsonwebtoken::Algorithm::RS256,
+                    "PS256" => jsonwebtoken::Algorithm::PS256,
+                    "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+                    other => {
+                        return Err(ConfigError::new(file, alg_key, format!("`{other}` is not an allowed signing algorithm"), "use one of ES256, ES384, RS256, PS256, EdDSA"));
+                    }
+                };
+                let key_path = resolve_relative(file, &key_file);
+                let pem = std::fs::read_to_string(&key_path).map_err(|e| {
+                    ConfigError::new(file, format!("{key}.key_file"), format!("{} cannot be read: {e}", key_path.display()), "deploy the client key file or fix the path")
+                })?;
+                let key_pem = PrivateKeyPem::new(pem);
+                crate::oauth::client_auth::check_signing_key(&key_pem, alg).map_err(|problem| {
+                    ConfigError::new(file, format!("{key}.key_file"), format!("{}: {problem}", key_path.display()), "provide a PKCS#8 PEM private key matching `alg`")
+                })?;
+                ClientAuth::PrivateKeyJwt { key: key_pem, key_id, alg }
+            }
+        })
+    }
+
+    fn settings(file: &Path, raw: raw::RawSettings) -> Result<Settings, ConfigError> {
+        let d = Settings::default();
+        let max_parallel_connectors = raw.max_parallel_connectors.unwrap_or(d.max_parallel_connectors);
+        if !(1..=64).contains(&max_parallel_connectors) {
+            return Err(ConfigError::new(file, "settings.max_parallel_connectors", "must be between 1 and 64", "use 8 unless you have measured otherwise"));
+        }
+        let request_timeout_seconds = raw.request_timeout_seconds.unwrap_or(d.request_timeout.as_secs());
+        if !(1..=300).contains(&request_timeout_seconds) {
+            return Err(ConfigError::new(file, "settings.request_timeout_seconds", "must be between 1 and 300", "use 15"));
+        }
+        Ok(Settings {
+            expiry_warning: raw.expiry_warning_minutes.map(|m| Duration::from_secs(m * 60)).unwrap_or(d.expiry_warning),
+            renew_before_expiry: raw.renew_before_expiry_seconds.map(Duration::from_secs).unwrap_or(d.renew_before_expiry),
+            max_parallel_connectors,
+            request_timeout: Duration::from_secs(request_timeout_seconds),
+        })
+    }
+
+    fn non_empty(file: &Path, key: &str, value: &str) -> Result<(), ConfigError> {
+        if value.trim().is_empty() {
+            return Err(ConfigError::new(file, key, "is empty", "fill it in"));
+        }
+        Ok(())
+    }
+
+    fn parse_url(file: &Path, key: &str, value: &str) -> Result<Url, ConfigError> {
+        Url::parse(value).map_err(|e| ConfigError::new(file, key, format!("is not a URL ({e})"), "write an absolute URL such as https://example.com/path"))
+    }
+
+    fn endpoint(file: &Path, key: &str, value: &str) -> Result<Url, ConfigError> {
+        let url = parse_url(file, key, value)?;
+        check_endpoint_url(&url).map_err(|e: UrlPolicyError| ConfigError::new(file, key, e.to_string(), e.fix()))?;
+        Ok(url)
+    }
+
+    fn scope_list(file: &Path, key: &str, scopes: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        for (i, s) in scopes.iter().enumerate() {
+            // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+            let ok = !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !ok {
+                return Err(ConfigError::new(file, format!("{key}[{i}]"), "is not a valid scope token (RFC 6749 §3.3)", "one scope per array item, no spaces or quotes"));
+            }
+        }
+        Ok(scopes)
+    }
+
+    fn resolve_relative(policy_file: &Path, value: &str) -> PathBuf {
+        let p = PathBuf::from(value);
+        if p.is_absolute() {
+            return p;
+        }
+        policy_file.parent().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+#[cfg(test)]
+mod tests;

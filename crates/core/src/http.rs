@@ -1,0 +1,144 @@
+//! The one HTTP client every protocol leg uses, built for OAuth.
+//!
+//! Why a wrapper: following openidconnect's advice and RFC 9700 §4.11, token and metadata
+//! requests must not follow redirects (an open redirect turns into SSRF or a leaked code),
+//! must time out (a slow IdP must not hang the tray), must cap response bodies (a hostile
+//! metadata document must not eat memory), and must refuse plain http except on loopback.
+//! The [`Transport`] trait is the seam where unit tests inject a fake that asserts the exact
+//! request (oauth2-rs's `tests.rs` style); the product uses [`HttpTransport`].
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use url::Url;
+
+use crate::url_policy::{UrlPolicyError, check_endpoint_url};
+
+/// A request as sent on the wire (the same type openidconnect uses).
+pub type HttpRequest = Request<Vec<u8>>;
+/// A response with its body already read (and capped).
+pub type HttpResponse = Response<Vec<u8>>;
+
+/// The largest response body accepted: metadata, JWKS and token responses are a few KiB.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Why a request got no usable HTTP response. Never contains a request or response body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    #[error("refused to contact {0}")]
+    UrlRefused(#[from] UrlPolicyError),
+    #[error("{url} did not answer within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("{url} sent a response larger than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
+    #[error("request to {url} failed: {reason}")]
+    Other { url: String, reason: String },
+}
+
+impl TransportError {
+    /// A stable code for the UI and diagnostics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TransportError::UrlRefused(_) => "url-refused",
+            TransportError::Timeout { .. } => "timeout",
+            TransportError::Connect { .. } => "unreachable",
+            TransportError::TooLarge { .. } => "response-too-large",
+            TransportError::Other { .. } => "transport-failed",
+        }
+    }
+}
+
+/// Sends one HTTP request and returns the whole (capped) response. Implementations never
+/// follow redirects: a 3xx is returned as is.
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>>;
+}
+
+/// The product's transport: reqwest with redirects off, timeouts, capped bodies.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl HttpTransport {
+    /// A transport whose every request (connect, send, read the whole body) ends within `timeout`.
+    pub fn new(timeout: Duration) -> Result<Self, TransportError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            .user_agent(concat!("ema/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TransportError::Other { url: String::new(), reason: e.to_string() })?;
+        Ok(HttpTransport { client, timeout })
+    }
+
+    /// The underlying client, for the MCP SDK (same redirect and timeout rules).
+    pub fn reqwest_client(&self) -> reqwest::Client {
+        self.client.clone()
+    }
+
+    async fn send_inner(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let url = Url::parse(&request.uri().to_string())
+            .map_err(|e| TransportError::Other { url: request.uri().to_string(), reason: e.to_string() })?;
+        check_endpoint_url(&url)?;
+        let shown = display_url(&url);
+        let req = reqwest::Request::try_from(request).map_err(|e| TransportError::Other { url: shown.clone(), reason: e.to_string() })?;
+        let mut resp = self.client.execute(req).await.map_err(|e| self.classify(&shown, e))?;
+        let mut builder = Response::builder().status(resp.status()).version(resp.version());
+        for (k, v) in resp.headers() {
+            builder = builder.header(k, v);
+        }
+        if let Some(len) = resp.content_length()
+            && len > MAX_RESPONSE_BYTES as u64
+        {
+            return Err(TransportError::TooLarge { url: shown, limit: MAX_RESPONSE_BYTES });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.classify(&shown, e))? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(TransportError::TooLarge { url: shown, limit: MAX_RESPONSE_BYTES });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        builder.body(body).map_err(|e| TransportError::Other { url: shown, reason: e.to_string() })
+    }
+
+    fn classify(&self, url: &str, e: reqwest::Error) -> TransportError {
+        if e.is_timeout() {
+            TransportError::Timeout { url: url.to_string(), seconds: self.timeout.as_secs() }
+        } else if e.is_connect() {
+            TransportError::Connect { url: url.to_string(), reason: root_cause(&e) }
+        } else {
+            TransportError::Other { url: url.to_string(), reason: root_cause(&e) }
+        }
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        Box::pin(self.send_inner(request))
+    }
+}
+
+/// The URL without its query: queries may carry codes or tokens, and errors must not.
+pub fn display_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    // reqwest's messages name the URL with its query; the innermost cause does not.
+    cur.to_string()
+}

@@ -1,0 +1,21 @@
+//! The headless engine of the EMA desktop app.
+//!
+//! Enterprise-Managed Authorization (the MCP extension
+//! `io.modelcontextprotocol/enterprise-managed-authorization`, built on
+//! draft-ietf-oauth-identity-assertion-authz-grant): the user signs in once at the company
+//! IdP, and the engine turns that sign-in into an access token for every MCP connector the
+//! IdP entitles them to. Both faces of the product, the `ema` CLI and the tray app, are thin
+//! clients of this crate; it has no GUI dependency.
+
+pub mod config;
+pub mod discovery;
+pub mod grants;
+pub mod http;
+pub mod jwt;
+pub mod oauth;
+pub mod redact;
+pub mod secret;
+pub mod signin;
+pub mod status;
+pub mod store;
+pub mod url_policy;

@@ -1,0 +1,99 @@
+//! Client authentication at a token endpoint, as the policy chooses.
+//!
+//! - `client_secret_basic`: RFC 6749 §2.3.1, id and secret form-urlencoded, then Basic.
+//! - `client_secret_post`: RFC 6749 §2.3.1, both in the body.
+//! - `private_key_jwt`: RFC 7523 §2.2 and §3, OIDC Core §9; a fresh one-minute assertion with a
+//!   unique `jti` for every request.
+//! - `none`: RFC 6749 §2.1 public client, `client_id` in the body.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+
+use crate::config::ClientAuth;
+use crate::secret::PrivateKeyPem;
+
+/// RFC 7523 §2.2.
+pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// What client authentication adds to a form request.
+#[derive(Debug, Default)]
+pub struct AuthParts {
+    /// Value for the `Authorization` header (Basic), if any.
+    pub authorization: Option<String>,
+    /// Extra form fields.
+    pub form: Vec<(&'static str, String)>,
+}
+
+#[derive(Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    jti: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Why client authentication could not be prepared (a local key problem, never the server's).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot sign the client assertion: {0}")]
+pub struct ClientAuthError(pub String);
+
+/// Form-urlencodes per RFC 6749 Appendix B, as §2.3.1 requires before Basic encoding.
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Prepares client authentication for a request to `token_endpoint`.
+pub fn authenticate(client_id: &str, auth: &ClientAuth, token_endpoint: &str, now_unix: i64) -> Result<AuthParts, ClientAuthError> {
+    let mut parts = AuthParts::default();
+    match auth {
+        ClientAuth::None => parts.form.push(("client_id", client_id.to_string())),
+        ClientAuth::ClientSecretBasic(secret) => {
+            let raw = format!("{}:{}", form_encode(client_id), form_encode(secret.secret()));
+            parts.authorization = Some(format!("Basic {}", STANDARD.encode(raw)));
+        }
+        ClientAuth::ClientSecretPost(secret) => {
+            parts.form.push(("client_id", client_id.to_string()));
+            parts.form.push(("client_secret", secret.secret().to_string()));
+        }
+        ClientAuth::PrivateKeyJwt { key, key_id, alg } => {
+            let claims = AssertionClaims {
+                iss: client_id,
+                sub: client_id,
+                aud: token_endpoint,
+                jti: uuid::Uuid::new_v4().to_string(),
+                iat: now_unix,
+                exp: now_unix + 60,
+            };
+            let mut header = Header::new(*alg);
+            header.kid = key_id.clone();
+            let enc = encoding_key(key, *alg).map_err(ClientAuthError)?;
+            let jwt = jsonwebtoken::encode(&header, &claims, &enc).map_err(|e| ClientAuthError(e.to_string()))?;
+            parts.form.push(("client_id", client_id.to_string()));
+            parts.form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER.to_string()));
+            parts.form.push(("client_assertion", jwt));
+        }
+    }
+    Ok(parts)
+}
+
+fn encoding_key(key: &PrivateKeyPem, alg: Algorithm) -> Result<EncodingKey, String> {
+    let pem = key.secret().as_bytes();
+    let r = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
+        Algorithm::RS256 | Algorithm::PS256 => EncodingKey::from_rsa_pem(pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+        other => return Err(format!("{other:?} is not an allowed client-assertion algorithm")),
+    };
+    r.map_err(|e| format!("not a usable {alg:?} PEM private key ({e})"))
+}
+
+/// Checks at policy load that a key can sign with `alg`, so the error names the policy key.
+pub fn check_signing_key(key: &PrivateKeyPem, alg: Algorithm) -> Result<(), String> {
+    let enc = encoding_key(key, alg)?;
+    let claims = AssertionClaims { iss: "x", sub: "x", aud: "x", jti: String::new(), iat: 0, exp: 0 };
+    jsonwebtoken::encode(&Header::new(alg), &claims, &enc).map(|_| ()).map_err(|e| format!("cannot sign with it ({e})"))
+}

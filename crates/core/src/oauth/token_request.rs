@@ -1,0 +1,109 @@
+//! A generic token-endpoint request (RFC 6749 §3.2) and its response (§5.1).
+//!
+//! The response is parsed field by field from a JSON value rather than with a derived struct,
+//! so that a malformed response is reported by the name of the field at fault and never by a
+//! parser message that could quote a token.
+
+use http::header;
+use serde_json::Value;
+use url::Url;
+
+use super::client_auth::{self, ClientAuthError};
+use super::error::ResponseError;
+use crate::config::ClientAuth;
+use crate::http::{HttpRequest, HttpResponse, display_url};
+
+/// A form POST to a token endpoint, with client authentication.
+#[derive(Debug)]
+pub struct TokenRequest<'a> {
+    pub token_endpoint: &'a Url,
+    pub client_id: &'a str,
+    pub client_auth: &'a ClientAuth,
+    /// Grant parameters in the order they are sent.
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl TokenRequest<'_> {
+    /// Builds the HTTP request (RFC 6749 §3.2: POST, `application/x-www-form-urlencoded`).
+    pub fn build(&self, now_unix: i64) -> Result<HttpRequest, ClientAuthError> {
+        let auth = client_auth::authenticate(self.client_id, self.client_auth, self.token_endpoint.as_str(), now_unix)?;
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.params.iter().chain(auth.form.iter()) {
+            form.append_pair(k, v);
+        }
+        let mut req = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(self.token_endpoint.as_str())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        if let Some(a) = auth.authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        req.body(form.finish().into_bytes()).map_err(|e| ClientAuthError(e.to_string()))
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// The issued token (an access token, or an ID-JAG for token exchange). Secret.
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: Option<u64>,
+    pub scope: Option<String>,
+    pub refresh_token: Option<String>,
+    pub issued_token_type: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field("issued_token_type", &self.issued_token_type)
+            .finish()
+    }
+}
+
+/// Processes a token-endpoint response: a 200 with the RFC 6749 §5.1 fields, or an error.
+/// A redirect is an error (we never follow one on a token endpoint, RFC 9700 §4.11).
+pub fn parse_token_response(endpoint: &Url, resp: &HttpResponse) -> Result<TokenResponse, ResponseError> {
+    let shown = display_url(endpoint);
+    let status = resp.status().as_u16();
+    if resp.status().is_redirection() {
+        return Err(ResponseError::Invalid { endpoint: shown, problem: format!("answered with a redirect (HTTP {status}), which is never followed on a token endpoint") });
+    }
+    if status != 200 {
+        return Err(ResponseError::from_response(&shown, status, resp.body()));
+    }
+    let invalid = |problem: &str| ResponseError::Invalid { endpoint: shown.clone(), problem: problem.to_string() };
+    let value: Value = serde_json::from_slice(resp.body()).map_err(|_| invalid("the body is not JSON"))?;
+    let obj = value.as_object().ok_or_else(|| invalid("the body is not a JSON object"))?;
+    let string = |name: &str| -> Result<Option<String>, ResponseError> {
+        match obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(&format!("`{name}` is not a string"))),
+        }
+    };
+    let access_token = string("access_token")?.filter(|s| !s.is_empty()).ok_or_else(|| invalid("`access_token` is missing"))?;
+    let token_type = string("token_type")?.ok_or_else(|| invalid("`token_type` is missing (RFC 6749 §5.1 requires it)"))?;
+    // RFC 6749 §5.1 says a number; some servers send a numeric string. Accept both, nothing else.
+    let expires_in = match obj.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| invalid("`expires_in` is not a non-negative integer"))?),
+        Some(Value::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| invalid("`expires_in` is not a non-negative integer"))?),
+        Some(_) => return Err(invalid("`expires_in` is not a number")),
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type,
+        expires_in,
+        scope: string("scope")?,
+        refresh_token: string("refresh_token")?,
+        issued_token_type: string("issued_token_type")?,
+    })
+}

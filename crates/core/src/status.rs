@@ -1,0 +1,203 @@
+//! The status model: one state machine per connector plus the IdP session, published to
+//! subscribers and serialised to a documented, versioned JSON schema
+//! (`docs/status-schema.md`).
+//!
+//! Why a snapshot type: the CLI prints it, the tray rebuilds its menu from it, diagnostics
+//! export it. Every enum that reaches JSON has explicit string values (tailscale: never iota
+//! for what goes to disk). Time-driven states ("expiring soon", "expired") are derived from
+//! the expiry at the moment of the snapshot, and [`StatusSnapshot::next_transition`] tells a
+//! shell when to look again, so nobody polls.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Bumped on any incompatible change to the JSON below.
+pub const STATUS_SCHEMA_VERSION: u32 = 1;
+
+/// Who is signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// OIDC `sub` (OIDC Core §2).
+    pub sub: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The IdP session: the refresh token's life, as far as we can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdpSessionState {
+    /// Never signed in, or signed out.
+    SignedOut,
+    /// A usable refresh token (or a still-valid ID token) is stored.
+    Active,
+    /// The IdP rejected the session (refresh token expired or revoked): sign in again.
+    Expired,
+    /// The IdP did not answer at the last renewal; stored tokens stay usable until expiry.
+    Unreachable,
+    /// The IdP asked for a fresher or stronger sign-in (step-up).
+    StepUpRequired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpStatus {
+    pub issuer: String,
+    pub state: IdpSessionState,
+    pub identity: Option<Identity>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub id_token_expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub signed_in_at: Option<OffsetDateTime>,
+    /// Why the last renewal at the IdP failed, if it did.
+    pub last_error: Option<StatusError>,
+}
+
+/// A connector's state (see `docs/status-schema.md` for the transitions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorState {
+    /// No IdP session: sign in first.
+    NeedsSignIn,
+    /// Exchange or grant in flight.
+    Connecting,
+    /// A valid access token, checked against the MCP server.
+    Active,
+    /// Valid, but expires within the warning window and the last renewal failed.
+    ExpiringSoon,
+    /// The token expired and could not be renewed.
+    Expired,
+    /// The IdP says this user is not assigned to the connector.
+    NotEntitled,
+    /// Something failed; see `error`.
+    Error,
+}
+
+impl ConnectorState {
+    /// True when the user has to do something (sign in, fix, ask IT).
+    pub fn needs_attention(self) -> bool {
+        matches!(self, ConnectorState::NeedsSignIn | ConnectorState::Expired | ConnectorState::Error | ConnectorState::ExpiringSoon)
+    }
+}
+
+/// A failure with a stable code, a plain message and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusError {
+    /// Stable, kebab-case (e.g. `connector-grant-oauth-invalid-grant`).
+    pub code: String,
+    pub message: String,
+    pub fix: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// One connector's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorStatus {
+    pub id: String,
+    pub display_name: String,
+    pub mcp_url: String,
+    pub state: ConnectorState,
+    /// Whose account the token is for.
+    pub identity: Option<Identity>,
+    /// The authorization server issuer that issued the token.
+    pub authorization_server: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_renewal: Option<OffsetDateTime>,
+    /// SHA-256 fingerprint of the access token, never the token.
+    pub token_fingerprint: Option<String>,
+    /// Why the connector is in `error`, `not_entitled` or `expired`.
+    pub error: Option<StatusError>,
+    /// Why the last renewal failed while the current token is still valid.
+    pub renewal_error: Option<StatusError>,
+}
+
+/// Everything a face of the product shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    pub schema_version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    pub organization: String,
+    /// Where the policy came from.
+    pub policy_source: String,
+    pub idp: IdpStatus,
+    pub connectors: Vec<ConnectorStatus>,
+}
+
+impl StatusSnapshot {
+    /// True when anything needs the user (the CLI's non-zero exit, the tray's attention icon).
+    pub fn needs_attention(&self) -> bool {
+        matches!(self.idp.state, IdpSessionState::SignedOut | IdpSessionState::Expired | IdpSessionState::StepUpRequired)
+            || self.connectors.iter().any(|c| c.state.needs_attention())
+    }
+
+    /// Re-derives the time-driven states at `now`: an active token past its expiry is expired;
+    /// one inside the warning window whose renewal failed is expiring soon.
+    pub fn derive_at(&mut self, now: OffsetDateTime, warning: time::Duration) {
+        self.generated_at = now;
+        for c in &mut self.connectors {
+            c.state = derived_state(c, now, warning);
+        }
+    }
+
+    /// The next moment a derived state changes (a shell sets one timer for it).
+    pub fn next_transition(&self, warning: time::Duration) -> Option<OffsetDateTime> {
+        self.connectors
+            .iter()
+            .filter(|c| matches!(c.state, ConnectorState::Active | ConnectorState::ExpiringSoon))
+            .filter_map(|c| c.expires_at.map(|e| if c.renewal_error.is_some() && c.state == ConnectorState::Active { e - warning } else { e }))
+            .filter(|t| *t > self.generated_at)
+            .min()
+    }
+}
+
+fn derived_state(c: &ConnectorStatus, now: OffsetDateTime, warning: time::Duration) -> ConnectorState {
+    match (c.state, c.expires_at) {
+        (ConnectorState::Active | ConnectorState::ExpiringSoon, Some(exp)) if exp <= now => ConnectorState::Expired,
+        (ConnectorState::Active, Some(exp)) if c.renewal_error.is_some() && exp - now <= warning => ConnectorState::ExpiringSoon,
+        (s, _) => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(state: ConnectorState, expires_in_secs: i64, renewal_failed: bool, now: OffsetDateTime) -> ConnectorStatus {
+        ConnectorStatus {
+            id: "linear".into(),
+            display_name: "Linear".into(),
+            mcp_url: "https://mcp".into(),
+            state,
+            identity: None,
+            authorization_server: None,
+            expires_at: Some(now + time::Duration::seconds(expires_in_secs)),
+            scopes: vec![],
+            last_renewal: None,
+            token_fingerprint: None,
+            error: None,
+            renewal_error: renewal_failed.then(|| StatusError { code: "x".into(), message: "m".into(), fix: "f".into(), at: now }),
+        }
+    }
+
+    #[test]
+    fn time_driven_states() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let w = time::Duration::minutes(10);
+        assert_eq!(derived_state(&connector(ConnectorState::Active, 3600, false, now), now, w), ConnectorState::Active);
+        assert_eq!(derived_state(&connector(ConnectorState::Active, 300, false, now), now, w), ConnectorState::Active, "renewal will handle it");
+        assert_eq!(derived_state(&connector(ConnectorState::Active, 300, true, now), now, w), ConnectorState::ExpiringSoon);
+        assert_eq!(derived_state(&connector(ConnectorState::Active, -1, false, now), now, w), ConnectorState::Expired);
+        assert_eq!(derived_state(&connector(ConnectorState::NotEntitled, -1, false, now), now, w), ConnectorState::NotEntitled);
+    }
+
+    #[test]
+    fn enums_serialise_to_explicit_strings() {
+        assert_eq!(serde_json::to_string(&ConnectorState::NotEntitled).unwrap(), "\"not_entitled\"");
+        assert_eq!(serde_json::to_string(&ConnectorState::ExpiringSoon).unwrap(), "\"expiring_soon\"");
+        assert_eq!(serde_json::to_string(&IdpSessionState::StepUpRequired).unwrap(), "\"step_up_required\"");
+    }
+}
