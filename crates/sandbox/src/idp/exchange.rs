@@ -1,0 +1,160 @@
+//! Token exchange of an ID token for an ID-JAG (leg 2 of the flow).
+//!
+//! RFC 8693 §2.1 request / §2.2 response, profiled by
+//! draft-ietf-oauth-identity-assertion-authz-grant §4.3: `requested_token_type` is
+//! the ID-JAG type, `audience` is the resource AS issuer (REQUIRED), `resource` the
+//! MCP server. This is where the enterprise decides entitlement: a user whose groups
+//! are not assigned to the connector gets `access_denied`.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::token::IdTokenClaims;
+use super::{TOKEN_TYPE_ID_JAG, TOKEN_TYPE_ID_TOKEN};
+use crate::jwt::{TYP_ID_JAG, VerifyError};
+use crate::oauth::{OAuthError, split_scope};
+use crate::state::{LEEWAY_SECS, SandboxState};
+use crate::users::{find_by_subject, is_entitled};
+
+/// Claims of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant §3).
+#[derive(Debug, Serialize)]
+struct IdJagClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    client_id: String,
+    jti: String,
+    exp: i64,
+    iat: i64,
+    resource: String,
+    scope: String,
+    email: String,
+    auth_time: i64,
+}
+
+/// Verifies a `subject_token` as an ID token this IdP issued to the requesting client.
+/// Failures are `invalid_request` (RFC 8693 §2.2.2).
+fn verify_subject_token(state: &SandboxState, token: &str) -> Result<IdTokenClaims, OAuthError> {
+    let bad = |why: String| OAuthError::invalid_request(format!("subject_token rejected: {why}"));
+    let (header, claims): (_, IdTokenClaims) = state.key.verify(token).map_err(|e| match e {
+        VerifyError::Claims(_) => bad("not an ID token".to_owned()),
+        e => bad(e.to_string()),
+    })?;
+    if header.typ.as_deref() == Some(TYP_ID_JAG) {
+        return Err(bad("an ID-JAG is not an ID token".to_owned()));
+    }
+    if claims.iss != state.idp_issuer() {
+        return Err(bad("iss is not this IdP".to_owned()));
+    }
+    if claims.aud != state.idp_client.client_id {
+        return Err(bad("aud is not the requesting client".to_owned()));
+    }
+    if claims.exp + LEEWAY_SECS <= state.now() {
+        return Err(bad("expired".to_owned()));
+    }
+    Ok(claims)
+}
+
+/// Token exchange (RFC 8693 §2.1) issuing an ID-JAG; the client is already authenticated.
+pub(super) fn token_exchange(
+    state: &SandboxState,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, OAuthError> {
+    let param = |k: &str| form.get(k).map(String::as_str);
+    if param("requested_token_type") != Some(TOKEN_TYPE_ID_JAG) {
+        return Err(OAuthError::invalid_request(format!(
+            "requested_token_type must be {TOKEN_TYPE_ID_JAG}"
+        )));
+    }
+    if param("subject_token_type") != Some(TOKEN_TYPE_ID_TOKEN) {
+        return Err(OAuthError::invalid_request(format!(
+            "subject_token_type must be {TOKEN_TYPE_ID_TOKEN}"
+        )));
+    }
+    let subject_token = param("subject_token")
+        .ok_or_else(|| OAuthError::invalid_request("missing subject_token"))?;
+    let id_token = verify_subject_token(state, subject_token)?;
+    let user = find_by_subject(&id_token.sub)
+        .ok_or_else(|| OAuthError::invalid_request("subject_token names an unknown user"))?;
+
+    let audience = param("audience").ok_or_else(|| {
+        OAuthError::invalid_request("audience (the authorization server issuer) is required")
+    })?;
+    let connector = state.connector_by_issuer(audience).ok_or_else(|| {
+        OAuthError::new(
+            "invalid_target",
+            "audience is not a known authorization server",
+        )
+    })?;
+    let id = connector.def.id.as_str();
+    let mcp_url = state.mcp_url(id);
+    if let Some(resource) = param("resource")
+        && resource.trim_end_matches('/') != mcp_url
+    {
+        return Err(OAuthError::new(
+            "invalid_target",
+            format!("resource is not the MCP server of {id}"),
+        ));
+    }
+    if state.knobs.get().step_up_required.contains(id) {
+        return Err(OAuthError {
+            max_age: Some(0),
+            ..OAuthError::new(
+                "insufficient_user_authentication",
+                format!("{id} requires a fresh sign-in (sandbox knob step_up_required)"),
+            )
+        });
+    }
+    if !is_entitled(user, id, connector.def.synthetic) {
+        tracing::info!(user = user.username, connector = id, "idp: not entitled");
+        return Err(OAuthError::new(
+            "access_denied",
+            format!("user is not assigned to {id}"),
+        ));
+    }
+    let scopes: Vec<String> = match param("scope") {
+        None => connector.def.scopes.clone(),
+        Some(requested) => {
+            let granted: Vec<String> = split_scope(requested)
+                .into_iter()
+                .filter(|s| connector.def.scopes.contains(s))
+                .collect();
+            if granted.is_empty() && !connector.def.scopes.is_empty() {
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    format!("none of the requested scopes is available for {id}"),
+                ));
+            }
+            granted
+        }
+    };
+
+    let ttl = state.knobs.get().id_jag_ttl_secs;
+    let now = state.now();
+    let claims = IdJagClaims {
+        iss: state.idp_issuer(),
+        sub: user.subject(),
+        aud: state.as_issuer(id),
+        client_id: connector.client.client_id.clone(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        exp: now + ttl as i64,
+        iat: now,
+        resource: mcp_url,
+        scope: scopes.join(" "),
+        email: user.email.to_owned(),
+        auth_time: id_token.auth_time,
+    };
+    let id_jag = state
+        .key
+        .sign(TYP_ID_JAG, &claims)
+        .map_err(OAuthError::server_error)?;
+    tracing::info!(user = user.username, connector = id, "idp: ID-JAG issued");
+    Ok(serde_json::json!({
+        "access_token": id_jag,
+        "issued_token_type": TOKEN_TYPE_ID_JAG,
+        "token_type": "N_A",
+        "expires_in": ttl,
+        "scope": claims.scope,
+    }))
+}
