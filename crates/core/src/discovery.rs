@@ -75,7 +75,9 @@ impl DiscoveryError {
     pub fn fix(&self) -> &'static str {
         match self {
             DiscoveryError::Transport(_) => "check the network connection; if it persists, the connector may be down",
-            DiscoveryError::PinMismatch { .. } => "ask IT: the connector's authorization server changed or the policy pin is stale",
+            DiscoveryError::PinMismatch { .. } => {
+                "ask IT: the connector's authorization server changed or the policy pin is stale"
+            }
             _ => "the connector's server is misconfigured; ask IT to report it to the vendor",
         }
     }
@@ -141,10 +143,19 @@ pub fn resource_metadata_hint(www_authenticate: &str) -> Option<String> {
 }
 
 fn get(url: &Url) -> HttpRequest {
-    http::Request::builder().method(http::Method::GET).uri(url.as_str()).header(header::ACCEPT, "application/json").body(Vec::new()).expect("a parsed URL is a valid URI")
+    http::Request::builder()
+        .method(http::Method::GET)
+        .uri(url.as_str())
+        .header(header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .expect("a parsed URL is a valid URI")
 }
 
-fn json_object(url: &Url, what: &'static str, resp: &HttpResponse) -> Result<serde_json::Map<String, Value>, DiscoveryError> {
+fn json_object(
+    url: &Url,
+    what: &'static str,
+    resp: &HttpResponse,
+) -> Result<serde_json::Map<String, Value>, DiscoveryError> {
     let shown = display_url(url);
     let invalid = |problem: &str| DiscoveryError::Invalid { url: shown.clone(), what, problem: problem.to_string() };
     match serde_json::from_slice::<Value>(resp.body()) {
@@ -182,20 +193,33 @@ impl Discovery {
     }
 
     /// The endpoints of `connector_id`, from cache or discovered.
-    pub async fn endpoints(&self, transport: &dyn Transport, connector_id: &str, mcp_url: &Url, pin: Option<&Url>) -> Result<ConnectorEndpoints, DiscoveryError> {
+    pub async fn endpoints(
+        &self,
+        transport: &dyn Transport,
+        connector_id: &str,
+        mcp_url: &Url,
+        pin: Option<&Url>,
+    ) -> Result<ConnectorEndpoints, DiscoveryError> {
         if let Some((e, at)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(connector_id)
             && at.elapsed() < DISCOVERY_TTL
         {
             return Ok(e.clone());
         }
         let e = discover(transport, mcp_url, pin).await?;
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(connector_id.to_string(), (e.clone(), Instant::now()));
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(connector_id.to_string(), (e.clone(), Instant::now()));
         Ok(e)
     }
 }
 
 /// Runs the whole discovery for one MCP server.
-pub async fn discover(transport: &dyn Transport, mcp_url: &Url, pin: Option<&Url>) -> Result<ConnectorEndpoints, DiscoveryError> {
+pub async fn discover(
+    transport: &dyn Transport,
+    mcp_url: &Url,
+    pin: Option<&Url>,
+) -> Result<ConnectorEndpoints, DiscoveryError> {
     let prm_url = find_resource_metadata_url(transport, mcp_url).await?;
     let (resource, servers) = fetch_resource_metadata(transport, &prm_url, mcp_url).await?;
     let issuer = choose_issuer(&servers, pin)?;
@@ -214,7 +238,12 @@ async fn find_resource_metadata_url(transport: &dyn Transport, mcp_url: &Url) ->
         .expect("a parsed URL is a valid URI");
     let resp = transport.send(probe).await?;
     if resp.status() == StatusCode::UNAUTHORIZED
-        && let Some(hint) = resp.headers().get_all(header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).find_map(resource_metadata_hint)
+        && let Some(hint) = resp
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(resource_metadata_hint)
     {
         let url = Url::parse(&hint).map_err(|_| DiscoveryError::Invalid {
             url: display_url(mcp_url),
@@ -228,17 +257,26 @@ async fn find_resource_metadata_url(transport: &dyn Transport, mcp_url: &Url) ->
 }
 
 /// Step 2: RFC 9728 metadata, checked against the URL we asked about.
-async fn fetch_resource_metadata(transport: &dyn Transport, prm_url: &Url, mcp_url: &Url) -> Result<(String, Vec<String>), DiscoveryError> {
+async fn fetch_resource_metadata(
+    transport: &dyn Transport,
+    prm_url: &Url,
+    mcp_url: &Url,
+) -> Result<(String, Vec<String>), DiscoveryError> {
     const WHAT: &str = "protected-resource metadata";
     let resp = transport.send(get(prm_url)).await?;
     if !resp.status().is_success() {
         return Err(DiscoveryError::Status { url: display_url(prm_url), status: resp.status().as_u16(), what: WHAT });
     }
     let obj = json_object(prm_url, WHAT, &resp)?;
-    let invalid = |problem: &str| DiscoveryError::Invalid { url: display_url(prm_url), what: WHAT, problem: problem.into() };
+    let invalid =
+        |problem: &str| DiscoveryError::Invalid { url: display_url(prm_url), what: WHAT, problem: problem.into() };
     let resource = string_field(&obj, "resource").ok_or_else(|| invalid("`resource` is missing"))?;
     if !same_uri(&resource, mcp_url.as_str()) {
-        return Err(DiscoveryError::ResourceMismatch { url: display_url(prm_url), expected: mcp_url.to_string(), found: scrub(&resource, 200) });
+        return Err(DiscoveryError::ResourceMismatch {
+            url: display_url(prm_url),
+            expected: mcp_url.to_string(),
+            found: scrub(&resource, 200),
+        });
     }
     let servers = string_list(&obj, "authorization_servers").unwrap_or_default();
     if servers.is_empty() {
@@ -256,13 +294,21 @@ fn choose_issuer(servers: &[String], pin: Option<&Url>) -> Result<Url, Discovery
         })?,
         None => &servers[0],
     };
-    let url = Url::parse(chosen).map_err(|_| DiscoveryError::Invalid { url: String::new(), what: "authorization server issuer", problem: format!("`{}` is not a URL", scrub(chosen, 200)) })?;
+    let url = Url::parse(chosen).map_err(|_| DiscoveryError::Invalid {
+        url: String::new(),
+        what: "authorization server issuer",
+        problem: format!("`{}` is not a URL", scrub(chosen, 200)),
+    })?;
     check_endpoint_url(&url).map_err(TransportError::UrlRefused)?;
     Ok(url)
 }
 
 /// Step 3: RFC 8414 metadata, with the OpenID fallbacks.
-async fn fetch_as_metadata(transport: &dyn Transport, issuer: &Url, resource: String) -> Result<ConnectorEndpoints, DiscoveryError> {
+async fn fetch_as_metadata(
+    transport: &dyn Transport,
+    issuer: &Url,
+    resource: String,
+) -> Result<ConnectorEndpoints, DiscoveryError> {
     const WHAT: &str = "authorization-server metadata";
     let issuer_str = issuer.as_str();
     let mut tried = Vec::new();
@@ -276,19 +322,26 @@ async fn fetch_as_metadata(transport: &dyn Transport, issuer: &Url, resource: St
             return Err(DiscoveryError::Status { url: display_url(&url), status: resp.status().as_u16(), what: WHAT });
         }
         let obj = json_object(&url, WHAT, &resp)?;
-        let invalid = |problem: &str| DiscoveryError::Invalid { url: display_url(&url), what: WHAT, problem: problem.into() };
+        let invalid =
+            |problem: &str| DiscoveryError::Invalid { url: display_url(&url), what: WHAT, problem: problem.into() };
         let found = string_field(&obj, "issuer").ok_or_else(|| invalid("`issuer` is missing"))?;
         if !same_uri(&found, issuer_str) {
-            return Err(DiscoveryError::IssuerMismatch { url: display_url(&url), expected: issuer_str.to_string(), found: scrub(&found, 200) });
+            return Err(DiscoveryError::IssuerMismatch {
+                url: display_url(&url),
+                expected: issuer_str.to_string(),
+                found: scrub(&found, 200),
+            });
         }
-        let token_endpoint = string_field(&obj, "token_endpoint").ok_or_else(|| invalid("`token_endpoint` is missing"))?;
+        let token_endpoint =
+            string_field(&obj, "token_endpoint").ok_or_else(|| invalid("`token_endpoint` is missing"))?;
         let token_endpoint = Url::parse(&token_endpoint).map_err(|_| invalid("`token_endpoint` is not a URL"))?;
         check_endpoint_url(&token_endpoint).map_err(TransportError::UrlRefused)?;
         return Ok(ConnectorEndpoints {
             resource,
             issuer: found,
             token_endpoint,
-            token_endpoint_auth_methods: string_list(&obj, "token_endpoint_auth_methods_supported").unwrap_or_else(|| vec!["client_secret_basic".into()]),
+            token_endpoint_auth_methods: string_list(&obj, "token_endpoint_auth_methods_supported")
+                .unwrap_or_else(|| vec!["client_secret_basic".into()]),
             grant_types: string_list(&obj, "grant_types_supported"),
         });
     }
@@ -302,9 +355,15 @@ mod tests {
     #[test]
     fn well_known_urls_insert_the_path() {
         let r = Url::parse("https://mcp.example.com/v1/mcp").unwrap();
-        assert_eq!(protected_resource_metadata_url(&r).as_str(), "https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp");
+        assert_eq!(
+            protected_resource_metadata_url(&r).as_str(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp"
+        );
         let root = Url::parse("https://mcp.example.com/").unwrap();
-        assert_eq!(protected_resource_metadata_url(&root).as_str(), "https://mcp.example.com/.well-known/oauth-protected-resource");
+        assert_eq!(
+            protected_resource_metadata_url(&root).as_str(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource"
+        );
         let issuer = Url::parse("https://as.example.com/tenant1").unwrap();
         let urls: Vec<String> = as_metadata_urls(&issuer).iter().map(|u| u.to_string()).collect();
         assert_eq!(
@@ -323,7 +382,10 @@ mod tests {
             resource_metadata_hint(r#"Bearer error="invalid_token", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#).as_deref(),
             Some("https://mcp.example.com/.well-known/oauth-protected-resource/mcp")
         );
-        assert_eq!(resource_metadata_hint(r#"Bearer resource_metadata=https://x.example/prm, scope="a""#).as_deref(), Some("https://x.example/prm"));
+        assert_eq!(
+            resource_metadata_hint(r#"Bearer resource_metadata=https://x.example/prm, scope="a""#).as_deref(),
+            Some("https://x.example/prm")
+        );
         assert_eq!(resource_metadata_hint(r#"Bearer realm="x""#), None);
         assert_eq!(resource_metadata_hint(r#"Bearer xresource_metadata="https://evil""#), None);
         assert_eq!(resource_metadata_hint(r#"Bearer resource_metadata="unterminated"#), None);

@@ -88,7 +88,8 @@ impl HttpTransport {
             .map_err(|e| TransportError::Other { url: request.uri().to_string(), reason: e.to_string() })?;
         check_endpoint_url(&url)?;
         let shown = display_url(&url);
-        let req = reqwest::Request::try_from(request).map_err(|e| TransportError::Other { url: shown.clone(), reason: e.to_string() })?;
+        let req = reqwest::Request::try_from(request)
+            .map_err(|e| TransportError::Other { url: shown.clone(), reason: e.to_string() })?;
         let mut resp = self.client.execute(req).await.map_err(|e| self.classify(&shown, e))?;
         let mut builder = Response::builder().status(resp.status()).version(resp.version());
         for (k, v) in resp.headers() {

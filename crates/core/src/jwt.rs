@@ -47,7 +47,21 @@ pub fn decode_claims_unverified(token: &str) -> Result<Value, JwtShapeError> {
 /// The claims worth showing a help desk (draft-ietf-oauth-identity-assertion-authz-grant §3),
 /// by allow-list: anything else (including custom claims that might carry data) is dropped.
 pub fn displayable_claims(claims: &Value) -> serde_json::Map<String, Value> {
-    const ALLOWED: &[&str] = &["iss", "sub", "aud", "client_id", "scope", "resource", "exp", "iat", "nbf", "jti", "email", "auth_time", "tenant"];
+    const ALLOWED: &[&str] = &[
+        "iss",
+        "sub",
+        "aud",
+        "client_id",
+        "scope",
+        "resource",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "email",
+        "auth_time",
+        "tenant",
+    ];
     let mut out = serde_json::Map::new();
     if let Some(obj) = claims.as_object() {
         for k in ALLOWED {
@@ -74,6 +88,9 @@ mod tests {
         assert!(!shown.contains_key("secret_claim"));
         assert_eq!(decode_claims_unverified("opaque-token"), Err(JwtShapeError::NotAJwt));
         assert_eq!(decode_claims_unverified("a.!!.c"), Err(JwtShapeError::BadPart("claims")));
-        assert_eq!(decode_claims_unverified(&format!("{h}.{}.s", URL_SAFE_NO_PAD.encode("[1]"))), Err(JwtShapeError::BadPart("claims")));
+        assert_eq!(
+            decode_claims_unverified(&format!("{h}.{}.s", URL_SAFE_NO_PAD.encode("[1]"))),
+            Err(JwtShapeError::BadPart("claims"))
+        );
     }
 }

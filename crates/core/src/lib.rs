@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod grants;
 pub mod http;
 pub mod jwt;
+pub mod mcp_check;
 pub mod oauth;
 pub mod redact;
 pub mod secret;

@@ -46,7 +46,10 @@ mod tests {
         let s = scrub("token sk_live_0123456789abcdef0123456789abcdef is bad", 200);
         assert_eq!(s, "token [redacted] is bad");
         assert_eq!(scrub("jti already used", 200), "jti already used");
-        assert_eq!(scrub("see https://idp.example.com/docs/errors/access-denied-explained", 200), "see https://idp.example.com/docs/errors/access-denied-explained");
+        assert_eq!(
+            scrub("see https://idp.example.com/docs/errors/access-denied-explained", 200),
+            "see https://idp.example.com/docs/errors/access-denied-explained"
+        );
     }
 
     #[test]

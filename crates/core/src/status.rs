@@ -75,7 +75,13 @@ pub enum ConnectorState {
 impl ConnectorState {
     /// True when the user has to do something (sign in, fix, ask IT).
     pub fn needs_attention(self) -> bool {
-        matches!(self, ConnectorState::NeedsSignIn | ConnectorState::Expired | ConnectorState::Error | ConnectorState::ExpiringSoon)
+        matches!(
+            self,
+            ConnectorState::NeedsSignIn
+                | ConnectorState::Expired
+                | ConnectorState::Error
+                | ConnectorState::ExpiringSoon
+        )
     }
 }
 
@@ -130,8 +136,10 @@ pub struct StatusSnapshot {
 impl StatusSnapshot {
     /// True when anything needs the user (the CLI's non-zero exit, the tray's attention icon).
     pub fn needs_attention(&self) -> bool {
-        matches!(self.idp.state, IdpSessionState::SignedOut | IdpSessionState::Expired | IdpSessionState::StepUpRequired)
-            || self.connectors.iter().any(|c| c.state.needs_attention())
+        matches!(
+            self.idp.state,
+            IdpSessionState::SignedOut | IdpSessionState::Expired | IdpSessionState::StepUpRequired
+        ) || self.connectors.iter().any(|c| c.state.needs_attention())
     }
 
     /// Re-derives the time-driven states at `now`: an active token past its expiry is expired;
@@ -148,7 +156,11 @@ impl StatusSnapshot {
         self.connectors
             .iter()
             .filter(|c| matches!(c.state, ConnectorState::Active | ConnectorState::ExpiringSoon))
-            .filter_map(|c| c.expires_at.map(|e| if c.renewal_error.is_some() && c.state == ConnectorState::Active { e - warning } else { e }))
+            .filter_map(|c| {
+                c.expires_at.map(|e| {
+                    if c.renewal_error.is_some() && c.state == ConnectorState::Active { e - warning } else { e }
+                })
+            })
             .filter(|t| *t > self.generated_at)
             .min()
     }
@@ -157,7 +169,9 @@ impl StatusSnapshot {
 fn derived_state(c: &ConnectorStatus, now: OffsetDateTime, warning: time::Duration) -> ConnectorState {
     match (c.state, c.expires_at) {
         (ConnectorState::Active | ConnectorState::ExpiringSoon, Some(exp)) if exp <= now => ConnectorState::Expired,
-        (ConnectorState::Active, Some(exp)) if c.renewal_error.is_some() && exp - now <= warning => ConnectorState::ExpiringSoon,
+        (ConnectorState::Active, Some(exp)) if c.renewal_error.is_some() && exp - now <= warning => {
+            ConnectorState::ExpiringSoon
+        }
         (s, _) => s,
     }
 }
@@ -166,7 +180,12 @@ fn derived_state(c: &ConnectorStatus, now: OffsetDateTime, warning: time::Durati
 mod tests {
     use super::*;
 
-    fn connector(state: ConnectorState, expires_in_secs: i64, renewal_failed: bool, now: OffsetDateTime) -> ConnectorStatus {
+    fn connector(
+        state: ConnectorState,
+        expires_in_secs: i64,
+        renewal_failed: bool,
+        now: OffsetDateTime,
+    ) -> ConnectorStatus {
         ConnectorStatus {
             id: "linear".into(),
             display_name: "Linear".into(),
@@ -179,7 +198,12 @@ mod tests {
             last_renewal: None,
             token_fingerprint: None,
             error: None,
-            renewal_error: renewal_failed.then(|| StatusError { code: "x".into(), message: "m".into(), fix: "f".into(), at: now }),
+            renewal_error: renewal_failed.then(|| StatusError {
+                code: "x".into(),
+                message: "m".into(),
+                fix: "f".into(),
+                at: now,
+            }),
         }
     }
 
@@ -188,10 +212,20 @@ mod tests {
         let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
         let w = time::Duration::minutes(10);
         assert_eq!(derived_state(&connector(ConnectorState::Active, 3600, false, now), now, w), ConnectorState::Active);
-        assert_eq!(derived_state(&connector(ConnectorState::Active, 300, false, now), now, w), ConnectorState::Active, "renewal will handle it");
-        assert_eq!(derived_state(&connector(ConnectorState::Active, 300, true, now), now, w), ConnectorState::ExpiringSoon);
+        assert_eq!(
+            derived_state(&connector(ConnectorState::Active, 300, false, now), now, w),
+            ConnectorState::Active,
+            "renewal will handle it"
+        );
+        assert_eq!(
+            derived_state(&connector(ConnectorState::Active, 300, true, now), now, w),
+            ConnectorState::ExpiringSoon
+        );
         assert_eq!(derived_state(&connector(ConnectorState::Active, -1, false, now), now, w), ConnectorState::Expired);
-        assert_eq!(derived_state(&connector(ConnectorState::NotEntitled, -1, false, now), now, w), ConnectorState::NotEntitled);
+        assert_eq!(
+            derived_state(&connector(ConnectorState::NotEntitled, -1, false, now), now, w),
+            ConnectorState::NotEntitled
+        );
     }
 
     #[test]

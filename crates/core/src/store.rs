@@ -37,7 +37,9 @@ impl StoreError {
 
     pub fn fix(&self) -> &'static str {
         match self {
-            StoreError::Unavailable(_) => "start or unlock the desktop keyring (on Linux: gnome-keyring or KWallet with the Secret Service)",
+            StoreError::Unavailable(_) => {
+                "start or unlock the desktop keyring (on Linux: gnome-keyring or KWallet with the Secret Service)"
+            }
             StoreError::Denied(_) => "unlock the keyring and allow EMA to use it",
             StoreError::Damaged { .. } => "sign out and sign in again to rewrite it",
         }
@@ -85,7 +87,9 @@ impl SecretStore for KeyringStore {
         match self.entry(account)?.get_password() {
             Ok(v) => Ok(Some(v)),
             Err(keyring::Error::NoEntry) => Ok(None),
-            Err(keyring::Error::BadEncoding(_)) => Err(StoreError::Damaged { account: account.into(), reason: "not UTF-8".into() }),
+            Err(keyring::Error::BadEncoding(_)) => {
+                Err(StoreError::Damaged { account: account.into(), reason: "not UTF-8".into() })
+            }
             Err(e) => Err(map_keyring_error(e)),
         }
     }

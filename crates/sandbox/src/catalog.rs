@@ -34,9 +34,7 @@ pub struct ConnectorDef {
 /// followed by `extra` synthetic connectors. Returns the unknown id on a bad `only`.
 pub fn build(only: Option<&[String]>, extra: usize) -> Result<Vec<ConnectorDef>, String> {
     if let Some(only) = only
-        && let Some(unknown) = only
-            .iter()
-            .find(|id| !BUILTIN_CONNECTORS.iter().any(|(b, _, _)| b == id))
+        && let Some(unknown) = only.iter().find(|id| !BUILTIN_CONNECTORS.iter().any(|(b, _, _)| b == id))
     {
         return Err(unknown.clone());
     }
@@ -68,10 +66,7 @@ mod tests {
     fn synthetic_ids_are_zero_padded() {
         let defs = build(Some(&["linear".to_owned()]), 3).expect("valid");
         let ids: Vec<_> = defs.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            ["linear", "synthetic-01", "synthetic-02", "synthetic-03"]
-        );
+        assert_eq!(ids, ["linear", "synthetic-01", "synthetic-02", "synthetic-03"]);
         assert_eq!(defs[1].display_name, "Synthetic 01");
     }
 

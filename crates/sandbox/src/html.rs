@@ -35,29 +35,14 @@ fn page(title: &str, body: &str) -> String {
 
 /// The IdP login page. `hidden` are the authorization request parameters to carry
 /// through the form; `error` is shown above the form (e.g. a wrong password).
-pub fn login_page(
-    action: &str,
-    hidden: &[(&str, &str)],
-    username: &str,
-    error: Option<&str>,
-) -> String {
+pub fn login_page(action: &str, hidden: &[(&str, &str)], username: &str, error: Option<&str>) -> String {
     let mut body = String::from("<h1>Sandbox Org sign-in</h1>\n");
     if let Some(error) = error {
-        body.push_str(&format!(
-            "<p class=\"error\" id=\"error\">{}</p>\n",
-            escape(error)
-        ));
+        body.push_str(&format!("<p class=\"error\" id=\"error\">{}</p>\n", escape(error)));
     }
-    body.push_str(&format!(
-        "<form id=\"login\" method=\"post\" action=\"{}\">\n",
-        escape(action)
-    ));
+    body.push_str(&format!("<form id=\"login\" method=\"post\" action=\"{}\">\n", escape(action)));
     for (name, value) in hidden {
-        body.push_str(&format!(
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-            escape(name),
-            escape(value)
-        ));
+        body.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", escape(name), escape(value)));
     }
     body.push_str(&format!(
         "<p><label>Username <input name=\"username\" value=\"{}\" autocomplete=\"username\"></label></p>\n\
@@ -84,14 +69,7 @@ pub fn login_page(
 /// An error page for requests that must not be redirected (bad client or redirect URI,
 /// RFC 6749 §4.1.2.1).
 pub fn error_page(title: &str, detail: &str) -> String {
-    page(
-        title,
-        &format!(
-            "<h1>{}</h1>\n<p class=\"error\" id=\"error\">{}</p>\n",
-            escape(title),
-            escape(detail)
-        ),
-    )
+    page(title, &format!("<h1>{}</h1>\n<p class=\"error\" id=\"error\">{}</p>\n", escape(title), escape(detail)))
 }
 
 /// The help desk page the policy points users at.
@@ -112,9 +90,7 @@ mod tests {
     #[test]
     fn login_page_escapes_hidden_values() {
         let html = login_page("/idp/login", &[("state", "a\"><script>")], "", Some("x<y"));
-        assert!(html.contains(
-            "<input type=\"hidden\" name=\"state\" value=\"a&quot;&gt;&lt;script&gt;\">"
-        ));
+        assert!(html.contains("<input type=\"hidden\" name=\"state\" value=\"a&quot;&gt;&lt;script&gt;\">"));
         assert!(html.contains("<form id=\"login\" method=\"post\" action=\"/idp/login\">"));
         assert!(html.contains("x&lt;y"));
         assert!(!html.contains("<script>"));

@@ -35,9 +35,7 @@ pub struct SigningKeyPair {
 
 impl std::fmt::Debug for SigningKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeyPair")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKeyPair").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -56,10 +54,7 @@ impl SigningKeyPair {
         let (Some(x), Some(y)) = (point.x(), point.y()) else {
             return Err("P-256 public key without coordinates".to_owned());
         };
-        let kid = format!(
-            "sandbox-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
+        let kid = format!("sandbox-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let jwk = serde_json::json!({
             "kty": "EC",
             "crv": "P-256",
@@ -102,12 +97,10 @@ impl SigningKeyPair {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let data = jsonwebtoken::decode::<T>(token, &self.decoding, &validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::Signature,
-                jsonwebtoken::errors::ErrorKind::Json(_) => VerifyError::Claims(e.to_string()),
-                _ => VerifyError::Malformed,
-            }
+        let data = jsonwebtoken::decode::<T>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::Signature,
+            jsonwebtoken::errors::ErrorKind::Json(_) => VerifyError::Claims(e.to_string()),
+            _ => VerifyError::Malformed,
         })?;
         Ok((data.header, data.claims))
     }
@@ -138,16 +131,11 @@ mod tests {
     fn sign_then_verify_and_foreign_key_fails() {
         let key = SigningKeyPair::generate().expect("key");
         let other = SigningKeyPair::generate().expect("key");
-        let token = key
-            .sign(TYP_ID_JAG, &serde_json::json!({"sub": "x"}))
-            .expect("sign");
+        let token = key.sign(TYP_ID_JAG, &serde_json::json!({"sub": "x"})).expect("sign");
         let (header, claims): (Header, serde_json::Value) = key.verify(&token).expect("verify");
         assert_eq!(header.typ.as_deref(), Some(TYP_ID_JAG));
         assert_eq!(header.kid.as_deref(), key.public_jwk()["kid"].as_str());
         assert_eq!(claims["sub"], "x");
-        assert_eq!(
-            other.verify::<serde_json::Value>(&token).map(|_| ()),
-            Err(VerifyError::Signature)
-        );
+        assert_eq!(other.verify::<serde_json::Value>(&token).map(|_| ()), Err(VerifyError::Signature));
     }
 }

@@ -96,10 +96,7 @@ impl KnobsHandle {
 
     /// A snapshot of the current knobs.
     pub fn get(&self) -> Knobs {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Replaces all knobs.
@@ -138,16 +135,9 @@ mod tests {
             .merged(&serde_json::json!({"idp_down": true, "failing_connectors": {"linear": "mcp_down"}}))
             .expect("valid patch");
         assert!(merged.idp_down);
-        assert_eq!(
-            merged.failing_connectors["linear"],
-            ConnectorFailure::McpDown
-        );
+        assert_eq!(merged.failing_connectors["linear"], ConnectorFailure::McpDown);
         assert_eq!(merged.id_jag_ttl_secs, 300);
         assert!(knobs.merged(&serde_json::json!({"nope": 1})).is_err());
-        assert!(
-            knobs
-                .merged(&serde_json::json!({"failing_connectors": {"x": "bad"}}))
-                .is_err()
-        );
+        assert!(knobs.merged(&serde_json::json!({"failing_connectors": {"x": "bad"}})).is_err());
     }
 }

@@ -92,9 +92,7 @@ pub enum SandboxError {
         source: std::io::Error,
     },
     /// `only_connectors` names a connector the sandbox does not have.
-    #[error(
-        "unknown connector {0:?} (known: asana, atlassian, canva, figma, granola, linear, supabase)"
-    )]
+    #[error("unknown connector {0:?} (known: asana, atlassian, canva, figma, granola, linear, supabase)")]
     UnknownConnector(String),
     /// The signing key could not be generated.
     #[error("cannot create the IdP signing key: {0}")]
@@ -117,28 +115,18 @@ impl Sandbox {
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
         let defs = catalog::build(opts.only_connectors.as_deref(), opts.extra_connectors)
             .map_err(SandboxError::UnknownConnector)?;
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port)))
-                .await
-                .map_err(|source| SandboxError::Bind {
-                    port: opts.port,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
-            port: opts.port,
-            source,
-        })?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, opts.port)))
+            .await
+            .map_err(|source| SandboxError::Bind { port: opts.port, source })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind { port: opts.port, source })?;
         let origin = format!("http://127.0.0.1:{}", addr.port());
-        let base_url = url::Url::parse(&format!("{origin}/"))
-            .map_err(|e| SandboxError::Key(format!("bad base URL: {e}")))?;
+        let base_url =
+            url::Url::parse(&format!("{origin}/")).map_err(|e| SandboxError::Key(format!("bad base URL: {e}")))?;
         let key = jwt::SigningKeyPair::generate().map_err(SandboxError::Key)?;
         let connectors = defs
             .into_iter()
             .map(|def| ConnectorState {
-                client: oauth::RegisteredClient::new(
-                    format!("ema-{}", def.id),
-                    opts.connector_client_auth,
-                ),
+                client: oauth::RegisteredClient::new(format!("ema-{}", def.id), opts.connector_client_auth),
                 def,
             })
             .collect();
@@ -163,13 +151,7 @@ impl Sandbox {
             }
         });
         tracing::info!(%base_url, "sandbox organisation started");
-        Ok(Sandbox {
-            state,
-            base_url,
-            mcp,
-            shutdown: Some(shutdown),
-            task: Some(task),
-        })
+        Ok(Sandbox { state, base_url, mcp, shutdown: Some(shutdown), task: Some(task) })
     }
 
     /// `http://127.0.0.1:PORT/`.
@@ -209,10 +191,7 @@ impl Sandbox {
 
     /// The app's client id and secret at a connector's AS.
     pub fn connector_client(&self, connector_id: &str) -> Option<(String, Option<String>)> {
-        self.state
-            .connectors
-            .get(connector_id)
-            .map(|c| (c.client.client_id.clone(), c.client.secret.clone()))
+        self.state.connectors.get(connector_id).map(|c| (c.client.client_id.clone(), c.client.secret.clone()))
     }
 
     /// The connectors of this sandbox `username` is entitled to (built-ins by group,

@@ -78,18 +78,12 @@ impl OAuthError {
 
     /// `invalid_client` with status 401 (RFC 6749 §5.2).
     pub fn invalid_client(description: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            ..Self::new("invalid_client", description)
-        }
+        Self { status: StatusCode::UNAUTHORIZED, ..Self::new("invalid_client", description) }
     }
 
     /// `server_error` with status 500.
     pub fn server_error(description: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            ..Self::new("server_error", description)
-        }
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, ..Self::new("server_error", description) }
     }
 }
 
@@ -104,10 +98,9 @@ impl IntoResponse for OAuthError {
         }
         let mut response = (self.status, no_store(), axum::Json(body)).into_response();
         if self.basic_challenge {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"sandbox\""),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sandbox\""));
         }
         response
     }
@@ -116,10 +109,7 @@ impl IntoResponse for OAuthError {
 /// `Cache-Control: no-store` and `Pragma: no-cache`, required on token responses
 /// (RFC 6749 §5.1).
 pub fn no_store() -> [(header::HeaderName, &'static str); 2] {
-    [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::PRAGMA, "no-cache"),
-    ]
+    [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
 }
 
 /// A client registered at one token endpoint.
@@ -146,21 +136,13 @@ impl RegisteredClient {
     /// Registers `client_id` with `method` and, for secret methods, a fresh random secret.
     pub fn new(client_id: impl Into<String>, method: ClientAuthMethod) -> Self {
         let secret = (method != ClientAuthMethod::None).then(|| hex(&rand::random::<[u8; 32]>()));
-        Self {
-            client_id: client_id.into(),
-            method,
-            secret,
-        }
+        Self { client_id: client_id.into(), method, secret }
     }
 
     /// Authenticates the request strictly with the registered method
     /// (RFC 6749 §2.3.1; `none` per RFC 7591 §2): any other method, or a second
     /// method on top of it, is `invalid_client`.
-    pub fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        form: &HashMap<String, String>,
-    ) -> Result<(), OAuthError> {
+    pub fn authenticate(&self, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(), OAuthError> {
         let basic = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -173,9 +155,7 @@ impl RegisteredClient {
             ClientAuthMethod::ClientSecretBasic => {
                 let fail = |why: &str| OAuthError {
                     basic_challenge: true,
-                    ..OAuthError::invalid_client(format!(
-                        "{why} (this client is registered for {expected})"
-                    ))
+                    ..OAuthError::invalid_client(format!("{why} (this client is registered for {expected})"))
                 };
                 if body_secret.is_some() {
                     return Err(fail("client_secret in the request body"));
@@ -183,8 +163,7 @@ impl RegisteredClient {
                 let Some(basic) = basic else {
                     return Err(fail("missing HTTP Basic client authentication"));
                 };
-                let (id, secret) =
-                    decode_basic(&basic[6..]).ok_or_else(|| fail("malformed HTTP Basic header"))?;
+                let (id, secret) = decode_basic(&basic[6..]).ok_or_else(|| fail("malformed HTTP Basic header"))?;
                 if body_id.is_some_and(|b| *b != id) {
                     return Err(fail("client_id in body differs from HTTP Basic"));
                 }
@@ -222,9 +201,7 @@ impl RegisteredClient {
     }
 
     fn secret_matches(&self, given: &str) -> bool {
-        self.secret
-            .as_deref()
-            .is_some_and(|s| constant_time_eq(s.as_bytes(), given.as_bytes()))
+        self.secret.as_deref().is_some_and(|s| constant_time_eq(s.as_bytes(), given.as_bytes()))
     }
 }
 
@@ -233,43 +210,27 @@ fn decode_basic(encoded: &str) -> Option<(String, String)> {
     let raw = STANDARD.decode(encoded.trim()).ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (id, secret) = raw.split_once(':')?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("v={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
+    let unescape =
+        |s: &str| url::form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
     Some((unescape(id)?, unescape(secret)?))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses an `application/x-www-form-urlencoded` token request body (RFC 6749 §3.2).
 /// A parameter sent twice is `invalid_request` (RFC 6749 §3.1).
 pub fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        return Err(OAuthError::invalid_request(
-            "content type must be application/x-www-form-urlencoded",
-        ));
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request("content type must be application/x-www-form-urlencoded"));
     }
     let mut form = HashMap::new();
     for (key, value) in url::form_urlencoded::parse(body) {
         if form.insert(key.to_string(), value.into_owned()).is_some() {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter {key} repeated"
-            )));
+            return Err(OAuthError::invalid_request(format!("parameter {key} repeated")));
         }
     }
     form.retain(|_, v: &mut String| !v.is_empty());
@@ -305,9 +266,7 @@ pub fn split_scope(scope: &str) -> Vec<String> {
 /// The `Bearer` token of an `Authorization` header (RFC 6750 §2.1).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    (value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer "))
-        .then(|| value[7..].trim())
-        .filter(|t| !t.is_empty())
+    (value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ")).then(|| value[7..].trim()).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -315,10 +274,7 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -332,19 +288,12 @@ mod tests {
         let post = form(&[("client_id", "app"), ("client_secret", &secret)]);
         assert!(client.authenticate(&HeaderMap::new(), &post).is_err());
 
-        let client = RegisteredClient {
-            method: ClientAuthMethod::ClientSecretPost,
-            ..client
-        };
+        let client = RegisteredClient { method: ClientAuthMethod::ClientSecretPost, ..client };
         assert!(client.authenticate(&HeaderMap::new(), &post).is_ok());
         assert!(client.authenticate(&headers, &form(&[])).is_err());
 
         let public = RegisteredClient::new("pub", ClientAuthMethod::None);
-        assert!(
-            public
-                .authenticate(&HeaderMap::new(), &form(&[("client_id", "pub")]))
-                .is_ok()
-        );
+        assert!(public.authenticate(&HeaderMap::new(), &form(&[("client_id", "pub")])).is_ok());
         assert!(public.authenticate(&HeaderMap::new(), &form(&[])).is_err());
     }
 }

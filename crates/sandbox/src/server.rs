@@ -24,30 +24,18 @@ pub(crate) fn router(state: Arc<SandboxState>, mcp: &mut McpServers) -> Router {
     let routes = Router::new()
         .route("/", get(index))
         .route("/help", get(|| async { Html(html::help_page()) }))
-        .route(
-            "/_sandbox/knobs",
-            get(get_knobs).post(post_knobs).delete(reset_knobs),
-        )
+        .route("/_sandbox/knobs", get(get_knobs).post(post_knobs).delete(reset_knobs))
         .route("/_sandbox/policy", get(get_policy))
         .route("/_sandbox/users", get(get_users))
         .merge(crate::idp::router(state.clone()))
         .merge(connector::router());
-    mcp.mount(&state, routes)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            latency_and_date,
-        ))
-        .with_state(state)
+    mcp.mount(&state, routes).layer(middleware::from_fn_with_state(state.clone(), latency_and_date)).with_state(state)
 }
 
 /// Applies `latency_ms` (not to `/_sandbox/*`, so tests can always reset knobs fast)
 /// and stamps a `Date` header from the sandbox clock, so clients measuring skew from
 /// `Date` (RFC 9110 §6.6.1) see the `clock_offset_secs` knob.
-async fn latency_and_date(
-    State(state): State<Arc<SandboxState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn latency_and_date(State(state): State<Arc<SandboxState>>, request: Request, next: Next) -> Response {
     let knobs = state.knobs.get();
     if knobs.latency_ms > 0 && !request.uri().path().starts_with("/_sandbox") {
         tokio::time::sleep(std::time::Duration::from_millis(knobs.latency_ms)).await;
@@ -66,17 +54,12 @@ fn http_date(unix: i64) -> Option<String> {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()?
-        .format(&format)
-        .ok()
+    time::OffsetDateTime::from_unix_timestamp(unix).ok()?.format(&format).ok()
 }
 
 async fn index(State(state): State<Arc<SandboxState>>) -> Html<String> {
-    let mut body = format!(
-        "<h1>Sandbox Org</h1>\n<p>IdP issuer: <code>{}</code></p>\n<ul>\n",
-        html::escape(&state.idp_issuer())
-    );
+    let mut body =
+        format!("<h1>Sandbox Org</h1>\n<p>IdP issuer: <code>{}</code></p>\n<ul>\n", html::escape(&state.idp_issuer()));
     for id in &state.connector_order {
         if let Some(c) = state.connectors.get(id) {
             body.push_str(&format!(
@@ -137,8 +120,7 @@ async fn get_users(State(state): State<Arc<SandboxState>>) -> Response {
             })
         })
         .collect();
-    axum::Json(serde_json::json!({ "password": crate::users::DEMO_PASSWORD, "users": users }))
-        .into_response()
+    axum::Json(serde_json::json!({ "password": crate::users::DEMO_PASSWORD, "users": users })).into_response()
 }
 
 /// The connectors of this sandbox `username` is entitled to, in catalog order.
@@ -150,12 +132,7 @@ pub(crate) fn entitled_in(state: &SandboxState, username: &str) -> Vec<String> {
     state
         .connector_order
         .iter()
-        .filter(|id| {
-            state
-                .connectors
-                .get(*id)
-                .is_some_and(|c| c.def.synthetic || builtin.contains(id))
-        })
+        .filter(|id| state.connectors.get(*id).is_some_and(|c| c.def.synthetic || builtin.contains(id)))
         .cloned()
         .collect()
 }
@@ -164,9 +141,6 @@ pub(crate) fn entitled_in(state: &SandboxState, username: &str) -> Vec<String> {
 mod tests {
     #[test]
     fn http_date_format() {
-        assert_eq!(
-            super::http_date(784_111_777).as_deref(),
-            Some("Sun, 06 Nov 1994 08:49:37 GMT")
-        );
+        assert_eq!(super::http_date(784_111_777).as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
     }
 }

@@ -111,10 +111,7 @@ impl SandboxState {
             knobs,
             key,
             idp_client,
-            connectors: connectors
-                .into_iter()
-                .map(|c| (c.def.id.clone(), c))
-                .collect(),
+            connectors: connectors.into_iter().map(|c| (c.def.id.clone(), c)).collect(),
             connector_order,
             stores: Mutex::new(Stores::default()),
         }
@@ -149,17 +146,12 @@ impl SandboxState {
 
     /// Where the protected resource metadata of a connector lives (RFC 9728 §3.1).
     pub fn resource_metadata_url(&self, connector_id: &str) -> String {
-        format!(
-            "{}/.well-known/oauth-protected-resource/connectors/{connector_id}/mcp",
-            self.origin
-        )
+        format!("{}/.well-known/oauth-protected-resource/connectors/{connector_id}/mcp", self.origin)
     }
 
     /// The connector whose AS issuer is `issuer`.
     pub fn connector_by_issuer(&self, issuer: &str) -> Option<&ConnectorState> {
         let issuer = issuer.trim_end_matches('/');
-        self.connectors
-            .values()
-            .find(|c| self.as_issuer(&c.def.id) == issuer)
+        self.connectors.values().find(|c| self.as_issuer(&c.def.id) == issuer)
     }
 }

@@ -35,30 +35,10 @@ impl DemoUser {
 
 /// All demo users.
 pub static USERS: &[DemoUser] = &[
-    DemoUser {
-        username: "alice",
-        name: "Alice Engineer",
-        email: "alice@example.com",
-        groups: &["Engineering"],
-    },
-    DemoUser {
-        username: "bob",
-        name: "Bob Designer",
-        email: "bob@example.com",
-        groups: &["Design"],
-    },
-    DemoUser {
-        username: "carol",
-        name: "Carol Seller",
-        email: "carol@example.com",
-        groups: &["Sales"],
-    },
-    DemoUser {
-        username: "dave",
-        name: "Dave Lead",
-        email: "dave@example.com",
-        groups: &["Engineering", "Design"],
-    },
+    DemoUser { username: "alice", name: "Alice Engineer", email: "alice@example.com", groups: &["Engineering"] },
+    DemoUser { username: "bob", name: "Bob Designer", email: "bob@example.com", groups: &["Design"] },
+    DemoUser { username: "carol", name: "Carol Seller", email: "carol@example.com", groups: &["Sales"] },
+    DemoUser { username: "dave", name: "Dave Lead", email: "dave@example.com", groups: &["Engineering", "Design"] },
 ];
 
 /// Group → built-in connector ids the group is assigned to.
@@ -72,9 +52,7 @@ pub static GROUP_ENTITLEMENTS: &[(&str, &[&str])] = &[
 /// Finds a user by login (`alice` or `alice@example.com`, case-insensitive).
 pub fn find_user(login: &str) -> Option<&'static DemoUser> {
     let login = login.trim().to_ascii_lowercase();
-    let local = login
-        .strip_suffix(&format!("@{EMAIL_DOMAIN}"))
-        .unwrap_or(&login);
+    let local = login.strip_suffix(&format!("@{EMAIL_DOMAIN}")).unwrap_or(&login);
     USERS.iter().find(|u| u.username == local)
 }
 
@@ -104,10 +82,7 @@ pub fn entitled_connectors(username: &str) -> Vec<String> {
 
 /// Whether `user` may get an ID-JAG for `connector_id`.
 pub(crate) fn is_entitled(user: &DemoUser, connector_id: &str, synthetic: bool) -> bool {
-    synthetic
-        || entitled_connectors(user.username)
-            .iter()
-            .any(|c| c == connector_id)
+    synthetic || entitled_connectors(user.username).iter().any(|c| c == connector_id)
 }
 
 #[cfg(test)]
@@ -116,25 +91,16 @@ mod tests {
 
     #[test]
     fn entitlements_follow_groups() {
-        assert_eq!(
-            entitled_connectors("alice"),
-            ["atlassian", "linear", "supabase"]
-        );
+        assert_eq!(entitled_connectors("alice"), ["atlassian", "linear", "supabase"]);
         assert_eq!(entitled_connectors("bob@example.com"), ["canva", "figma"]);
         assert_eq!(entitled_connectors("carol"), ["asana", "granola"]);
-        assert_eq!(
-            entitled_connectors("dave"),
-            ["atlassian", "canva", "figma", "linear", "supabase"]
-        );
+        assert_eq!(entitled_connectors("dave"), ["atlassian", "canva", "figma", "linear", "supabase"]);
         assert!(entitled_connectors("mallory").is_empty());
     }
 
     #[test]
     fn login_accepts_email_form() {
-        assert_eq!(
-            find_user("Alice@Example.com").map(|u| u.username),
-            Some("alice")
-        );
+        assert_eq!(find_user("Alice@Example.com").map(|u| u.username), Some("alice"));
         assert!(find_user("alice@other.com").is_none());
     }
 }

@@ -42,7 +42,8 @@ pub fn managed_policy_path() -> PathBuf {
     }
     #[cfg(windows)]
     {
-        let base = std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
+        let base =
+            std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
         base.join("EMA").join("policy.json")
     }
     #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]

@@ -88,11 +88,7 @@ pub enum ClientAuth {
     /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
     ClientSecretPost(ClientSecret),
     /// A signed JWT assertion (RFC 7523 §2.2, OIDC Core §9 `private_key_jwt`).
-    PrivateKeyJwt {
-        key: PrivateKeyPem,
-        key_id: Option<String>,
-        alg: jsonwebtoken::Algorithm,
-    },
+    PrivateKeyJwt { key: PrivateKeyPem, key_id: Option<String>, alg: jsonwebtoken::Algorithm },
 }
 
 impl ClientAuth {
@@ -161,7 +157,12 @@ impl Policy {
     pub fn load(source: ConfigSource) -> Result<Policy, ConfigError> {
         let path = source.path().to_path_buf();
         let meta = std::fs::metadata(&path).map_err(|e| {
-            ConfigError::new(&path, "(file)", format!("cannot be read: {e}"), "check the path and its permissions, or pass --config")
+            ConfigError::new(
+                &path,
+                "(file)",
+                format!("cannot be read: {e}"),
+                "check the path and its permissions, or pass --config",
+            )
         })?;
         if meta.len() > MAX_POLICY_BYTES {
             return Err(ConfigError::new(
@@ -172,7 +173,12 @@ impl Policy {
             ));
         }
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::new(&path, "(file)", format!("cannot be read as UTF-8 text: {e}"), "save the policy as UTF-8 JSON")
+            ConfigError::new(
+                &path,
+                "(file)",
+                format!("cannot be read as UTF-8 text: {e}"),
+                "save the policy as UTF-8 JSON",
+            )
         })?;
         Policy::parse(&text, source)
     }
@@ -262,7 +268,12 @@ mod validate {
             let key = format!("connectors[{i}]");
             let c = connector(file, &key, c)?;
             if !seen.insert(c.id.clone()) {
-                return Err(ConfigError::new(file, format!("{key}.id"), format!("`{}` is used twice", c.id), "give every connector a unique id"));
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}.id"),
+                    format!("`{}` is used twice", c.id),
+                    "give every connector a unique id",
+                ));
             }
             connectors.push(c);
         }
@@ -291,7 +302,12 @@ mod validate {
                 non_empty(file, "organization.help_desk.name", &h.name)?;
                 let url = parse_url(file, "organization.help_desk.url", &h.url)?;
                 if !matches!(url.scheme(), "https" | "http" | "mailto") {
-                    return Err(ConfigError::new(file, "organization.help_desk.url", "must be an https or mailto URL", "use the help-desk web page or a mailto: address"));
+                    return Err(ConfigError::new(
+                        file,
+                        "organization.help_desk.url",
+                        "must be an https or mailto URL",
+                        "use the help-desk web page or a mailto: address",
+                    ));
                 }
                 Some(HelpDesk { name: h.name, url })
             }
@@ -370,16 +386,31 @@ mod validate {
                     "PS256" => jsonwebtoken::Algorithm::PS256,
                     "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
                     other => {
-                        return Err(ConfigError::new(file, alg_key, format!("`{other}` is not an allowed signing algorithm"), "use one of ES256, ES384, RS256, PS256, EdDSA"));
+                        return Err(ConfigError::new(
+                            file,
+                            alg_key,
+                            format!("`{other}` is not an allowed signing algorithm"),
+                            "use one of ES256, ES384, RS256, PS256, EdDSA",
+                        ));
                     }
                 };
                 let key_path = resolve_relative(file, &key_file);
                 let pem = std::fs::read_to_string(&key_path).map_err(|e| {
-                    ConfigError::new(file, format!("{key}.key_file"), format!("{} cannot be read: {e}", key_path.display()), "deploy the client key file or fix the path")
+                    ConfigError::new(
+                        file,
+                        format!("{key}.key_file"),
+                        format!("{} cannot be read: {e}", key_path.display()),
+                        "deploy the client key file or fix the path",
+                    )
                 })?;
                 let key_pem = PrivateKeyPem::new(pem);
                 crate::oauth::client_auth::check_signing_key(&key_pem, alg).map_err(|problem| {
-                    ConfigError::new(file, format!("{key}.key_file"), format!("{}: {problem}", key_path.display()), "provide a PKCS#8 PEM private key matching `alg`")
+                    ConfigError::new(
+                        file,
+                        format!("{key}.key_file"),
+                        format!("{}: {problem}", key_path.display()),
+                        "provide a PKCS#8 PEM private key matching `alg`",
+                    )
                 })?;
                 ClientAuth::PrivateKeyJwt { key: key_pem, key_id, alg }
             }
@@ -390,15 +421,28 @@ mod validate {
         let d = Settings::default();
         let max_parallel_connectors = raw.max_parallel_connectors.unwrap_or(d.max_parallel_connectors);
         if !(1..=64).contains(&max_parallel_connectors) {
-            return Err(ConfigError::new(file, "settings.max_parallel_connectors", "must be between 1 and 64", "use 8 unless you have measured otherwise"));
+            return Err(ConfigError::new(
+                file,
+                "settings.max_parallel_connectors",
+                "must be between 1 and 64",
+                "use 8 unless you have measured otherwise",
+            ));
         }
         let request_timeout_seconds = raw.request_timeout_seconds.unwrap_or(d.request_timeout.as_secs());
         if !(1..=300).contains(&request_timeout_seconds) {
-            return Err(ConfigError::new(file, "settings.request_timeout_seconds", "must be between 1 and 300", "use 15"));
+            return Err(ConfigError::new(
+                file,
+                "settings.request_timeout_seconds",
+                "must be between 1 and 300",
+                "use 15",
+            ));
         }
         Ok(Settings {
             expiry_warning: raw.expiry_warning_minutes.map(|m| Duration::from_secs(m * 60)).unwrap_or(d.expiry_warning),
-            renew_before_expiry: raw.renew_before_expiry_seconds.map(Duration::from_secs).unwrap_or(d.renew_before_expiry),
+            renew_before_expiry: raw
+                .renew_before_expiry_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(d.renew_before_expiry),
             max_parallel_connectors,
             request_timeout: Duration::from_secs(request_timeout_seconds),
         })
@@ -412,7 +456,14 @@ mod validate {
     }
 
     fn parse_url(file: &Path, key: &str, value: &str) -> Result<Url, ConfigError> {
-        Url::parse(value).map_err(|e| ConfigError::new(file, key, format!("is not a URL ({e})"), "write an absolute URL such as https://example.com/path"))
+        Url::parse(value).map_err(|e| {
+            ConfigError::new(
+                file,
+                key,
+                format!("is not a URL ({e})"),
+                "write an absolute URL such as https://example.com/path",
+            )
+        })
     }
 
     fn endpoint(file: &Path, key: &str, value: &str) -> Result<Url, ConfigError> {
@@ -424,9 +475,15 @@ mod validate {
     fn scope_list(file: &Path, key: &str, scopes: Vec<String>) -> Result<Vec<String>, ConfigError> {
         for (i, s) in scopes.iter().enumerate() {
             // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-            let ok = !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            let ok = !s.is_empty()
+                && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
             if !ok {
-                return Err(ConfigError::new(file, format!("{key}[{i}]"), "is not a valid scope token (RFC 6749 §3.3)", "one scope per array item, no spaces or quotes"));
+                return Err(ConfigError::new(
+                    file,
+                    format!("{key}[{i}]"),
+                    "is not a valid scope token (RFC 6749 §3.3)",
+                    "one scope per array item, no spaces or quotes",
+                ));
             }
         }
         Ok(scopes)

@@ -48,17 +48,9 @@ pub(crate) struct RawIdp {
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum RawClientAuth {
     None,
-    ClientSecretBasic {
-        client_secret: String,
-    },
-    ClientSecretPost {
-        client_secret: String,
-    },
-    PrivateKeyJwt {
-        key_file: String,
-        key_id: Option<String>,
-        alg: Option<String>,
-    },
+    ClientSecretBasic { client_secret: String },
+    ClientSecretPost { client_secret: String },
+    PrivateKeyJwt { key_file: String, key_id: Option<String>, alg: Option<String> },
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,12 +34,19 @@ pub struct JwtBearerGrant<'a> {
 impl JwtBearerGrant<'_> {
     /// The request of RFC 7523 §2.1 with the draft's parameters.
     pub fn build(self, now_unix: i64) -> Result<HttpRequest, ClientAuthError> {
-        let mut params = vec![("grant_type", GRANT_TYPE_JWT_BEARER.to_string()), ("assertion", self.assertion.secret().to_string())];
+        let mut params =
+            vec![("grant_type", GRANT_TYPE_JWT_BEARER.to_string()), ("assertion", self.assertion.secret().to_string())];
         if !self.scopes.is_empty() {
             params.push(("scope", self.scopes.join(" ")));
         }
         params.push(("resource", self.resource.to_string()));
-        TokenRequest { token_endpoint: self.token_endpoint, client_id: self.client_id, client_auth: self.client_auth, params }.build(now_unix)
+        TokenRequest {
+            token_endpoint: self.token_endpoint,
+            client_id: self.client_id,
+            client_auth: self.client_auth,
+            params,
+        }
+        .build(now_unix)
     }
 }
 
@@ -84,10 +91,18 @@ impl GrantError {
 }
 
 /// The response processor of RFC 7523 §3.1 / RFC 6749 §5.1.
-pub fn process_response(endpoint: &Url, resp: &HttpResponse, requested_scopes: &[String], now: OffsetDateTime) -> Result<ConnectorGrant, GrantError> {
+pub fn process_response(
+    endpoint: &Url,
+    resp: &HttpResponse,
+    requested_scopes: &[String],
+    now: OffsetDateTime,
+) -> Result<ConnectorGrant, GrantError> {
     let token = parse_token_response(endpoint, resp).map_err(GrantError::Response)?;
     if !token.token_type.eq_ignore_ascii_case("bearer") {
-        return Err(GrantError::UnsupportedTokenType { endpoint: display_url(endpoint), token_type: crate::redact::scrub(&token.token_type, 40) });
+        return Err(GrantError::UnsupportedTokenType {
+            endpoint: display_url(endpoint),
+            token_type: crate::redact::scrub(&token.token_type, 40),
+        });
     }
     let scopes = token.scope.as_deref().map(split_scopes).unwrap_or_else(|| requested_scopes.to_vec());
     Ok(ConnectorGrant {
@@ -141,21 +156,38 @@ mod tests {
     #[test]
     fn private_key_jwt_assertion_is_fresh_and_well_formed() {
         let pem = include_str!("../../tests/data/test-client-key.pem");
-        let auth = ClientAuth::PrivateKeyJwt { key: crate::secret::PrivateKeyPem::new(pem), key_id: Some("k1".into()), alg: jsonwebtoken::Algorithm::ES256 };
+        let auth = ClientAuth::PrivateKeyJwt {
+            key: crate::secret::PrivateKeyPem::new(pem),
+            key_id: Some("k1".into()),
+            alg: jsonwebtoken::Algorithm::ES256,
+        };
         let endpoint = Url::parse("https://as.example.com/token").unwrap();
         let build = || {
-            JwtBearerGrant { token_endpoint: &endpoint, client_id: "cid", client_auth: &auth, assertion: IdJag::new("j"), scopes: &[], resource: "https://mcp" }
-                .build(1_000)
-                .unwrap()
+            JwtBearerGrant {
+                token_endpoint: &endpoint,
+                client_id: "cid",
+                client_auth: &auth,
+                assertion: IdJag::new("j"),
+                scopes: &[],
+                resource: "https://mcp",
+            }
+            .build(1_000)
+            .unwrap()
         };
         let (a, b) = (build(), build());
-        let field = |req: &HttpRequest, name: &str| url::form_urlencoded::parse(req.body()).into_owned().find(|(k, _)| k == name).map(|(_, v)| v);
-        assert_eq!(field(&a, "client_assertion_type").as_deref(), Some(crate::oauth::client_auth::CLIENT_ASSERTION_TYPE_JWT_BEARER));
+        let field = |req: &HttpRequest, name: &str| {
+            url::form_urlencoded::parse(req.body()).into_owned().find(|(k, _)| k == name).map(|(_, v)| v)
+        };
+        assert_eq!(
+            field(&a, "client_assertion_type").as_deref(),
+            Some(crate::oauth::client_auth::CLIENT_ASSERTION_TYPE_JWT_BEARER)
+        );
         let (ja, jb) = (field(&a, "client_assertion").unwrap(), field(&b, "client_assertion").unwrap());
         let header = jsonwebtoken::decode_header(&ja).unwrap();
         assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
         assert_eq!(header.kid.as_deref(), Some("k1"));
-        let (ca, cb) = (crate::jwt::decode_claims_unverified(&ja).unwrap(), crate::jwt::decode_claims_unverified(&jb).unwrap());
+        let (ca, cb) =
+            (crate::jwt::decode_claims_unverified(&ja).unwrap(), crate::jwt::decode_claims_unverified(&jb).unwrap());
         assert_eq!(ca["iss"], "cid");
         assert_eq!(ca["sub"], "cid");
         assert_eq!(ca["aud"], "https://as.example.com/token");
@@ -172,10 +204,17 @@ mod tests {
     fn response_gives_expiry_and_granted_scopes() {
         let endpoint = Url::parse("https://as.example.com/token").unwrap();
         let now = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
-        let g = process_response(&endpoint, &response(200, r#"{"access_token":"at","token_type":"bearer","expires_in":3600}"#), &["read".into()], now).unwrap();
+        let g = process_response(
+            &endpoint,
+            &response(200, r#"{"access_token":"at","token_type":"bearer","expires_in":3600}"#),
+            &["read".into()],
+            now,
+        )
+        .unwrap();
         assert_eq!(g.expires_at.unwrap().unix_timestamp(), 4_600);
         assert_eq!(g.scopes, vec!["read"]);
-        let err = process_response(&endpoint, &response(200, r#"{"access_token":"at","token_type":"DPoP"}"#), &[], now).unwrap_err();
+        let err = process_response(&endpoint, &response(200, r#"{"access_token":"at","token_type":"DPoP"}"#), &[], now)
+            .unwrap_err();
         assert_eq!(err.code(), "connector-grant-token-type");
     }
 
@@ -183,7 +222,13 @@ mod tests {
     fn invalid_grant_is_reported_with_the_servers_reason() {
         let endpoint = Url::parse("https://as.example.com/token").unwrap();
         let now = OffsetDateTime::from_unix_timestamp(0).unwrap();
-        let err = process_response(&endpoint, &response(400, r#"{"error":"invalid_grant","error_description":"jti already used"}"#), &[], now).unwrap_err();
+        let err = process_response(
+            &endpoint,
+            &response(400, r#"{"error":"invalid_grant","error_description":"jti already used"}"#),
+            &[],
+            now,
+        )
+        .unwrap_err();
         assert_eq!(err.oauth_error(), Some("invalid_grant"));
         assert_eq!(err.code(), "connector-grant-oauth-invalid-grant");
         assert!(err.to_string().contains("jti already used"));

@@ -24,7 +24,8 @@ pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token
 /// OAuth errors that mean "this user is not assigned to this connector" rather than a fault:
 /// RFC 6749 §5.2 `access_denied`/`unauthorized_client`, RFC 8707 §2 `invalid_target`, and
 /// Okta's `no_matching_policy`.
-pub const NOT_ENTITLED_ERRORS: &[&str] = &["access_denied", "invalid_target", "unauthorized_client", "no_matching_policy"];
+pub const NOT_ENTITLED_ERRORS: &[&str] =
+    &["access_denied", "invalid_target", "unauthorized_client", "no_matching_policy"];
 
 /// One exchange's inputs.
 #[derive(Debug)]
@@ -54,7 +55,13 @@ impl TokenExchange<'_> {
         }
         params.push(("subject_token", self.subject_token.secret().to_string()));
         params.push(("subject_token_type", TOKEN_TYPE_ID_TOKEN.to_string()));
-        TokenRequest { token_endpoint: self.token_endpoint, client_id: self.client_id, client_auth: self.client_auth, params }.build(now_unix)
+        TokenRequest {
+            token_endpoint: self.token_endpoint,
+            client_id: self.client_id,
+            client_auth: self.client_auth,
+            params,
+        }
+        .build(now_unix)
     }
 }
 
@@ -101,13 +108,19 @@ impl ExchangeError {
 }
 
 /// The response processor of draft §4.3.2 / RFC 8693 §2.2.
-pub fn process_response(endpoint: &Url, resp: &HttpResponse, requested_scopes: &[String]) -> Result<IssuedIdJag, ExchangeError> {
+pub fn process_response(
+    endpoint: &Url,
+    resp: &HttpResponse,
+    requested_scopes: &[String],
+) -> Result<IssuedIdJag, ExchangeError> {
     let token = match parse_token_response(endpoint, resp) {
         Ok(t) => t,
         Err(ResponseError::OAuth { error, endpoint, status }) => {
             return Err(match error.error.as_str() {
                 e if NOT_ENTITLED_ERRORS.contains(&e) => ExchangeError::NotEntitled(error),
-                "insufficient_user_authentication" | "interaction_required" | "login_required" => ExchangeError::StepUp(error),
+                "insufficient_user_authentication" | "interaction_required" | "login_required" => {
+                    ExchangeError::StepUp(error)
+                }
                 "invalid_grant" => ExchangeError::SessionInvalid(error),
                 _ => ExchangeError::Response(ResponseError::OAuth { endpoint, status, error }),
             });
@@ -123,7 +136,12 @@ pub fn process_response(endpoint: &Url, resp: &HttpResponse, requested_scopes: &
         }));
     }
     let scopes = token.scope.as_deref().map(split_scopes).unwrap_or_else(|| requested_scopes.to_vec());
-    Ok(IssuedIdJag { id_jag: IdJag::new(token.access_token), token_type: token.token_type, expires_in: token.expires_in, scopes })
+    Ok(IssuedIdJag {
+        id_jag: IdJag::new(token.access_token),
+        token_type: token.token_type,
+        expires_in: token.expires_in,
+        scopes,
+    })
 }
 
 #[cfg(test)]
@@ -136,7 +154,11 @@ mod tests {
     }
 
     fn response(status: u16, body: &str) -> HttpResponse {
-        http::Response::builder().status(status).header("content-type", "application/json").body(body.as_bytes().to_vec()).unwrap()
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .unwrap()
     }
 
     #[test]
@@ -201,7 +223,9 @@ mod tests {
         let endpoint = Url::parse("https://idp.example.com/token").unwrap();
         let requested = vec!["read".to_string(), "write".to_string()];
         for tt in ["N_A", "Bearer"] {
-            let body = format!(r#"{{"access_token":"jag","issued_token_type":"{TOKEN_TYPE_ID_JAG}","token_type":"{tt}","expires_in":300,"scope":"read"}}"#);
+            let body = format!(
+                r#"{{"access_token":"jag","issued_token_type":"{TOKEN_TYPE_ID_JAG}","token_type":"{tt}","expires_in":300,"scope":"read"}}"#
+            );
             let issued = process_response(&endpoint, &response(200, &body), &requested).unwrap();
             assert_eq!(issued.id_jag.secret(), "jag");
             assert_eq!(issued.token_type, tt);
@@ -213,14 +237,27 @@ mod tests {
     #[test]
     fn refusals_are_classified() {
         let endpoint = Url::parse("https://idp.example.com/token").unwrap();
-        for (status, code) in [(400, "access_denied"), (403, "invalid_target"), (400, "no_matching_policy"), (401, "unauthorized_client")] {
-            let err = process_response(&endpoint, &response(status, &format!(r#"{{"error":"{code}"}}"#)), &[]).unwrap_err();
+        for (status, code) in
+            [(400, "access_denied"), (403, "invalid_target"), (400, "no_matching_policy"), (401, "unauthorized_client")]
+        {
+            let err =
+                process_response(&endpoint, &response(status, &format!(r#"{{"error":"{code}"}}"#)), &[]).unwrap_err();
             assert!(matches!(err, ExchangeError::NotEntitled(_)), "{code}: {err:?}");
             assert_eq!(err.code(), "not-entitled");
         }
-        let err = process_response(&endpoint, &response(400, r#"{"error":"insufficient_user_authentication","max_age":0}"#), &[]).unwrap_err();
+        let err = process_response(
+            &endpoint,
+            &response(400, r#"{"error":"insufficient_user_authentication","max_age":0}"#),
+            &[],
+        )
+        .unwrap_err();
         assert!(matches!(err, ExchangeError::StepUp(ref e) if e.max_age == Some(0)));
-        let err = process_response(&endpoint, &response(401, r#"{"error":"invalid_client","error_description":"bad secret"}"#), &[]).unwrap_err();
+        let err = process_response(
+            &endpoint,
+            &response(401, r#"{"error":"invalid_client","error_description":"bad secret"}"#),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "token-exchange-oauth-invalid-client");
         assert!(err.to_string().contains("bad secret"));
         let err = process_response(&endpoint, &response(502, "<html>bad gateway</html>"), &[]).unwrap_err();
@@ -234,12 +271,19 @@ mod tests {
         let err = process_response(&endpoint, &response(200, body), &[]).unwrap_err();
         assert!(err.to_string().contains("issued_token_type"));
         assert!(!err.to_string().contains("canary-token-value"));
-        for body in ["not json canary-token-value", "[1,2]", r#"{"token_type":"N_A"}"#, r#"{"access_token":"canary-token-value"}"#, r#"{"access_token":"canary-token-value","token_type":"N_A","expires_in":"soon"}"#] {
+        for body in [
+            "not json canary-token-value",
+            "[1,2]",
+            r#"{"token_type":"N_A"}"#,
+            r#"{"access_token":"canary-token-value"}"#,
+            r#"{"access_token":"canary-token-value","token_type":"N_A","expires_in":"soon"}"#,
+        ] {
             let err = process_response(&endpoint, &response(200, body), &[]).unwrap_err();
             assert_eq!(err.code(), "token-exchange-invalid-response", "{body}");
             assert!(!format!("{err} {err:?}").contains("canary-token-value"));
         }
-        let redirect = http::Response::builder().status(302).header("location", "https://evil.example").body(Vec::new()).unwrap();
+        let redirect =
+            http::Response::builder().status(302).header("location", "https://evil.example").body(Vec::new()).unwrap();
         let err = process_response(&endpoint, &redirect, &[]).unwrap_err();
         assert!(err.to_string().contains("redirect"));
     }

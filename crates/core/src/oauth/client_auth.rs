@@ -47,7 +47,12 @@ fn form_encode(s: &str) -> String {
 }
 
 /// Prepares client authentication for a request to `token_endpoint`.
-pub fn authenticate(client_id: &str, auth: &ClientAuth, token_endpoint: &str, now_unix: i64) -> Result<AuthParts, ClientAuthError> {
+pub fn authenticate(
+    client_id: &str,
+    auth: &ClientAuth,
+    token_endpoint: &str,
+    now_unix: i64,
+) -> Result<AuthParts, ClientAuthError> {
     let mut parts = AuthParts::default();
     match auth {
         ClientAuth::None => parts.form.push(("client_id", client_id.to_string())),

@@ -29,7 +29,10 @@ impl OAuthErrorResponse {
     pub fn parse(body: &[u8]) -> Option<Self> {
         let mut e: OAuthErrorResponse = serde_json::from_slice(body).ok()?;
         // RFC 6749 §5.2: error codes are ASCII without space, quote or backslash.
-        if e.error.is_empty() || e.error.len() > 64 || !e.error.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\') {
+        if e.error.is_empty()
+            || e.error.len() > 64
+            || !e.error.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
             return None;
         }
         e.error_description = e.error_description.map(|d| scrub(&d, 300));
@@ -90,7 +93,8 @@ impl ResponseError {
             Some(error) => ResponseError::OAuth { endpoint: endpoint.into(), status, error },
             None => {
                 let text = String::from_utf8_lossy(body);
-                let detail = (!text.trim().is_empty() && !text.trim_start().starts_with('<')).then(|| scrub(text.trim(), 200));
+                let detail =
+                    (!text.trim().is_empty() && !text.trim_start().starts_with('<')).then(|| scrub(text.trim(), 200));
                 ResponseError::Http { endpoint: endpoint.into(), status, detail }
             }
         }

@@ -74,7 +74,10 @@ pub fn parse_token_response(endpoint: &Url, resp: &HttpResponse) -> Result<Token
     let shown = display_url(endpoint);
     let status = resp.status().as_u16();
     if resp.status().is_redirection() {
-        return Err(ResponseError::Invalid { endpoint: shown, problem: format!("answered with a redirect (HTTP {status}), which is never followed on a token endpoint") });
+        return Err(ResponseError::Invalid {
+            endpoint: shown,
+            problem: format!("answered with a redirect (HTTP {status}), which is never followed on a token endpoint"),
+        });
     }
     if status != 200 {
         return Err(ResponseError::from_response(&shown, status, resp.body()));
@@ -89,13 +92,19 @@ pub fn parse_token_response(endpoint: &Url, resp: &HttpResponse) -> Result<Token
             Some(_) => Err(invalid(&format!("`{name}` is not a string"))),
         }
     };
-    let access_token = string("access_token")?.filter(|s| !s.is_empty()).ok_or_else(|| invalid("`access_token` is missing"))?;
-    let token_type = string("token_type")?.ok_or_else(|| invalid("`token_type` is missing (RFC 6749 §5.1 requires it)"))?;
+    let access_token =
+        string("access_token")?.filter(|s| !s.is_empty()).ok_or_else(|| invalid("`access_token` is missing"))?;
+    let token_type =
+        string("token_type")?.ok_or_else(|| invalid("`token_type` is missing (RFC 6749 §5.1 requires it)"))?;
     // RFC 6749 §5.1 says a number; some servers send a numeric string. Accept both, nothing else.
     let expires_in = match obj.get("expires_in") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| invalid("`expires_in` is not a non-negative integer"))?),
-        Some(Value::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| invalid("`expires_in` is not a non-negative integer"))?),
+        Some(Value::Number(n)) => {
+            Some(n.as_u64().ok_or_else(|| invalid("`expires_in` is not a non-negative integer"))?)
+        }
+        Some(Value::String(s)) => {
+            Some(s.trim().parse::<u64>().map_err(|_| invalid("`expires_in` is not a non-negative integer"))?)
+        }
         Some(_) => return Err(invalid("`expires_in` is not a number")),
     };
     Ok(TokenResponse {

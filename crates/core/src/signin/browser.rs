@@ -18,7 +18,8 @@ pub struct SystemBrowser;
 
 impl BrowserOpener for SystemBrowser {
     fn open(&self, url: &str) -> Result<(), String> {
-        opener::open_browser(url).map_err(|e| format!("could not open the browser ({e}); use --no-browser and open the URL yourself"))
+        opener::open_browser(url)
+            .map_err(|e| format!("could not open the browser ({e}); use --no-browser and open the URL yourself"))
     }
 }
 

@@ -88,7 +88,12 @@ impl LoopbackListener {
 
     /// Waits for the callback, checks `state` (and `iss` when the IdP sends it), and answers
     /// the browser. Consumes the listener: the port is closed afterwards.
-    pub async fn wait(self, expected_state: &str, expected_issuer: &str, timeout: Duration) -> Result<Callback, CallbackError> {
+    pub async fn wait(
+        self,
+        expected_state: &str,
+        expected_issuer: &str,
+        timeout: Duration,
+    ) -> Result<Callback, CallbackError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let accepted = tokio::time::timeout_at(deadline, self.listener.accept()).await;
@@ -105,7 +110,11 @@ impl LoopbackListener {
 }
 
 /// Handles one connection. `None` means "not the callback, keep waiting".
-async fn handle_connection(mut stream: TcpStream, expected_state: &str, expected_issuer: &str) -> Option<Result<Callback, CallbackError>> {
+async fn handle_connection(
+    mut stream: TcpStream,
+    expected_state: &str,
+    expected_issuer: &str,
+) -> Option<Result<Callback, CallbackError>> {
     let head = match tokio::time::timeout(CONNECTION_DEADLINE, read_head(&mut stream)).await {
         Ok(Some(h)) => h,
         _ => {
@@ -131,7 +140,9 @@ async fn handle_connection(mut stream: TcpStream, expected_state: &str, expected
     }
     let result = parse_callback(query, expected_state, expected_issuer);
     let _ = match &result {
-        Ok(_) => respond(&mut stream, 200, "Signed in", "You are signed in. You can close this tab and return to EMA.").await,
+        Ok(_) => {
+            respond(&mut stream, 200, "Signed in", "You are signed in. You can close this tab and return to EMA.").await
+        }
         Err(e) => respond(&mut stream, 400, "Sign-in failed", &format!("{e}. Return to EMA to try again.")).await,
     };
     Some(result)
@@ -233,7 +244,10 @@ mod tests {
         assert!(matches!(parse_callback("code=abc&state=s2", "s1", iss), Err(CallbackError::StateMismatch)));
         assert!(matches!(parse_callback("code=abc", "s1", iss), Err(CallbackError::StateMismatch)));
         assert!(matches!(parse_callback("error=access_denied", "s1", iss), Err(CallbackError::StateMismatch)));
-        assert!(matches!(parse_callback("code=abc&state=s1&iss=https%3A%2F%2Fevil.example", "s1", iss), Err(CallbackError::IssuerMismatch(_))));
+        assert!(matches!(
+            parse_callback("code=abc&state=s1&iss=https%3A%2F%2Fevil.example", "s1", iss),
+            Err(CallbackError::IssuerMismatch(_))
+        ));
         assert!(parse_callback("code=abc&state=s1&iss=https%3A%2F%2Fidp.example.com", "s1", iss).is_ok());
         assert!(matches!(
             parse_callback("error=access_denied&error_description=no&state=s1", "s1", iss),

@@ -6,10 +6,13 @@
 //! `none`, never an HMAC keyed by a client secret). All HTTP goes through our [`Transport`],
 //! so redirects, timeouts and size caps are the same as everywhere else.
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
 use openidconnect::{
-    AuthType, AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse as _,
+    AuthType, AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    TokenResponse as _,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -39,7 +42,8 @@ pub const ALLOWED_ID_TOKEN_ALGS: &[CoreJwsSigningAlgorithm] = &[
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
-type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type Client =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// Why sign-in (or a silent renewal at the IdP) failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,26 +129,42 @@ impl IdpClient {
     /// OIDC Discovery §4: fetches `<issuer>/.well-known/openid-configuration` and the JWKS.
     pub async fn discover(transport: &dyn Transport, config: &IdpConfig) -> Result<Self, SignInError> {
         let issuer = config.issuer.as_str().trim_end_matches('/');
-        let url = Url::parse(&format!("{issuer}/.well-known/openid-configuration")).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
+        let url = Url::parse(&format!("{issuer}/.well-known/openid-configuration"))
+            .map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
         let shown = display_url(&url);
-        let invalid = |problem: String| SignInError::Discovery(ResponseError::Invalid { endpoint: shown.clone(), problem });
+        let invalid =
+            |problem: String| SignInError::Discovery(ResponseError::Invalid { endpoint: shown.clone(), problem });
         let body = get_json(transport, &url).await.map_err(SignInError::Discovery)?;
         let value: Value = serde_json::from_slice(&body).map_err(|_| invalid("the body is not JSON".into()))?;
         let de = value.clone();
-        let mut metadata: CoreProviderMetadata = serde_path_to_error::deserialize(de).map_err(|e| invalid(format!("`{}` is invalid", e.path())))?;
+        let mut metadata: CoreProviderMetadata =
+            serde_path_to_error::deserialize(de).map_err(|e| invalid(format!("`{}` is invalid", e.path())))?;
         // OIDC Discovery §4.3: the issuer in the document must be the one we asked.
         if !same_uri(metadata.issuer().as_str(), config.issuer.as_str()) {
-            return Err(invalid(format!("it names issuer `{}`, not `{}`", scrub(metadata.issuer().as_str(), 200), config.issuer)));
+            return Err(invalid(format!(
+                "it names issuer `{}`, not `{}`",
+                scrub(metadata.issuer().as_str(), 200),
+                config.issuer
+            )));
         }
-        let token_endpoint = metadata.token_endpoint().map(|t| t.url().clone()).ok_or_else(|| invalid("`token_endpoint` is missing".into()))?;
-        let endpoints = [Some(metadata.authorization_endpoint().url()), Some(&token_endpoint), Some(metadata.jwks_uri().url())];
+        let token_endpoint = metadata
+            .token_endpoint()
+            .map(|t| t.url().clone())
+            .ok_or_else(|| invalid("`token_endpoint` is missing".into()))?;
+        let endpoints =
+            [Some(metadata.authorization_endpoint().url()), Some(&token_endpoint), Some(metadata.jwks_uri().url())];
         for e in endpoints.into_iter().flatten() {
             crate::url_policy::check_endpoint_url(e).map_err(TransportError::UrlRefused)?;
         }
-        let revocation_endpoint = value.get("revocation_endpoint").and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
+        let revocation_endpoint =
+            value.get("revocation_endpoint").and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
         let jwks_body = get_json(transport, metadata.jwks_uri().url()).await.map_err(SignInError::Discovery)?;
-        let jwks: CoreJsonWebKeySet = serde_json::from_slice(&jwks_body)
-            .map_err(|_| SignInError::Discovery(ResponseError::Invalid { endpoint: display_url(metadata.jwks_uri().url()), problem: "not a JSON Web Key Set".into() }))?;
+        let jwks: CoreJsonWebKeySet = serde_json::from_slice(&jwks_body).map_err(|_| {
+            SignInError::Discovery(ResponseError::Invalid {
+                endpoint: display_url(metadata.jwks_uri().url()),
+                problem: "not a JSON Web Key Set".into(),
+            })
+        })?;
         metadata = metadata.set_jwks(jwks);
         Ok(IdpClient { config: config.clone(), metadata, token_endpoint, revocation_endpoint })
     }
@@ -164,22 +184,28 @@ impl IdpClient {
 
     fn client(&self) -> Client {
         let secret = match &self.config.client_auth {
-            ClientAuth::ClientSecretBasic(s) | ClientAuth::ClientSecretPost(s) => Some(openidconnect::ClientSecret::new(s.secret().to_string())),
+            ClientAuth::ClientSecretBasic(s) | ClientAuth::ClientSecretPost(s) => {
+                Some(openidconnect::ClientSecret::new(s.secret().to_string()))
+            }
             _ => None,
         };
         let auth_type = match &self.config.client_auth {
             ClientAuth::ClientSecretBasic(_) => AuthType::BasicAuth,
             _ => AuthType::RequestBody,
         };
-        CoreClient::from_provider_metadata(self.metadata.clone(), ClientId::new(self.config.client_id.clone()), secret).set_auth_type(auth_type)
+        CoreClient::from_provider_metadata(self.metadata.clone(), ClientId::new(self.config.client_id.clone()), secret)
+            .set_auth_type(auth_type)
     }
 
     /// The authorization request (OIDC Core §3.1.2.1) with PKCE S256, `state` and `nonce`.
     pub fn authorization_request(&self, redirect_uri: &str) -> Result<(Url, PendingSignIn), SignInError> {
-        let redirect = RedirectUrl::new(redirect_uri.to_string()).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
+        let redirect =
+            RedirectUrl::new(redirect_uri.to_string()).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client().set_redirect_uri(redirect);
-        let mut req = client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge);
+        let mut req = client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge);
         for s in self.config.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(s.clone()));
         }
@@ -191,24 +217,41 @@ impl IdpClient {
         if !matches!(self.config.client_auth, ClientAuth::PrivateKeyJwt { .. }) {
             return Ok(Vec::new());
         }
-        let parts = client_auth::authenticate(&self.config.client_id, &self.config.client_auth, self.token_endpoint.as_str(), OffsetDateTime::now_utc().unix_timestamp())?;
+        let parts = client_auth::authenticate(
+            &self.config.client_id,
+            &self.config.client_auth,
+            self.token_endpoint.as_str(),
+            OffsetDateTime::now_utc().unix_timestamp(),
+        )?;
         Ok(parts.form.into_iter().filter(|(k, _)| *k != "client_id").collect())
     }
 
     /// Exchanges the authorization code (RFC 6749 §4.1.3 with the PKCE verifier) and verifies
     /// the ID token, including its `nonce`.
-    pub async fn exchange_code(&self, transport: &dyn Transport, code: String, pending: PendingSignIn) -> Result<SessionTokens, SignInError> {
+    pub async fn exchange_code(
+        &self,
+        transport: &dyn Transport,
+        code: String,
+        pending: PendingSignIn,
+    ) -> Result<SessionTokens, SignInError> {
         let http = |req| transport.send(req);
-        let redirect = RedirectUrl::new(pending.redirect_uri.clone()).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
+        let redirect =
+            RedirectUrl::new(pending.redirect_uri.clone()).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
         let client = self.client().set_redirect_uri(redirect);
-        let mut req = client.exchange_code(AuthorizationCode::new(code)).map_err(|e| SignInError::InvalidResponse(e.to_string()))?.set_pkce_verifier(pending.pkce_verifier);
+        let mut req = client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| SignInError::InvalidResponse(e.to_string()))?
+            .set_pkce_verifier(pending.pkce_verifier);
         for (k, v) in self.private_key_jwt_params()? {
             req = req.add_extra_param(k, v);
         }
         let resp = req.request_async(&http).await.map_err(map_token_error)?;
-        let id_token = resp.id_token().ok_or_else(|| SignInError::InvalidResponse("no `id_token` in the response (is `openid` in the requested scopes?)".into()))?;
+        let id_token = resp.id_token().ok_or_else(|| {
+            SignInError::InvalidResponse("no `id_token` in the response (is `openid` in the requested scopes?)".into())
+        })?;
         let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
-        let claims = id_token.claims(&verifier, &pending.nonce).map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
+        let claims =
+            id_token.claims(&verifier, &pending.nonce).map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
         Ok(SessionTokens {
             id_token: Some(IdToken::new(id_token.to_string())),
             id_token_expires_at: OffsetDateTime::from_unix_timestamp(claims.expiration().timestamp()).ok(),
@@ -219,7 +262,11 @@ impl IdpClient {
 
     /// Renews the session with the refresh token (RFC 6749 §6, OIDC Core §12). The new ID
     /// token, if any, is verified (no nonce on refresh, §12.2).
-    pub async fn refresh(&self, transport: &dyn Transport, refresh_token: &RefreshToken) -> Result<SessionTokens, SignInError> {
+    pub async fn refresh(
+        &self,
+        transport: &dyn Transport,
+        refresh_token: &RefreshToken,
+    ) -> Result<SessionTokens, SignInError> {
         let http = |req| transport.send(req);
         let client = self.client();
         let rt = openidconnect::RefreshToken::new(refresh_token.secret().to_string());
@@ -231,10 +278,17 @@ impl IdpClient {
             req = req.add_extra_param(k, v);
         }
         let resp = req.request_async(&http).await.map_err(map_token_error)?;
-        let mut out = SessionTokens { id_token: None, id_token_expires_at: None, identity: None, refresh_token: resp.refresh_token().map(|r| RefreshToken::new(r.secret().clone())) };
+        let mut out = SessionTokens {
+            id_token: None,
+            id_token_expires_at: None,
+            identity: None,
+            refresh_token: resp.refresh_token().map(|r| RefreshToken::new(r.secret().clone())),
+        };
         if let Some(id_token) = resp.id_token() {
             let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
-            let claims = id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())).map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
+            let claims = id_token
+                .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                .map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
             out.id_token_expires_at = OffsetDateTime::from_unix_timestamp(claims.expiration().timestamp()).ok();
             out.identity = Some(identity_of(claims));
             out.id_token = Some(IdToken::new(id_token.to_string()));
@@ -263,7 +317,13 @@ impl IdpClient {
     }
 
     /// Completes a browser sign-in: waits for the callback on `listener`, then exchanges the code.
-    pub async fn complete(&self, transport: &dyn Transport, listener: super::loopback::LoopbackListener, pending: PendingSignIn, timeout: std::time::Duration) -> Result<SessionTokens, SignInError> {
+    pub async fn complete(
+        &self,
+        transport: &dyn Transport,
+        listener: super::loopback::LoopbackListener,
+        pending: PendingSignIn,
+        timeout: std::time::Duration,
+    ) -> Result<SessionTokens, SignInError> {
         let callback = listener.wait(pending.state.secret(), self.issuer(), timeout).await?;
         self.exchange_code(transport, callback.code, pending).await
     }
@@ -278,7 +338,11 @@ fn identity_of(claims: &openidconnect::core::CoreIdTokenClaims) -> Identity {
 }
 
 async fn get_json(transport: &dyn Transport, url: &Url) -> Result<Vec<u8>, ResponseError> {
-    let req = http::Request::builder().uri(url.as_str()).header(http::header::ACCEPT, "application/json").body(Vec::new()).map_err(|e| ResponseError::Invalid { endpoint: display_url(url), problem: e.to_string() })?;
+    let req = http::Request::builder()
+        .uri(url.as_str())
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| ResponseError::Invalid { endpoint: display_url(url), problem: e.to_string() })?;
     let resp = transport.send(req).await?;
     if !resp.status().is_success() {
         return Err(ResponseError::from_response(&display_url(url), resp.status().as_u16(), resp.body()));
@@ -286,7 +350,8 @@ async fn get_json(transport: &dyn Transport, url: &Url) -> Result<Vec<u8>, Respo
     Ok(resp.into_body())
 }
 
-type OidcTokenError = RequestTokenError<TransportError, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>>;
+type OidcTokenError =
+    RequestTokenError<TransportError, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>>;
 
 fn map_token_error(e: OidcTokenError) -> SignInError {
     match e {
@@ -299,7 +364,9 @@ fn map_token_error(e: OidcTokenError) -> SignInError {
         }),
         RequestTokenError::Request(t) => SignInError::Transport(t),
         // The body of a parse error may hold tokens: report only which field failed.
-        RequestTokenError::Parse(err, _body) => SignInError::InvalidResponse(format!("`{}` could not be parsed", err.path())),
+        RequestTokenError::Parse(err, _body) => {
+            SignInError::InvalidResponse(format!("`{}` could not be parsed", err.path()))
+        }
         RequestTokenError::Other(s) => SignInError::InvalidResponse(scrub(&s, 200)),
     }
 }

@@ -15,8 +15,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any_service;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -46,14 +46,8 @@ struct SandboxMcp {
 impl SandboxMcp {
     fn whoami_tool() -> Tool {
         let schema = serde_json::json!({"type": "object", "properties": {}});
-        let serde_json::Value::Object(schema) = schema else {
-            unreachable!("literal object")
-        };
-        Tool::new(
-            "whoami",
-            "Tells which user the access token belongs to and which connector answered.",
-            schema,
-        )
+        let serde_json::Value::Object(schema) = schema else { unreachable!("literal object") };
+        Tool::new("whoami", "Tells which user the access token belongs to and which connector answered.", schema)
     }
 }
 
@@ -61,11 +55,8 @@ impl ServerHandler for SandboxMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(
-                Implementation::new(
-                    format!("sandbox-{}", self.connector_id),
-                    env!("CARGO_PKG_VERSION"),
-                )
-                .with_title(format!("{} (sandbox)", self.display_name)),
+                Implementation::new(format!("sandbox-{}", self.connector_id), env!("CARGO_PKG_VERSION"))
+                    .with_title(format!("{} (sandbox)", self.display_name)),
             )
             .with_instructions("Sandbox connector: call whoami to see who you are signed in as.")
     }
@@ -84,10 +75,7 @@ impl ServerHandler for SandboxMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if request.name != "whoami" {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool {}", request.name),
-                None,
-            ));
+            return Err(ErrorData::invalid_params(format!("unknown tool {}", request.name), None));
         }
         let caller = context
             .extensions
@@ -108,18 +96,13 @@ impl ServerHandler for SandboxMcp {
 
 /// The `WWW-Authenticate` challenge of a connector (RFC 9728 §5.1, RFC 6750 §3).
 fn challenge(state: &SandboxState, id: &str, invalid_token: bool) -> Response {
-    let mut value = format!(
-        "Bearer resource_metadata=\"{}\"",
-        state.resource_metadata_url(id)
-    );
+    let mut value = format!("Bearer resource_metadata=\"{}\"", state.resource_metadata_url(id));
     if invalid_token {
         value.push_str(", error=\"invalid_token\"");
     }
     let mut response = (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
     if let Ok(value) = HeaderValue::from_str(&value) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -153,11 +136,7 @@ async fn require_bearer(
     if failure == Some(ConnectorFailure::McpUnauthorized) {
         return challenge(&state, &id, true);
     }
-    request.extensions_mut().insert(McpCaller {
-        sub: record.sub,
-        email: record.email,
-        scopes: record.scopes,
-    });
+    request.extensions_mut().insert(McpCaller { sub: record.sub, email: record.email, scopes: record.scopes });
     next.run(request).await
 }
 
@@ -172,9 +151,7 @@ pub(crate) struct McpServers {
 
 impl std::fmt::Debug for McpServers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpServers")
-            .field("services", &self.cancellation.len())
-            .finish()
+        f.debug_struct("McpServers").field("services", &self.cancellation.len()).finish()
     }
 }
 
@@ -195,10 +172,7 @@ impl McpServers {
                 .with_sse_keep_alive(None);
             let token = config.cancellation_token.clone();
             self.cancellation.push(Box::new(move || token.cancel()));
-            let server = SandboxMcp {
-                connector_id: id.clone(),
-                display_name: connector.def.display_name.clone(),
-            };
+            let server = SandboxMcp { connector_id: id.clone(), display_name: connector.def.display_name.clone() };
             let service = StreamableHttpService::new(
                 move || Ok(server.clone()),
                 Arc::new(NeverSessionManager::default()),
@@ -206,10 +180,7 @@ impl McpServers {
             );
             router = router.route(
                 &format!("/connectors/{id}/mcp"),
-                any_service(service).layer(middleware::from_fn_with_state(
-                    (state.clone(), id.clone()),
-                    require_bearer,
-                )),
+                any_service(service).layer(middleware::from_fn_with_state((state.clone(), id.clone()), require_bearer)),
             );
         }
         router

@@ -27,10 +27,7 @@ fn not_found(id: &str) -> Response {
 
 /// `GET /.well-known/oauth-protected-resource/connectors/{id}/mcp`
 /// (RFC 9728 §3, path-inserted form of §3.1).
-pub(super) async fn protected_resource(
-    State(state): State<Arc<SandboxState>>,
-    Path(id): Path<String>,
-) -> Response {
+pub(super) async fn protected_resource(State(state): State<Arc<SandboxState>>, Path(id): Path<String>) -> Response {
     let Some(connector) = state.connectors.get(&id) else {
         return not_found(&id);
     };
@@ -45,10 +42,7 @@ pub(super) async fn protected_resource(
 }
 
 /// `GET /.well-known/oauth-authorization-server/connectors/{id}/as` (RFC 8414 §3).
-pub(super) async fn authorization_server(
-    State(state): State<Arc<SandboxState>>,
-    Path(id): Path<String>,
-) -> Response {
+pub(super) async fn authorization_server(State(state): State<Arc<SandboxState>>, Path(id): Path<String>) -> Response {
     let Some(connector) = state.connectors.get(&id) else {
         return not_found(&id);
     };

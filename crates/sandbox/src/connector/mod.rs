@@ -25,18 +25,9 @@ pub const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 /// Metadata and token routes of every connector (MCP routes come from [`McpServers`]).
 pub fn router() -> Router<Arc<SandboxState>> {
     Router::new()
-        .route(
-            "/.well-known/oauth-protected-resource/connectors/{id}/mcp",
-            get(metadata::protected_resource),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server/connectors/{id}/as",
-            get(metadata::authorization_server),
-        )
+        .route("/.well-known/oauth-protected-resource/connectors/{id}/mcp", get(metadata::protected_resource))
+        .route("/.well-known/oauth-authorization-server/connectors/{id}/as", get(metadata::authorization_server))
         // OIDC-style fallback location some clients try (issuer + /.well-known/...).
-        .route(
-            "/connectors/{id}/as/.well-known/openid-configuration",
-            get(metadata::authorization_server),
-        )
+        .route("/connectors/{id}/as/.well-known/openid-configuration", get(metadata::authorization_server))
         .route("/connectors/{id}/as/token", post(token::jwt_bearer))
 }

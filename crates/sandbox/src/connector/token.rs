@@ -31,9 +31,7 @@ pub(super) async fn jwt_bearer(
     };
     match state.knobs.failure(&id) {
         Some(ConnectorFailure::InvalidGrant) => {
-            return Err(OAuthError::invalid_grant(
-                "grant refused (sandbox knob failing_connectors: invalid_grant)",
-            ));
+            return Err(OAuthError::invalid_grant("grant refused (sandbox knob failing_connectors: invalid_grant)"));
         }
         Some(ConnectorFailure::ServerError) => {
             return Err(OAuthError::server_error(
@@ -46,14 +44,9 @@ pub(super) async fn jwt_bearer(
     connector.client.authenticate(&headers, &form)?;
     let grant_type = form.get("grant_type").map(String::as_str).unwrap_or("");
     if grant_type != GRANT_JWT_BEARER {
-        return Err(OAuthError::new(
-            "unsupported_grant_type",
-            format!("only {GRANT_JWT_BEARER} is supported"),
-        ));
+        return Err(OAuthError::new("unsupported_grant_type", format!("only {GRANT_JWT_BEARER} is supported")));
     }
-    let assertion = form
-        .get("assertion")
-        .ok_or_else(|| OAuthError::invalid_request("missing assertion"))?;
+    let assertion = form.get("assertion").ok_or_else(|| OAuthError::invalid_request("missing assertion"))?;
     let claims = validate_id_jag(&state, connector, assertion, form.get("resource"))?;
     let granted = grant_scopes(&claims, form.get("scope"))?;
 
@@ -67,9 +60,7 @@ pub(super) async fn jwt_bearer(
         let mut stores = state.stores();
         // RFC 7523 §3 item 7 / MCP profile: an ID-JAG is redeemable once.
         if stores.used_jtis.contains_key(&(id.clone(), jti.clone())) {
-            return Err(OAuthError::invalid_grant(
-                "jti already used (replayed assertion)",
-            ));
+            return Err(OAuthError::invalid_grant("jti already used (replayed assertion)"));
         }
         stores.used_jtis.insert((id.clone(), jti), exp);
         stores.connector_tokens.insert(
@@ -105,9 +96,9 @@ fn validate_id_jag(
     requested_resource: Option<&String>,
 ) -> Result<serde_json::Map<String, Value>, OAuthError> {
     let (header, claims): (_, Value) = state.key.verify(assertion).map_err(|e| match e {
-        VerifyError::Signature => OAuthError::invalid_grant(
-            "signature verification failed (not signed by the trusted IdP)",
-        ),
+        VerifyError::Signature => {
+            OAuthError::invalid_grant("signature verification failed (not signed by the trusted IdP)")
+        }
         e => OAuthError::invalid_grant(format!("assertion rejected: {e}")),
     })?;
     if header.typ.as_deref() != Some(TYP_ID_JAG) {
@@ -132,27 +123,18 @@ fn validate_id_jag(
         _ => false,
     };
     if !aud_ok {
-        return Err(OAuthError::invalid_grant(
-            "aud is not this authorization server's issuer",
-        ));
+        return Err(OAuthError::invalid_grant("aud is not this authorization server's issuer"));
     }
     if string("client_id") != Some(connector.client.client_id.as_str()) {
-        return Err(OAuthError::invalid_grant(
-            "client_id claim does not match the authenticated client",
-        ));
+        return Err(OAuthError::invalid_grant("client_id claim does not match the authenticated client"));
     }
     if string("sub").is_none_or(str::is_empty) {
         return Err(OAuthError::invalid_grant("missing sub"));
     }
     let mcp_url = state.mcp_url(id);
-    for resource in [string("resource"), requested_resource.map(String::as_str)]
-        .into_iter()
-        .flatten()
-    {
+    for resource in [string("resource"), requested_resource.map(String::as_str)].into_iter().flatten() {
         if resource.trim_end_matches('/') != mcp_url {
-            return Err(OAuthError::invalid_grant(
-                "resource is not this connector's MCP server",
-            ));
+            return Err(OAuthError::invalid_grant("resource is not this connector's MCP server"));
         }
     }
     let now = state.now();
@@ -190,15 +172,9 @@ fn grant_scopes(
     let Some(requested) = requested else {
         return Ok(asserted);
     };
-    let granted: Vec<String> = split_scope(requested)
-        .into_iter()
-        .filter(|s| asserted.contains(s))
-        .collect();
+    let granted: Vec<String> = split_scope(requested).into_iter().filter(|s| asserted.contains(s)).collect();
     if granted.is_empty() && !asserted.is_empty() {
-        return Err(OAuthError::new(
-            "invalid_scope",
-            "none of the requested scopes is in the assertion's scope",
-        ));
+        return Err(OAuthError::new("invalid_scope", "none of the requested scopes is in the assertion's scope"));
     }
     Ok(granted)
 }

@@ -53,11 +53,9 @@ enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Refusal::Page(title, detail) => (
-                StatusCode::BAD_REQUEST,
-                Html(html::error_page(title, &detail)),
-            )
-                .into_response(),
+            Refusal::Page(title, detail) => {
+                (StatusCode::BAD_REQUEST, Html(html::error_page(title, &detail))).into_response()
+            }
             Refusal::Redirect(response) => *response,
         }
     }
@@ -76,18 +74,9 @@ fn is_loopback_redirect(uri: &str) -> bool {
 
 /// A 302 to `redirect_uri` with `params` added to its query, plus `state` and the
 /// RFC 9207 `iss` parameter.
-fn redirect_back(
-    issuer: &str,
-    redirect_uri: &str,
-    state: Option<&str>,
-    params: &[(&str, &str)],
-) -> Response {
+fn redirect_back(issuer: &str, redirect_uri: &str, state: Option<&str>, params: &[(&str, &str)]) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return Refusal::Page(
-            "Invalid redirect_uri",
-            "redirect_uri is not a URL".to_owned(),
-        )
-        .into_response();
+        return Refusal::Page("Invalid redirect_uri", "redirect_uri is not a URL".to_owned()).into_response();
     };
     {
         let mut query = url.query_pairs_mut();
@@ -102,24 +91,17 @@ fn redirect_back(
     (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
 }
 
-fn validate(
-    state: &SandboxState,
-    params: &HashMap<String, String>,
-) -> Result<AuthorizationRequest, Refusal> {
+fn validate(state: &SandboxState, params: &HashMap<String, String>) -> Result<AuthorizationRequest, Refusal> {
     let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
     let client_id = get("client_id").unwrap_or_default();
     if client_id != state.idp_client.client_id {
-        return Err(Refusal::Page(
-            "Unknown client",
-            format!("client_id {client_id:?} is not registered at this IdP"),
-        ));
+        return Err(Refusal::Page("Unknown client", format!("client_id {client_id:?} is not registered at this IdP")));
     }
     let redirect_uri = get("redirect_uri").unwrap_or_default();
     if !is_loopback_redirect(&redirect_uri) {
         return Err(Refusal::Page(
             "Invalid redirect_uri",
-            "redirect_uri must be http://127.0.0.1:<port>/<path> (RFC 8252 loopback redirect)"
-                .to_owned(),
+            "redirect_uri must be http://127.0.0.1:<port>/<path> (RFC 8252 loopback redirect)".to_owned(),
         ));
     }
     let issuer = state.idp_issuer();
@@ -133,48 +115,25 @@ fn validate(
         )))
     };
     if get("response_type").as_deref() != Some("code") {
-        return Err(fail(
-            "unsupported_response_type",
-            "only response_type=code is supported",
-        ));
+        return Err(fail("unsupported_response_type", "only response_type=code is supported"));
     }
     let Some(code_challenge) = get("code_challenge") else {
         return Err(fail("invalid_request", "code_challenge is required (PKCE)"));
     };
     if get("code_challenge_method").as_deref() != Some("S256") {
-        return Err(fail(
-            "invalid_request",
-            "code_challenge_method must be S256",
-        ));
+        return Err(fail("invalid_request", "code_challenge_method must be S256"));
     }
     let requested = split_scope(&get("scope").unwrap_or_default());
     if !requested.iter().any(|s| s == "openid") {
         return Err(fail("invalid_scope", "scope must include openid"));
     }
-    let scopes = requested
-        .into_iter()
-        .filter(|s| SUPPORTED_SCOPES.contains(&s.as_str()))
-        .collect();
-    Ok(AuthorizationRequest {
-        client_id,
-        redirect_uri,
-        state: st.clone(),
-        nonce: get("nonce"),
-        code_challenge,
-        scopes,
-    })
+    let scopes = requested.into_iter().filter(|s| SUPPORTED_SCOPES.contains(&s.as_str())).collect();
+    Ok(AuthorizationRequest { client_id, redirect_uri, state: st.clone(), nonce: get("nonce"), code_challenge, scopes })
 }
 
-fn render_login(
-    params: &HashMap<String, String>,
-    username: &str,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    let hidden: Vec<(&str, &str)> = CARRIED_PARAMS
-        .iter()
-        .filter_map(|k| params.get(*k).map(|v| (*k, v.as_str())))
-        .collect();
+fn render_login(params: &HashMap<String, String>, username: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let hidden: Vec<(&str, &str)> =
+        CARRIED_PARAMS.iter().filter_map(|k| params.get(*k).map(|v| (*k, v.as_str()))).collect();
     let page = html::login_page("/idp/login", &hidden, username, error);
     (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
@@ -192,13 +151,9 @@ pub(super) async fn authorize(
 
 /// `POST /idp/login`: checks the credentials and answers the authorization request
 /// with a code (RFC 6749 §4.1.2).
-pub(super) async fn login(
-    State(state): State<Arc<SandboxState>>,
-    body: axum::body::Bytes,
-) -> Response {
-    let params: HashMap<String, String> = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+pub(super) async fn login(State(state): State<Arc<SandboxState>>, body: axum::body::Bytes) -> Response {
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     let request = match validate(&state, &params) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
@@ -207,12 +162,7 @@ pub(super) async fn login(
     let password = params.get("password").map(String::as_str).unwrap_or("");
     let Some(user) = find_user(username).filter(|_| password == DEMO_PASSWORD) else {
         tracing::info!("idp: failed sign-in");
-        return render_login(
-            &params,
-            username,
-            Some("Wrong username or password."),
-            StatusCode::OK,
-        );
+        return render_login(&params, username, Some("Wrong username or password."), StatusCode::OK);
     };
     let code = random_token();
     let now = state.now();
@@ -230,12 +180,7 @@ pub(super) async fn login(
         },
     );
     tracing::info!(user = user.username, "idp: signed in, code issued");
-    redirect_back(
-        &state.idp_issuer(),
-        &request.redirect_uri,
-        request.state.as_deref(),
-        &[("code", &code)],
-    )
+    redirect_back(&state.idp_issuer(), &request.redirect_uri, request.state.as_deref(), &[("code", &code)])
 }
 
 #[cfg(test)]

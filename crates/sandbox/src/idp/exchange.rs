@@ -63,39 +63,27 @@ pub(super) fn token_exchange(
 ) -> Result<serde_json::Value, OAuthError> {
     let param = |k: &str| form.get(k).map(String::as_str);
     if param("requested_token_type") != Some(TOKEN_TYPE_ID_JAG) {
-        return Err(OAuthError::invalid_request(format!(
-            "requested_token_type must be {TOKEN_TYPE_ID_JAG}"
-        )));
+        return Err(OAuthError::invalid_request(format!("requested_token_type must be {TOKEN_TYPE_ID_JAG}")));
     }
     if param("subject_token_type") != Some(TOKEN_TYPE_ID_TOKEN) {
-        return Err(OAuthError::invalid_request(format!(
-            "subject_token_type must be {TOKEN_TYPE_ID_TOKEN}"
-        )));
+        return Err(OAuthError::invalid_request(format!("subject_token_type must be {TOKEN_TYPE_ID_TOKEN}")));
     }
-    let subject_token = param("subject_token")
-        .ok_or_else(|| OAuthError::invalid_request("missing subject_token"))?;
+    let subject_token = param("subject_token").ok_or_else(|| OAuthError::invalid_request("missing subject_token"))?;
     let id_token = verify_subject_token(state, subject_token)?;
     let user = find_by_subject(&id_token.sub)
         .ok_or_else(|| OAuthError::invalid_request("subject_token names an unknown user"))?;
 
-    let audience = param("audience").ok_or_else(|| {
-        OAuthError::invalid_request("audience (the authorization server issuer) is required")
-    })?;
-    let connector = state.connector_by_issuer(audience).ok_or_else(|| {
-        OAuthError::new(
-            "invalid_target",
-            "audience is not a known authorization server",
-        )
-    })?;
+    let audience = param("audience")
+        .ok_or_else(|| OAuthError::invalid_request("audience (the authorization server issuer) is required"))?;
+    let connector = state
+        .connector_by_issuer(audience)
+        .ok_or_else(|| OAuthError::new("invalid_target", "audience is not a known authorization server"))?;
     let id = connector.def.id.as_str();
     let mcp_url = state.mcp_url(id);
     if let Some(resource) = param("resource")
         && resource.trim_end_matches('/') != mcp_url
     {
-        return Err(OAuthError::new(
-            "invalid_target",
-            format!("resource is not the MCP server of {id}"),
-        ));
+        return Err(OAuthError::new("invalid_target", format!("resource is not the MCP server of {id}")));
     }
     if state.knobs.get().step_up_required.contains(id) {
         return Err(OAuthError {
@@ -108,18 +96,13 @@ pub(super) fn token_exchange(
     }
     if !is_entitled(user, id, connector.def.synthetic) {
         tracing::info!(user = user.username, connector = id, "idp: not entitled");
-        return Err(OAuthError::new(
-            "access_denied",
-            format!("user is not assigned to {id}"),
-        ));
+        return Err(OAuthError::new("access_denied", format!("user is not assigned to {id}")));
     }
     let scopes: Vec<String> = match param("scope") {
         None => connector.def.scopes.clone(),
         Some(requested) => {
-            let granted: Vec<String> = split_scope(requested)
-                .into_iter()
-                .filter(|s| connector.def.scopes.contains(s))
-                .collect();
+            let granted: Vec<String> =
+                split_scope(requested).into_iter().filter(|s| connector.def.scopes.contains(s)).collect();
             if granted.is_empty() && !connector.def.scopes.is_empty() {
                 return Err(OAuthError::new(
                     "invalid_scope",
@@ -145,10 +128,7 @@ pub(super) fn token_exchange(
         email: user.email.to_owned(),
         auth_time: id_token.auth_time,
     };
-    let id_jag = state
-        .key
-        .sign(TYP_ID_JAG, &claims)
-        .map_err(OAuthError::server_error)?;
+    let id_jag = state.key.sign(TYP_ID_JAG, &claims).map_err(OAuthError::server_error)?;
     tracing::info!(user = user.username, connector = id, "idp: ID-JAG issued");
     Ok(serde_json::json!({
         "access_token": id_jag,

@@ -39,10 +39,7 @@ pub fn router(state: Arc<SandboxState>) -> Router<Arc<SandboxState>> {
         .route("/idp/.well-known/openid-configuration", get(discovery))
         // RFC 8414 §3.1 path-inserted forms of the same document.
         .route("/.well-known/openid-configuration/idp", get(discovery))
-        .route(
-            "/.well-known/oauth-authorization-server/idp",
-            get(discovery),
-        )
+        .route("/.well-known/oauth-authorization-server/idp", get(discovery))
         .route("/idp/jwks", get(jwks))
         .route("/idp/authorize", get(authorize::authorize))
         .route("/idp/login", post(authorize::login))
@@ -52,16 +49,9 @@ pub fn router(state: Arc<SandboxState>) -> Router<Arc<SandboxState>> {
 }
 
 /// Answers 503 for every IdP route while `idp_down` is set.
-async fn idp_down_guard(
-    State(state): State<Arc<SandboxState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn idp_down_guard(State(state): State<Arc<SandboxState>>, request: Request, next: Next) -> Response {
     if state.knobs.get().idp_down {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "identity provider unavailable (sandbox knob idp_down)\n",
-        )
+        return (StatusCode::SERVICE_UNAVAILABLE, "identity provider unavailable (sandbox knob idp_down)\n")
             .into_response();
     }
     next.run(request).await
@@ -118,11 +108,7 @@ async fn revoke(
     };
     let mut stores = state.stores();
     let hash = token_hash(token);
-    if stores
-        .refresh_tokens
-        .get(&hash)
-        .is_some_and(|g| g.client_id == state.idp_client.client_id)
-    {
+    if stores.refresh_tokens.get(&hash).is_some_and(|g| g.client_id == state.idp_client.client_id) {
         stores.refresh_tokens.remove(&hash);
         tracing::info!("idp: refresh token revoked");
     }

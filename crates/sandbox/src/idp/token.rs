@@ -54,10 +54,7 @@ pub(super) async fn token(
         GRANT_TOKEN_EXCHANGE => exchange::token_exchange(&state, &form)?,
         "" => return Err(OAuthError::invalid_request("missing grant_type")),
         _ => {
-            return Err(OAuthError::new(
-                "unsupported_grant_type",
-                format!("grant_type {grant_type} is not supported"),
-            ));
+            return Err(OAuthError::new("unsupported_grant_type", format!("grant_type {grant_type} is not supported")));
         }
     };
     Ok((no_store(), axum::Json(response)).into_response())
@@ -71,91 +68,57 @@ fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
 /// Whether `verifier` has the RFC 7636 §4.1 shape: 43–128 unreserved characters.
 fn pkce_verifier_well_formed(verifier: &str) -> bool {
     (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Authorization code grant (RFC 6749 §4.1.3) with PKCE verification (RFC 7636 §4.5–4.6).
 /// The code is consumed by the first attempt, successful or not.
-fn authorization_code(
-    state: &SandboxState,
-    form: &HashMap<String, String>,
-) -> Result<serde_json::Value, OAuthError> {
-    let code = form
-        .get("code")
-        .ok_or_else(|| OAuthError::invalid_request("missing code"))?;
+fn authorization_code(state: &SandboxState, form: &HashMap<String, String>) -> Result<serde_json::Value, OAuthError> {
+    let code = form.get("code").ok_or_else(|| OAuthError::invalid_request("missing code"))?;
     let grant = state
         .stores()
         .codes
         .remove(&token_hash(code))
         .ok_or_else(|| OAuthError::invalid_grant("unknown, expired or already used code"))?;
     if grant.client_id != state.idp_client.client_id {
-        return Err(OAuthError::invalid_grant(
-            "code was issued to another client",
-        ));
+        return Err(OAuthError::invalid_grant("code was issued to another client"));
     }
     if form.get("redirect_uri") != Some(&grant.redirect_uri) {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
-    let verifier = form
-        .get("code_verifier")
-        .ok_or_else(|| OAuthError::invalid_grant("missing code_verifier (PKCE)"))?;
+    let verifier =
+        form.get("code_verifier").ok_or_else(|| OAuthError::invalid_grant("missing code_verifier (PKCE)"))?;
     if !pkce_verifier_well_formed(verifier) {
-        return Err(OAuthError::invalid_grant(
-            "code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)",
-        ));
+        return Err(OAuthError::invalid_grant("code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)"));
     }
     if !pkce_s256_matches(verifier, &grant.code_challenge) {
-        return Err(OAuthError::invalid_grant(
-            "code_verifier does not match code_challenge (PKCE S256)",
-        ));
+        return Err(OAuthError::invalid_grant("code_verifier does not match code_challenge (PKCE S256)"));
     }
     tracing::info!(user = grant.user.username, "idp: code redeemed");
-    issue_tokens(
-        state,
-        grant.user,
-        &grant.scopes,
-        grant.auth_time,
-        grant.nonce,
-    )
+    issue_tokens(state, grant.user, &grant.scopes, grant.auth_time, grant.nonce)
 }
 
 /// Refresh token grant (RFC 6749 §6): a new ID token (without `nonce`, OIDC Core
 /// §12.2) and access token; the refresh token is rotated (RFC 9700 §4.14.2).
-fn refresh_token(
-    state: &SandboxState,
-    form: &HashMap<String, String>,
-) -> Result<serde_json::Value, OAuthError> {
-    let token = form
-        .get("refresh_token")
-        .ok_or_else(|| OAuthError::invalid_request("missing refresh_token"))?;
+fn refresh_token(state: &SandboxState, form: &HashMap<String, String>) -> Result<serde_json::Value, OAuthError> {
+    let token = form.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("missing refresh_token"))?;
     let grant = state
         .stores()
         .refresh_tokens
         .remove(&token_hash(token))
         .ok_or_else(|| OAuthError::invalid_grant("unknown, expired or revoked refresh token"))?;
     if grant.client_id != state.idp_client.client_id {
-        return Err(OAuthError::invalid_grant(
-            "refresh token was issued to another client",
-        ));
+        return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
     }
     let mut scopes = grant.scopes.clone();
     if let Some(requested) = form.get("scope") {
         let requested = split_scope(requested);
         if let Some(extra) = requested.iter().find(|s| !grant.scopes.contains(s)) {
-            return Err(OAuthError::new(
-                "invalid_scope",
-                format!("scope {extra} was not part of the original grant"),
-            ));
+            return Err(OAuthError::new("invalid_scope", format!("scope {extra} was not part of the original grant")));
         }
         scopes = requested;
         // Keep offline_access so the rotated refresh token is still issued.
-        if grant.scopes.iter().any(|s| s == "offline_access")
-            && !scopes.iter().any(|s| s == "offline_access")
-        {
+        if grant.scopes.iter().any(|s| s == "offline_access") && !scopes.iter().any(|s| s == "offline_access") {
             scopes.push("offline_access".to_owned());
         }
     }
@@ -231,14 +194,8 @@ mod tests {
     fn pkce_rfc7636_appendix_b_vector() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert!(pkce_verifier_well_formed(verifier));
-        assert!(pkce_s256_matches(
-            verifier,
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        assert!(!pkce_s256_matches(
-            "x",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
+        assert!(pkce_s256_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!pkce_s256_matches("x", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
         assert!(!pkce_verifier_well_formed("short"));
     }
 }
