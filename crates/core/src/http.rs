@@ -37,6 +37,9 @@ pub enum TransportError {
     TooLarge { url: String, limit: usize },
     #[error("request to {url} failed: {reason}")]
     Other { url: String, reason: String },
+    /// The server answered 5xx without an OAuth error body: it is down or overloaded.
+    #[error("{url} is unavailable (HTTP {status})")]
+    ServerUnavailable { url: String, status: u16 },
 }
 
 impl TransportError {
@@ -48,6 +51,7 @@ impl TransportError {
             TransportError::Connect { .. } => "unreachable",
             TransportError::TooLarge { .. } => "response-too-large",
             TransportError::Other { .. } => "transport-failed",
+            TransportError::ServerUnavailable { .. } => "server-unavailable",
         }
     }
 }

@@ -9,11 +9,13 @@
 
 pub mod config;
 pub mod discovery;
+pub mod engine;
 pub mod grants;
 pub mod http;
 pub mod jwt;
 pub mod mcp_check;
 pub mod oauth;
+pub mod records;
 pub mod redact;
 pub mod secret;
 pub mod signin;

@@ -213,11 +213,24 @@ impl Policy {
 /// serde's messages quote offending string values ("invalid value: string \"...\""), which may
 /// be a secret in the wrong place: keep the message's shape, drop quoted values.
 fn redact_serde_message(message: &str) -> String {
+    // `unknown variant `VALUE`, expected ...`: the first backticked name is the input's value,
+    // not one of ours (it may contain backticks itself, so cut at the last "`, expected").
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let tail = rest.rfind("`, expected").or_else(|| rest.rfind("`, there are no variants"));
+        return match tail {
+            Some(i) => format!("unknown variant `…{}", redact_serde_message(&rest[i..])),
+            None => "unknown variant `…`".to_string(),
+        };
+    }
     let mut out = String::with_capacity(message.len());
     let mut in_quote = false;
     let mut chars = message.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
+            // Quoted values are Debug-formatted: skip escapes such as \" so they cannot end the quote.
+            '\\' if in_quote => {
+                chars.next();
+            }
             '"' if !in_quote => {
                 in_quote = true;
                 out.push_str("\"…");
@@ -226,6 +239,7 @@ fn redact_serde_message(message: &str) -> String {
                 in_quote = false;
                 out.push('"');
             }
+            _ if in_quote => {}
             '`' => {
                 // serde names expected fields/variants in backticks: those are ours, keep them.
                 out.push('`');
@@ -236,7 +250,6 @@ fn redact_serde_message(message: &str) -> String {
                     }
                 }
             }
-            _ if in_quote => {}
             _ => out.push(c),
         }
     }
@@ -368,7 +381,7 @@ mod validate {
 
     fn client_auth(file: &Path, key: &str, raw: raw::RawClientAuth) -> Result<ClientAuth, ConfigError> {
         Ok(match raw {
-            raw::RawClientAuth::None => ClientAuth::None,
+            raw::RawClientAuth::None {} => ClientAuth::None,
             raw::RawClientAuth::ClientSecretBasic { client_secret } => {
                 non_empty(file, &format!("{key}.client_secret"), &client_secret)?;
                 ClientAuth::ClientSecretBasic(ClientSecret::new(client_secret))
@@ -438,7 +451,10 @@ mod validate {
             ));
         }
         Ok(Settings {
-            expiry_warning: raw.expiry_warning_minutes.map(|m| Duration::from_secs(m * 60)).unwrap_or(d.expiry_warning),
+            expiry_warning: raw
+                .expiry_warning_minutes
+                .map(|m| Duration::from_secs(m.saturating_mul(60)))
+                .unwrap_or(d.expiry_warning),
             renew_before_expiry: raw
                 .renew_before_expiry_seconds
                 .map(Duration::from_secs)

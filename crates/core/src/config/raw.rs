@@ -47,7 +47,9 @@ pub(crate) struct RawIdp {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum RawClientAuth {
-    None,
+    // A struct variant, not a unit one: serde ignores extra keys next to the tag of an
+    // internally tagged unit variant even with `deny_unknown_fields`.
+    None {},
     ClientSecretBasic { client_secret: String },
     ClientSecretPost { client_secret: String },
     PrivateKeyJwt { key_file: String, key_id: Option<String>, alg: Option<String> },

@@ -85,6 +85,7 @@ impl SignInError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, SignInError::Transport(_) | SignInError::Discovery(ResponseError::Transport(_)))
             || matches!(self, SignInError::Discovery(ResponseError::Http { status, .. }) if *status >= 500)
+            || matches!(self, SignInError::Discovery(ResponseError::OAuth { status, .. }) if *status >= 500)
     }
 
     /// True when the IdP session is over (refresh token rejected): the user must sign in again.
@@ -234,7 +235,7 @@ impl IdpClient {
         code: String,
         pending: PendingSignIn,
     ) -> Result<SessionTokens, SignInError> {
-        let http = |req| transport.send(req);
+        let http = |req| unavailable_as_transport_error(transport, req);
         let redirect =
             RedirectUrl::new(pending.redirect_uri.clone()).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
         let client = self.client().set_redirect_uri(redirect);
@@ -267,7 +268,7 @@ impl IdpClient {
         transport: &dyn Transport,
         refresh_token: &RefreshToken,
     ) -> Result<SessionTokens, SignInError> {
-        let http = |req| transport.send(req);
+        let http = |req| unavailable_as_transport_error(transport, req);
         let client = self.client();
         let rt = openidconnect::RefreshToken::new(refresh_token.secret().to_string());
         let mut req = client.exchange_refresh_token(&rt).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
@@ -335,6 +336,22 @@ fn identity_of(claims: &openidconnect::core::CoreIdTokenClaims) -> Identity {
         email: claims.email().map(|e| e.as_str().to_string()),
         name: claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_string()),
     }
+}
+
+/// For openidconnect's token calls: a 5xx that is not OAuth JSON becomes a transport error,
+/// so "the IdP is down" is told apart from "the IdP sent nonsense".
+async fn unavailable_as_transport_error(
+    transport: &dyn Transport,
+    req: crate::http::HttpRequest,
+) -> Result<crate::http::HttpResponse, TransportError> {
+    let url = req.uri().to_string();
+    let resp = transport.send(req).await?;
+    let status = resp.status().as_u16();
+    if status >= 500 && OAuthErrorResponse::parse(resp.body()).is_none() {
+        let url = Url::parse(&url).map(|u| display_url(&u)).unwrap_or_default();
+        return Err(TransportError::ServerUnavailable { url, status });
+    }
+    Ok(resp)
 }
 
 async fn get_json(transport: &dyn Transport, url: &Url) -> Result<Vec<u8>, ResponseError> {

@@ -1,0 +1,179 @@
+//! Human output: the status table and live progress, in plain words with fix hints.
+
+use std::fmt::Write as _;
+
+use ema_core::config::Policy;
+use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+/// "in 52 min", "in 3 h 10 min", "2 min ago".
+pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let secs = (t - now).whole_seconds();
+    let (future, s) = (secs >= 0, secs.unsigned_abs());
+    let text = if s < 90 {
+        format!("{s} s")
+    } else if s < 90 * 60 {
+        format!("{} min", (s + 30) / 60)
+    } else if s < 48 * 3600 {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{} days", s / 86400)
+    };
+    if future { format!("in {text}") } else { format!("{text} ago") }
+}
+
+/// The local UTC offset, read once at start-up while the process is still single-threaded
+/// (the `time` crate refuses to read it later on Unix, for soundness).
+static LOCAL_OFFSET: std::sync::OnceLock<Option<time::UtcOffset>> = std::sync::OnceLock::new();
+
+/// Call first thing in `main`.
+pub fn init_local_offset() {
+    let _ = LOCAL_OFFSET.set(time::UtcOffset::current_local_offset().ok());
+}
+
+/// Wall-clock time, local when known, else marked UTC.
+fn hhmm(t: OffsetDateTime) -> String {
+    match LOCAL_OFFSET.get().copied().flatten() {
+        Some(o) => {
+            let l = t.to_offset(o);
+            format!("{:02}:{:02}", l.hour(), l.minute())
+        }
+        None => format!("{:02}:{:02} UTC", t.hour(), t.minute()),
+    }
+}
+
+fn state_word(c: &ConnectorStatus) -> &'static str {
+    match c.state {
+        ConnectorState::NeedsSignIn => "needs sign-in",
+        ConnectorState::Connecting => "connecting",
+        ConnectorState::Active => "active",
+        ConnectorState::ExpiringSoon => "expiring soon",
+        ConnectorState::Expired => "expired",
+        ConnectorState::NotEntitled => "not entitled",
+        ConnectorState::Error => "error",
+    }
+}
+
+fn mark(c: &ConnectorStatus) -> &'static str {
+    match c.state {
+        ConnectorState::Active => "✓",
+        ConnectorState::NotEntitled | ConnectorState::Connecting => "-",
+        ConnectorState::ExpiringSoon => "!",
+        _ => "X",
+    }
+}
+
+/// The `ema status` table.
+pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
+    let now = s.generated_at;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} (policy: {})", s.organization, s.policy_source);
+    let who = s.idp.identity.as_ref().map(|i| i.email.clone().unwrap_or_else(|| i.sub.clone()));
+    let _ = match (s.idp.state, who) {
+        (IdpSessionState::SignedOut, _) => writeln!(out, "  X Not signed in to {}\n    - Run `ema login`", s.idp.issuer),
+        (IdpSessionState::Active, Some(w)) => writeln!(out, "  ✓ Signed in to {} as {w}", s.idp.issuer),
+        (IdpSessionState::Unreachable, Some(w)) => writeln!(
+            out,
+            "  ! Signed in to {} as {w}, but the IdP is unreachable: connectors work until their tokens expire",
+            s.idp.issuer
+        ),
+        (IdpSessionState::Expired, w) => writeln!(
+            out,
+            "  X Sign-in at {} has ended{}\n    - Run `ema login`",
+            s.idp.issuer,
+            w.map(|w| format!(" for {w}")).unwrap_or_default()
+        ),
+        (IdpSessionState::StepUpRequired, _) => {
+            writeln!(out, "  X {} asks you to sign in again (step-up)\n    - Run `ema login`", s.idp.issuer)
+        }
+        (_, None) => writeln!(out, "  ✓ Signed in to {}", s.idp.issuer),
+    };
+    if let Some(e) = &s.idp.last_error
+        && s.idp.state != IdpSessionState::Active
+    {
+        let _ = writeln!(out, "    {} [{}]", e.message, e.code);
+    }
+    let width = s.connectors.iter().map(|c| c.display_name.chars().count()).max().unwrap_or(0);
+    let _ = writeln!(out, "\nConnectors");
+    for c in &s.connectors {
+        let mut line = format!("  {} {:width$}  {}", mark(c), c.display_name, state_word(c));
+        if let Some(exp) = c.expires_at
+            && matches!(c.state, ConnectorState::Active | ConnectorState::ExpiringSoon)
+        {
+            let _ = write!(line, ", expires {} ({})", relative(exp, now), hhmm(exp));
+        }
+        if !c.scopes.is_empty() && c.state == ConnectorState::Active {
+            let _ = write!(line, "  [{}]", c.scopes.join(" "));
+        }
+        let _ = writeln!(out, "{line}");
+        // Not being entitled is normal: one summary line below, not a problem per row.
+        let problem = c
+            .error
+            .as_ref()
+            .filter(|_| !matches!(c.state, ConnectorState::Active | ConnectorState::NotEntitled))
+            .or(c.renewal_error.as_ref());
+        if let Some(e) = problem {
+            let works_until = match (c.renewal_error.is_some(), c.expires_at) {
+                (true, Some(exp)) => format!(" - {} works until {}", c.display_name, hhmm(exp)),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "    {} [{}]{works_until}", e.message, e.code);
+            let _ = writeln!(out, "    - {}", e.fix);
+        }
+    }
+    let not_entitled: Vec<&str> = s
+        .connectors
+        .iter()
+        .filter(|c| c.state == ConnectorState::NotEntitled)
+        .map(|c| c.display_name.as_str())
+        .collect();
+    if !not_entitled.is_empty() {
+        let help = policy.organization.help_desk.as_ref().map(|h| h.name.as_str()).unwrap_or("your IT help desk");
+        let _ = writeln!(
+            out,
+            "\n{} not assigned to you by your organisation ({}); ask {help} if you need one.",
+            if not_entitled.len() == 1 { "1 connector is" } else { "Some connectors are" },
+            not_entitled.join(", ")
+        );
+    }
+    if let Some(h) = &policy.organization.help_desk
+        && s.needs_attention()
+    {
+        let _ = writeln!(out, "\nHelp: {} - {}", h.name, h.url);
+    }
+    out
+}
+
+/// Prints each connector's transitions while a long step runs.
+pub async fn follow_progress(mut rx: watch::Receiver<StatusSnapshot>) {
+    let mut seen: std::collections::HashMap<String, ConnectorState> =
+        rx.borrow().connectors.iter().map(|c| (c.id.clone(), c.state)).collect();
+    while rx.changed().await.is_ok() {
+        let snapshot = rx.borrow_and_update().clone();
+        for c in &snapshot.connectors {
+            if seen.get(&c.id) != Some(&c.state) {
+                seen.insert(c.id.clone(), c.state);
+                if c.state != ConnectorState::NeedsSignIn {
+                    eprintln!("  {} {}: {}", mark(c), c.display_name, state_word(c));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let at = |s: i64| now + time::Duration::seconds(s);
+        assert_eq!(relative(at(30), now), "in 30 s");
+        assert_eq!(relative(at(52 * 60), now), "in 52 min");
+        assert_eq!(relative(at(3 * 3600 + 600), now), "in 3 h 10 min");
+        assert_eq!(relative(at(-120), now), "2 min ago");
+        assert_eq!(relative(at(5 * 86400), now), "in 5 days");
+    }
+}

@@ -1,0 +1,673 @@
+//! The engine: one sign-in at the IdP, then a token for every connector the IdP entitles the
+//! user to, kept fresh, with a status everyone can subscribe to.
+//!
+//! Shape (tailscale's `LocalBackend`): the engine owns the state machine and publishes a
+//! [`StatusSnapshot`] on a `watch` channel at every change; the CLI and the tray are clients.
+//! The engine never opens a window: sign-in asks a [`BrowserOpener`] the shell passes in.
+//!
+//! Concurrency: connectors are connected in parallel under a semaphore
+//! (`settings.max_parallel_connectors`); each connector has its own lock, so two renewals of
+//! the same connector never race (single flight); the IdP session has one lock too, so when the
+//! ID token needs refreshing, one refresh serves every connector waiting on it.
+//!
+//! Failure policy: a renewal that fails while the current access token is still valid keeps
+//! the connector active and records why (`renewal_error`): the connector works until expiry
+//! even when the IdP is down. "Not entitled" is a state, not an error.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, Semaphore, watch};
+use url::Url;
+
+use crate::config::{ConnectorConfig, Policy};
+use crate::discovery::{ConnectorEndpoints, Discovery};
+use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
+use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
+use crate::http::{HttpTransport, Transport, TransportError};
+use crate::mcp_check::{McpProbe, RmcpProbe};
+use crate::records::{RECORD_VERSION, StoredConnector, StoredOutcome, StoredSession, connector_account, session_account};
+use crate::secret::IdToken;
+use crate::signin::loopback::LoopbackListener;
+use crate::signin::{BrowserOpener, IdpClient, SignInError};
+use crate::status::{
+    ConnectorState, ConnectorStatus, IdpSessionState, IdpStatus, Identity, STATUS_SCHEMA_VERSION, StatusError,
+    StatusSnapshot,
+};
+use crate::store::{KeyringStore, SecretStore, StoreError};
+
+/// An ID token this close to expiry is refreshed before it is used as a subject token.
+const ID_TOKEN_MIN_LIFETIME: time::Duration = time::Duration::seconds(60);
+
+/// The replaceable parts of an engine: real ones in the product, fakes in unit tests.
+#[derive(Debug, Clone)]
+pub struct EngineParts {
+    pub transport: Arc<dyn Transport>,
+    pub store: Arc<dyn SecretStore>,
+    pub mcp: Arc<dyn McpProbe>,
+}
+
+impl EngineParts {
+    /// The product's parts: reqwest transport, OS keyring, rmcp probe.
+    pub fn production(policy: &Policy) -> Result<Self, TransportError> {
+        let http = HttpTransport::new(policy.settings.request_timeout)?;
+        Ok(EngineParts {
+            mcp: Arc::new(RmcpProbe::new(http.reqwest_client(), policy.settings.request_timeout)),
+            transport: Arc::new(http),
+            store: Arc::new(KeyringStore::new()),
+        })
+    }
+}
+
+/// Why an interactive sign-in failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    pub fn code(&self) -> String {
+        match self {
+            EngineError::SignIn(e) => e.code(),
+            EngineError::Store(e) => e.code().into(),
+        }
+    }
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Arc<Policy>,
+    parts: EngineParts,
+    discovery: Discovery,
+    idp: Mutex<Option<IdpClient>>,
+    session: Mutex<Option<StoredSession>>,
+    connector_locks: HashMap<String, Mutex<()>>,
+    limiter: Semaphore,
+    status: watch::Sender<StatusSnapshot>,
+}
+
+/// What one successful connect produced.
+struct Obtained {
+    endpoints: ConnectorEndpoints,
+    grant: ConnectorGrant,
+}
+
+/// Why one connect did not produce a token.
+enum Failure {
+    NotEntitled(StatusError),
+    StepUp(StatusError),
+    /// The IdP session is over or absent: the user must sign in.
+    SignInNeeded(StatusError),
+    Other(StatusError),
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn from_unix(t: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(t).ok()
+}
+
+impl Engine {
+    /// An engine for `policy`. Call [`Engine::load`] to restore stored state.
+    pub fn new(policy: Policy, parts: EngineParts) -> Arc<Self> {
+        let snapshot = initial_snapshot(&policy);
+        let (status, _) = watch::channel(snapshot);
+        Arc::new(Engine {
+            connector_locks: policy.connectors.iter().map(|c| (c.id.clone(), Mutex::new(()))).collect(),
+            limiter: Semaphore::new(policy.settings.max_parallel_connectors),
+            policy: Arc::new(policy),
+            parts,
+            discovery: Discovery::new(),
+            idp: Mutex::new(None),
+            session: Mutex::new(None),
+            status,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Subscribes to status changes (no polling: `changed().await`).
+    pub fn subscribe(&self) -> watch::Receiver<StatusSnapshot> {
+        self.status.subscribe()
+    }
+
+    /// The current status, with time-driven states derived now.
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let mut s = self.status.borrow().clone();
+        s.derive_at(now(), self.warning());
+        s
+    }
+
+    fn warning(&self) -> time::Duration {
+        time::Duration::try_from(self.policy.settings.expiry_warning).unwrap_or(time::Duration::minutes(10))
+    }
+
+    fn publish(&self, f: impl FnOnce(&mut StatusSnapshot)) {
+        let warning = self.warning();
+        self.status.send_modify(|s| {
+            f(s);
+            s.derive_at(now(), warning);
+        });
+    }
+
+    fn publish_connector(&self, id: &str, f: impl FnOnce(&mut ConnectorStatus)) {
+        self.publish(|s| {
+            if let Some(c) = s.connectors.iter_mut().find(|c| c.id == id) {
+                f(c);
+            }
+        });
+    }
+
+    fn issuer(&self) -> &str {
+        self.policy.idp.issuer.as_str()
+    }
+
+    fn session_account(&self) -> String {
+        session_account(self.issuer(), &self.policy.idp.client_id)
+    }
+
+    /// Restores the session and connector records from the store and publishes them.
+    /// Nothing is contacted over the network.
+    pub async fn load(&self) -> Result<(), StoreError> {
+        let stored = match self.parts.store.get(&self.session_account())? {
+            None => None,
+            Some(json) => match serde_json::from_str::<StoredSession>(&json) {
+                Ok(s) if s.v == RECORD_VERSION => Some(s),
+                // A damaged or foreign record is treated as signed out, never as a crash.
+                _ => None,
+            },
+        };
+        let Some(session) = stored else {
+            self.publish(|s| *s = initial_snapshot(&self.policy));
+            return Ok(());
+        };
+        let sub = session.identity.as_ref().map(|i| i.sub.clone()).unwrap_or_default();
+        let mut records = HashMap::new();
+        for c in &self.policy.connectors {
+            if let Some(json) = self.parts.store.get(&connector_account(self.issuer(), &c.id))?
+                && let Ok(r) = serde_json::from_str::<StoredConnector>(&json)
+                && r.v == RECORD_VERSION
+                && r.sub == sub
+                && crate::url_policy::same_uri(&r.mcp_url, c.mcp_url.as_str())
+            {
+                records.insert(c.id.clone(), r);
+            }
+        }
+        let idp_state = if session.refresh_token.is_some()
+            || session.id_token_expires_at.and_then(from_unix).is_some_and(|e| e > now())
+        {
+            IdpSessionState::Active
+        } else {
+            IdpSessionState::Expired
+        };
+        self.publish(|s| {
+            s.idp.state = idp_state;
+            s.idp.identity = session.identity.clone();
+            s.idp.id_token_expires_at = session.id_token_expires_at.and_then(from_unix);
+            s.idp.signed_in_at = from_unix(session.signed_in_at);
+            for c in &mut s.connectors {
+                match records.get(&c.id) {
+                    Some(r) => apply_record(c, r, session.identity.clone()),
+                    None => {
+                        c.state = ConnectorState::Error;
+                        c.identity = session.identity.clone();
+                        c.error = Some(status_error(
+                            "not-connected",
+                            "not connected yet",
+                            "run `ema refresh` (or Refresh now in the tray)",
+                        ));
+                    }
+                }
+            }
+        });
+        *self.session.lock().await = Some(session);
+        Ok(())
+    }
+
+    /// The discovered IdP (discovered once, then reused).
+    async fn idp_client(&self) -> Result<IdpClient, SignInError> {
+        let mut guard = self.idp.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = IdpClient::discover(self.parts.transport.as_ref(), &self.policy.idp).await?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Interactive sign-in in the system browser, then connects every connector.
+    /// `on_url` is told the authorization URL (the CLI prints progress with it).
+    pub async fn sign_in(&self, browser: &dyn BrowserOpener, timeout: Duration) -> Result<Identity, EngineError> {
+        let idp = self.idp_client().await?;
+        let listener = LoopbackListener::bind().await.map_err(SignInError::from)?;
+        let (url, pending) = idp.authorization_request(&listener.redirect_uri())?;
+        browser.open(url.as_str()).map_err(SignInError::Browser)?;
+        let tokens = idp.complete(self.parts.transport.as_ref(), listener, pending, timeout).await?;
+        let identity = tokens.identity.clone().ok_or_else(|| SignInError::InvalidResponse("no identity".into()))?;
+        let session = StoredSession {
+            v: RECORD_VERSION,
+            identity: Some(identity.clone()),
+            id_token: tokens.id_token,
+            id_token_expires_at: tokens.id_token_expires_at.map(|t| t.unix_timestamp()),
+            refresh_token: tokens.refresh_token,
+            signed_in_at: now().unix_timestamp(),
+        };
+        self.save_session(&session)?;
+        let previous_sub = self.session.lock().await.replace(session.clone()).and_then(|s| s.identity).map(|i| i.sub);
+        if previous_sub.as_deref() != Some(identity.sub.as_str()) {
+            // Another user: the previous user's connector tokens must not be shown or used.
+            for c in &self.policy.connectors {
+                self.parts.store.delete(&connector_account(self.issuer(), &c.id))?;
+            }
+        }
+        self.publish(|s| {
+            s.idp.state = IdpSessionState::Active;
+            s.idp.identity = Some(identity.clone());
+            s.idp.id_token_expires_at = session.id_token_expires_at.and_then(from_unix);
+            s.idp.signed_in_at = from_unix(session.signed_in_at);
+            s.idp.last_error = None;
+            for c in &mut s.connectors {
+                c.identity = Some(identity.clone());
+                if previous_sub.as_deref() != Some(identity.sub.as_str()) {
+                    *c = blank_connector_status(self.policy.connector(&c.id).expect("same policy"));
+                    c.identity = Some(identity.clone());
+                    c.state = ConnectorState::Connecting;
+                }
+            }
+        });
+        self.connect_all(true).await;
+        Ok(identity)
+    }
+
+    fn save_session(&self, session: &StoredSession) -> Result<(), StoreError> {
+        let json = serde_json::to_string(session).expect("a record always serialises");
+        self.parts.store.set(&self.session_account(), &json)
+    }
+
+    /// Connects (or renews) every connector in parallel. With `force`, tokens are renewed even
+    /// when they are still fresh.
+    pub async fn connect_all(&self, force: bool) {
+        let all = self.policy.connectors.iter().map(|c| self.connect(&c.id, force));
+        futures::future::join_all(all).await;
+    }
+
+    /// Connects one connector unless its token is still fresh (or `force`). Single flight.
+    pub async fn connect(&self, id: &str, force: bool) {
+        let (Some(cfg), Some(lock)) = (self.policy.connector(id), self.connector_locks.get(id)) else { return };
+        let _flight = lock.lock().await;
+        let current = self.status.borrow().connectors.iter().find(|c| c.id == id).cloned();
+        let Some(current) = current else { return };
+        let renew_margin = time::Duration::try_from(self.policy.settings.renew_before_expiry).unwrap_or_default();
+        let valid_until = current.expires_at.filter(|_| current.token_fingerprint.is_some());
+        let still_valid = valid_until.is_some_and(|e| e > now());
+        if !force && current.state == ConnectorState::Active && valid_until.is_some_and(|e| e - renew_margin > now()) {
+            return;
+        }
+        if self.session.lock().await.is_none() {
+            self.publish_connector(id, |c| {
+                *c = blank_connector_status(cfg);
+                c.state = ConnectorState::NeedsSignIn;
+            });
+            return;
+        }
+        let _permit = self.limiter.acquire().await.expect("the semaphore is never closed");
+        if !still_valid {
+            self.publish_connector(id, |c| c.state = ConnectorState::Connecting);
+        }
+        let result = self.obtain(cfg).await;
+        let identity = self.session.lock().await.as_ref().and_then(|s| s.identity.clone());
+        let sub = identity.as_ref().map(|i| i.sub.clone()).unwrap_or_default();
+        let at = now();
+        let record = match result {
+            Ok(o) => StoredConnector {
+                v: RECORD_VERSION,
+                mcp_url: cfg.mcp_url.to_string(),
+                sub,
+                outcome: StoredOutcome::Active,
+                authorization_server: Some(o.endpoints.issuer),
+                access_token: Some(o.grant.access_token),
+                expires_at: o.grant.expires_at.map(|t| t.unix_timestamp()),
+                scopes: o.grant.scopes,
+                last_renewal: Some(at.unix_timestamp()),
+                error: None,
+            },
+            Err(Failure::NotEntitled(e)) => StoredConnector {
+                v: RECORD_VERSION,
+                mcp_url: cfg.mcp_url.to_string(),
+                sub,
+                outcome: StoredOutcome::NotEntitled,
+                authorization_server: None,
+                access_token: None,
+                expires_at: None,
+                scopes: Vec::new(),
+                last_renewal: Some(at.unix_timestamp()),
+                error: Some(e),
+            },
+            Err(Failure::StepUp(e) | Failure::SignInNeeded(e) | Failure::Other(e)) if still_valid => {
+                // Renewal failed, the current token still works: keep it, say why.
+                self.publish_connector(id, |c| {
+                    c.state = ConnectorState::Active;
+                    c.renewal_error = Some(e);
+                });
+                return;
+            }
+            Err(Failure::StepUp(e) | Failure::SignInNeeded(e)) => {
+                self.publish_connector(id, |c| {
+                    c.state = ConnectorState::NeedsSignIn;
+                    c.error = Some(e);
+                    c.expires_at = None;
+                    c.token_fingerprint = None;
+                });
+                return;
+            }
+            Err(Failure::Other(e)) => StoredConnector {
+                v: RECORD_VERSION,
+                mcp_url: cfg.mcp_url.to_string(),
+                sub,
+                outcome: StoredOutcome::Error,
+                authorization_server: current.authorization_server.clone(),
+                access_token: None,
+                expires_at: None,
+                scopes: Vec::new(),
+                last_renewal: current.last_renewal.map(|t| t.unix_timestamp()),
+                error: Some(e),
+            },
+        };
+        let json = serde_json::to_string(&record).expect("a record always serialises");
+        let stored = self.parts.store.set(&connector_account(self.issuer(), id), &json);
+        self.publish_connector(id, |c| {
+            apply_record(c, &record, identity);
+            if let Err(e) = stored {
+                c.renewal_error = Some(status_error(e.code(), &e.to_string(), e.fix()));
+            }
+        });
+    }
+
+    /// The three legs for one connector: fresh ID token, token exchange, jwt-bearer grant,
+    /// then the MCP check.
+    async fn obtain(&self, cfg: &ConnectorConfig) -> Result<Obtained, Failure> {
+        let transport = self.parts.transport.as_ref();
+        let endpoints = self
+            .discovery
+            .endpoints(transport, &cfg.id, &cfg.mcp_url, cfg.authorization_server.as_ref())
+            .await
+            .map_err(|e| Failure::Other(status_error(e.code(), &e.to_string(), e.fix())))?;
+        let mut retried_session = false;
+        let issued = loop {
+            let id_token = self.fresh_id_token(retried_session).await?;
+            let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
+            let exchange = TokenExchange {
+                token_endpoint: idp.token_endpoint(),
+                client_id: &self.policy.idp.client_id,
+                client_auth: &self.policy.idp.client_auth,
+                audience: &endpoints.issuer,
+                resource: &endpoints.resource,
+                scopes: &cfg.scopes,
+                subject_token: &id_token,
+            };
+            let req = exchange.build(now().unix_timestamp()).map_err(|e| Failure::Other(client_key_error(&e)))?;
+            let resp = transport.send(req).await.map_err(|e| self.idp_failure(&SignInError::Transport(e)))?;
+            match token_exchange::process_response(idp.token_endpoint(), &resp, &cfg.scopes) {
+                Ok(issued) => break issued,
+                Err(ExchangeError::SessionInvalid(_)) if !retried_session => retried_session = true,
+                Err(e) => return Err(self.exchange_failure(cfg, e)),
+            }
+        };
+        let grant = JwtBearerGrant {
+            token_endpoint: &endpoints.token_endpoint,
+            client_id: &cfg.client_id,
+            client_auth: &cfg.client_auth,
+            assertion: issued.id_jag,
+            scopes: &issued.scopes,
+            resource: &endpoints.resource,
+        };
+        let req = grant.build(now().unix_timestamp()).map_err(|e| Failure::Other(client_key_error(&e)))?;
+        let grant = match transport.send(req).await {
+            Ok(resp) => jwt_bearer::process_response(&endpoints.token_endpoint, &resp, &issued.scopes, now()),
+            Err(e) => Err(jwt_bearer::GrantError::Response(e.into())),
+        };
+        let grant = grant.map_err(|e| {
+            self.discovery.invalidate(&cfg.id);
+            let fix = match e.oauth_error() {
+                Some("invalid_grant") => format!(
+                    "{} refused the identity assertion; if it persists, export diagnostics for {}",
+                    cfg.display_name,
+                    self.help_desk()
+                ),
+                Some("invalid_client") => format!("ask {}: our client registration at {} is wrong", self.help_desk(), cfg.display_name),
+                _ => format!("try again later; if it persists, contact {}", self.help_desk()),
+            };
+            Failure::Other(status_error(&e.code(), &e.to_string(), &fix))
+        })?;
+        let url = Url::parse(&endpoints.resource).unwrap_or_else(|_| cfg.mcp_url.clone());
+        self.parts.mcp.check(&url, &grant.access_token).await.map_err(|e| {
+            Failure::Other(status_error(
+                e.code(),
+                &e.to_string(),
+                &format!("the sign-in worked but {} did not; contact {}", cfg.display_name, self.help_desk()),
+            ))
+        })?;
+        Ok(Obtained { endpoints, grant })
+    }
+
+    fn help_desk(&self) -> String {
+        self.policy.organization.help_desk.as_ref().map(|h| h.name.clone()).unwrap_or_else(|| "your IT help desk".into())
+    }
+
+    fn exchange_failure(&self, cfg: &ConnectorConfig, e: ExchangeError) -> Failure {
+        match &e {
+            ExchangeError::NotEntitled(_) => Failure::NotEntitled(status_error(
+                "not-entitled",
+                &format!("your organisation has not assigned {} to you ({e})", cfg.display_name),
+                &format!("ask {} for access if you need it", self.help_desk()),
+            )),
+            ExchangeError::StepUp(_) => {
+                let err = status_error(&e.code(), &e.to_string(), "sign in again (`ema login`)");
+                self.publish(|s| {
+                    s.idp.state = IdpSessionState::StepUpRequired;
+                    s.idp.last_error = Some(err.clone());
+                });
+                Failure::StepUp(err)
+            }
+            ExchangeError::SessionInvalid(_) => {
+                let err = status_error(&e.code(), &e.to_string(), "sign in again (`ema login`)");
+                self.publish(|s| {
+                    s.idp.state = IdpSessionState::Expired;
+                    s.idp.last_error = Some(err.clone());
+                });
+                Failure::SignInNeeded(err)
+            }
+            ExchangeError::Response(crate::oauth::ResponseError::Http { endpoint, status, .. }) if *status >= 500 => self
+                .idp_failure(&SignInError::Transport(TransportError::ServerUnavailable {
+                    url: endpoint.clone(),
+                    status: *status,
+                })),
+            _ => Failure::Other(status_error(
+                &e.code(),
+                &e.to_string(),
+                &format!("the IdP refused the token exchange; contact {}", self.help_desk()),
+            )),
+        }
+    }
+
+    /// Maps an IdP failure during renewal to a connector failure and the IdP's state.
+    fn idp_failure(&self, e: &SignInError) -> Failure {
+        if e.is_session_expired() {
+            let err = status_error(&e.code(), &e.to_string(), "your sign-in has ended: sign in again (`ema login`)");
+            self.publish(|s| {
+                s.idp.state = IdpSessionState::Expired;
+                s.idp.last_error = Some(err.clone());
+            });
+            return Failure::SignInNeeded(err);
+        }
+        let unreachable = e.is_unreachable();
+        let code = if unreachable { "idp-unreachable".to_string() } else { e.code() };
+        let message = if unreachable { format!("the IdP could not be reached: {e}") } else { e.to_string() };
+        let err = status_error(
+            &code,
+            &message,
+            "connectors keep working until their tokens expire; check your network or VPN, or wait for the IdP to recover",
+        );
+        self.publish(|s| {
+            if unreachable {
+                s.idp.state = IdpSessionState::Unreachable;
+            }
+            s.idp.last_error = Some(err.clone());
+        });
+        Failure::Other(err)
+    }
+
+    /// An ID token with at least a minute left, refreshed with the refresh token if needed.
+    /// One refresh serves all connectors waiting on the session lock.
+    async fn fresh_id_token(&self, force_refresh: bool) -> Result<IdToken, Failure> {
+        let mut guard = self.session.lock().await;
+        let Some(session) = guard.as_mut() else {
+            return Err(Failure::SignInNeeded(status_error("signed-out", "not signed in", "sign in (`ema login`)")));
+        };
+        if !force_refresh
+            && let (Some(t), Some(exp)) = (&session.id_token, session.id_token_expires_at.and_then(from_unix))
+            && exp - ID_TOKEN_MIN_LIFETIME > now()
+        {
+            return Ok(t.clone());
+        }
+        let Some(refresh_token) = session.refresh_token.clone() else {
+            let err = status_error(
+                "idp-session-expired",
+                "the ID token expired and the IdP gave no refresh token",
+                "sign in again (`ema login`); ask IT to allow offline_access for this app",
+            );
+            self.publish(|s| s.idp.state = IdpSessionState::Expired);
+            return Err(Failure::SignInNeeded(err));
+        };
+        let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
+        let tokens = idp.refresh(self.parts.transport.as_ref(), &refresh_token).await.map_err(|e| self.idp_failure(&e))?;
+        let Some(id_token) = tokens.id_token else {
+            return Err(Failure::Other(status_error(
+                "id-token-not-renewed",
+                "the IdP's refresh response has no new ID token",
+                "sign in again (`ema login`)",
+            )));
+        };
+        session.id_token = Some(id_token.clone());
+        session.id_token_expires_at = tokens.id_token_expires_at.map(|t| t.unix_timestamp());
+        if let Some(rt) = tokens.refresh_token {
+            // Refresh-token rotation (RFC 9700 §4.14.2): the old one is now spent.
+            session.refresh_token = Some(rt);
+        }
+        if tokens.identity.is_some() {
+            session.identity = tokens.identity;
+        }
+        let saved = self.save_session(session);
+        let (exp, identity) = (session.id_token_expires_at.and_then(from_unix), session.identity.clone());
+        self.publish(|s| {
+            s.idp.state = IdpSessionState::Active;
+            s.idp.id_token_expires_at = exp;
+            s.idp.identity = identity;
+            s.idp.last_error = saved.err().map(|e| status_error(e.code(), &e.to_string(), e.fix()));
+        });
+        Ok(id_token)
+    }
+
+    /// Forgets every token; revokes the refresh token at the IdP when it supports RFC 7009.
+    /// Returns whether the IdP confirmed the revocation.
+    pub async fn sign_out(&self) -> Result<bool, StoreError> {
+        let session = self.session.lock().await.take();
+        let mut revoked = false;
+        if let Some(rt) = session.as_ref().and_then(|s| s.refresh_token.clone())
+            && let Ok(idp) = self.idp_client().await
+        {
+            revoked = idp.revoke(self.parts.transport.as_ref(), &rt).await.unwrap_or(false);
+        }
+        self.parts.store.delete(&self.session_account())?;
+        for c in &self.policy.connectors {
+            self.parts.store.delete(&connector_account(self.issuer(), &c.id))?;
+        }
+        self.publish(|s| *s = initial_snapshot(&self.policy));
+        Ok(revoked)
+    }
+
+    /// Whether a session is stored.
+    pub async fn is_signed_in(&self) -> bool {
+        self.session.lock().await.is_some()
+    }
+}
+
+fn status_error(code: &str, message: &str, fix: &str) -> StatusError {
+    StatusError { code: code.into(), message: message.into(), fix: fix.into(), at: now() }
+}
+
+fn client_key_error(e: &crate::oauth::client_auth::ClientAuthError) -> StatusError {
+    status_error("client-auth-key", &e.to_string(), "ask IT: the client key in the policy cannot be used")
+}
+
+fn blank_connector_status(c: &ConnectorConfig) -> ConnectorStatus {
+    ConnectorStatus {
+        id: c.id.clone(),
+        display_name: c.display_name.clone(),
+        mcp_url: c.mcp_url.to_string(),
+        state: ConnectorState::NeedsSignIn,
+        identity: None,
+        authorization_server: None,
+        expires_at: None,
+        scopes: Vec::new(),
+        last_renewal: None,
+        token_fingerprint: None,
+        error: None,
+        renewal_error: None,
+    }
+}
+
+fn initial_snapshot(policy: &Policy) -> StatusSnapshot {
+    StatusSnapshot {
+        schema_version: STATUS_SCHEMA_VERSION,
+        generated_at: now(),
+        organization: policy.organization.name.clone(),
+        policy_source: policy.source.path().display().to_string(),
+        idp: IdpStatus {
+            issuer: policy.idp.issuer.to_string(),
+            state: IdpSessionState::SignedOut,
+            identity: None,
+            id_token_expires_at: None,
+            signed_in_at: None,
+            last_error: None,
+        },
+        connectors: policy.connectors.iter().map(blank_connector_status).collect(),
+    }
+}
+
+fn apply_record(c: &mut ConnectorStatus, r: &StoredConnector, identity: Option<Identity>) {
+    c.identity = identity;
+    c.authorization_server = r.authorization_server.clone();
+    c.scopes = r.scopes.clone();
+    c.last_renewal = r.last_renewal.and_then(from_unix);
+    c.error = r.error.clone();
+    c.renewal_error = None;
+    match r.outcome {
+        StoredOutcome::Active => {
+            c.state = ConnectorState::Active;
+            c.expires_at = r.expires_at.and_then(from_unix);
+            c.token_fingerprint = r.access_token.as_ref().map(|t| t.fingerprint().to_string());
+        }
+        StoredOutcome::NotEntitled => {
+            c.state = ConnectorState::NotEntitled;
+            c.expires_at = None;
+            c.token_fingerprint = None;
+        }
+        StoredOutcome::Error => {
+            c.state = ConnectorState::Error;
+            c.expires_at = None;
+            c.token_fingerprint = None;
+        }
+    }
+}

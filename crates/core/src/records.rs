@@ -1,0 +1,62 @@
+//! What the engine keeps in the [`SecretStore`](crate::store::SecretStore) between runs.
+//!
+//! One JSON document per entry, versioned (`v`), so a later release can read or discard an
+//! older layout instead of misreading it. Only the store ever sees these: they hold tokens.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::{AccessToken, IdToken, RefreshToken};
+use crate::status::{Identity, StatusError};
+
+/// Layout version of both records.
+pub const RECORD_VERSION: u32 = 1;
+
+/// The store account of the IdP session for a policy's IdP and client.
+pub fn session_account(issuer: &str, client_id: &str) -> String {
+    format!("session:{issuer}#{client_id}")
+}
+
+/// The store account of one connector's record.
+pub fn connector_account(issuer: &str, connector_id: &str) -> String {
+    format!("connector:{issuer}#{connector_id}")
+}
+
+/// The IdP session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSession {
+    pub v: u32,
+    pub identity: Option<Identity>,
+    pub id_token: Option<IdToken>,
+    /// Unix seconds.
+    pub id_token_expires_at: Option<i64>,
+    pub refresh_token: Option<RefreshToken>,
+    pub signed_in_at: i64,
+}
+
+/// How a connector's last attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredOutcome {
+    Active,
+    NotEntitled,
+    Error,
+}
+
+/// One connector's token and last outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredConnector {
+    pub v: u32,
+    /// The MCP URL the token is for: a policy that moves the connector invalidates it.
+    pub mcp_url: String,
+    /// The `sub` it was obtained for: another user's sign-in invalidates it.
+    pub sub: String,
+    pub outcome: StoredOutcome,
+    pub authorization_server: Option<String>,
+    pub access_token: Option<AccessToken>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+    /// Unix seconds.
+    pub last_renewal: Option<i64>,
+    pub error: Option<StatusError>,
+}
