@@ -1,1 +1,101 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: a sandbox org per test, a policy file pointing at
+//! it, the scripted browser, and the keyring session the tests run in.
+//!
+//! The tests use real parts: the sandbox over real HTTP on 127.0.0.1, the scripted browser as
+//! a separate process following real redirects to the loopback listener, and the OS keyring
+//! (gnome-keyring's Secret Service in the dbus session that `scripts/test.sh` starts).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, missing_debug_implementations)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ema_core::config::{ConfigSource, Policy};
+use ema_core::engine::{Engine, EngineParts};
+use ema_core::signin::BrowserOpener;
+use ema_core::store::KeyringStore;
+use ema_sandbox::{Sandbox, SandboxOptions};
+
+/// The scripted browser (`tests/browser/scripted-browser.py`).
+pub fn scripted_browser() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser").join("scripted-browser.py")
+}
+
+/// Fails with a clear message when the tests run outside the keyring session.
+pub fn require_keyring_session() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "these tests use the real OS keyring: run them through `scripts/test.sh` (a dbus session with an unlocked gnome-keyring)"
+    );
+}
+
+/// A fresh temporary directory (removed by the OS's tmp cleaning; tests leave evidence behind on failure).
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ema-e2e-{tag}-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// A running sandbox and its policy, written to a file.
+pub struct Org {
+    pub sandbox: Sandbox,
+    pub policy_path: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Org {
+    pub async fn start(tag: &str) -> Org {
+        Self::start_with(tag, SandboxOptions::default()).await
+    }
+
+    pub async fn start_with(tag: &str, opts: SandboxOptions) -> Org {
+        let sandbox = Sandbox::start(opts).await.unwrap();
+        let dir = temp_dir(tag);
+        let policy_path = dir.join("policy.json");
+        std::fs::write(&policy_path, serde_json::to_string_pretty(&sandbox.policy()).unwrap()).unwrap();
+        Org { sandbox, policy_path, dir }
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy::load(ConfigSource::Explicit(self.policy_path.clone())).unwrap()
+    }
+
+    /// An engine on this org with the product's parts, except a keyring service of its own.
+    pub fn engine(&self, keyring_service: &str) -> Arc<Engine> {
+        let policy = self.policy();
+        let mut parts = EngineParts::production(&policy).unwrap();
+        parts.store = Arc::new(KeyringStore::with_service(keyring_service));
+        Engine::new(policy, parts)
+    }
+}
+
+/// A [`BrowserOpener`] that runs the scripted browser as a separate process, as `$BROWSER` would.
+#[derive(Debug, Clone)]
+pub struct ScriptedBrowser {
+    pub user: String,
+    pub mode: Option<String>,
+    pub log: PathBuf,
+}
+
+impl ScriptedBrowser {
+    pub fn new(user: &str, log: PathBuf) -> Self {
+        ScriptedBrowser { user: user.into(), mode: None, log }
+    }
+}
+
+impl BrowserOpener for ScriptedBrowser {
+    fn open(&self, url: &str) -> Result<(), String> {
+        let mut cmd = std::process::Command::new(scripted_browser());
+        cmd.arg(url).env("EMA_TEST_USER", &self.user).env("EMA_TEST_BROWSER_LOG", &self.log);
+        if let Some(m) = &self.mode {
+            cmd.env("EMA_TEST_BROWSER_MODE", m);
+        }
+        cmd.spawn().map(|_| ()).map_err(|e| e.to_string())
+    }
+}

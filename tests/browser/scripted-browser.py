@@ -7,7 +7,10 @@ follows the redirects to the app's loopback callback. It is a real HTTP client o
 the app's loopback listener cannot tell it from a browser. Standard library only.
 
 EMA_TEST_BROWSER_LOG, if set, receives one line per step (never the code or tokens).
-EMA_TEST_BROWSER_MODE=tamper-state changes `state` on the final redirect (a CSRF attempt).
+EMA_TEST_BROWSER_MODE selects an attack or fault to play:
+  tamper-state  changes `state` on the final redirect (a CSRF attempt);
+  tamper-pkce   replaces `code_challenge` in the authorization request (an intercepted request);
+  strip-pkce    removes `code_challenge` and its method from the authorization request.
 """
 import html.parser
 import os
@@ -64,7 +67,22 @@ def main():
     password = os.environ.get("EMA_TEST_PASSWORD", "demo")
     mode = os.environ.get("EMA_TEST_BROWSER_MODE", "")
     opener = urllib.request.build_opener(NoRedirect)
-    status, _, page = fetch(opener, url)
+    if mode in ("tamper-pkce", "strip-pkce"):
+        parts = urllib.parse.urlsplit(url)
+        q = urllib.parse.parse_qsl(parts.query)
+        if mode == "tamper-pkce":
+            q = [(k, "A" * 43 if k == "code_challenge" else v) for k, v in q]
+        else:
+            q = [(k, v) for k, v in q if k not in ("code_challenge", "code_challenge_method")]
+        url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(q)))
+    status, headers, page = fetch(opener, url)
+    if status in (301, 302, 303):
+        location = headers.get("Location") or headers.get("location")
+        log(f"authorize-redirect {status}")
+        if location:
+            status, _, page = fetch(opener, location)
+            log("done " + ("signed-in" if "You are signed in" in page else "failed"))
+        return 0
     log(f"login-page {status}")
     form = FormParser()
     form.feed(page)

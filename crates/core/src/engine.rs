@@ -419,7 +419,10 @@ impl Engine {
             let req = exchange.build(now().unix_timestamp()).map_err(|e| Failure::Other(client_key_error(&e)))?;
             let resp = transport.send(req).await.map_err(|e| self.idp_failure(&SignInError::Transport(e)))?;
             match token_exchange::process_response(idp.token_endpoint(), &resp, &cfg.scopes) {
-                Ok(issued) => break issued,
+                Ok(issued) => {
+                    self.idp_answered();
+                    break issued;
+                }
                 Err(ExchangeError::SessionInvalid(_)) if !retried_session => retried_session = true,
                 Err(e) => return Err(self.exchange_failure(cfg, e)),
             }
@@ -498,6 +501,16 @@ impl Engine {
                 &e.to_string(),
                 &format!("the IdP refused the token exchange; contact {}", self.help_desk()),
             )),
+        }
+    }
+
+    /// The IdP answered a renewal: it is reachable again and the session works.
+    fn idp_answered(&self) {
+        if self.status.borrow().idp.state == IdpSessionState::Unreachable {
+            self.publish(|s| {
+                s.idp.state = IdpSessionState::Active;
+                s.idp.last_error = None;
+            });
         }
     }
 

@@ -25,6 +25,21 @@ pub enum ConnectorFailure {
     McpDown,
 }
 
+/// A fault injected into the ID tokens the IdP issues at sign-in and refresh, so that client
+/// tests can prove each OIDC Core §3.1.3.7 check really rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdTokenFault {
+    /// Signed with a key that is not in the JWKS.
+    BadSignature,
+    /// `nonce` differs from the one in the authorization request.
+    WrongNonce,
+    /// `aud` is another client.
+    WrongAudience,
+    /// `exp` is in the past.
+    Expired,
+}
+
 /// All knobs. Every field has a default, so a JSON patch may name any subset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,6 +65,8 @@ pub struct Knobs {
     pub failing_connectors: BTreeMap<String, ConnectorFailure>,
     /// Connector ids for which token exchange demands step-up authentication.
     pub step_up_required: BTreeSet<String>,
+    /// A fault in the ID tokens of the authorization-code and refresh grants.
+    pub id_token_fault: Option<IdTokenFault>,
 }
 
 impl Default for Knobs {
@@ -65,6 +82,7 @@ impl Default for Knobs {
             idp_down: false,
             failing_connectors: BTreeMap::new(),
             step_up_required: BTreeSet::new(),
+            id_token_fault: None,
         }
     }
 }

@@ -44,7 +44,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use catalog::{BUILTIN_CONNECTORS, ConnectorDef};
-pub use knobs::{ConnectorFailure, Knobs, KnobsHandle};
+pub use knobs::{ConnectorFailure, IdTokenFault, Knobs, KnobsHandle};
 pub use oauth::ClientAuthMethod;
 pub use users::{DEMO_PASSWORD, DemoUser, EMAIL_DOMAIN, USERS, entitled_connectors, find_user};
 

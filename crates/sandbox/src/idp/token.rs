@@ -133,8 +133,13 @@ pub(crate) fn id_token_for(
     auth_time: i64,
     nonce: Option<String>,
 ) -> Result<String, String> {
+    state.key.sign(TYP_JWT, &id_token_claims(state, user, auth_time, nonce))
+}
+
+/// The claims of an ID token for `user` (OIDC Core §2), issued now.
+fn id_token_claims(state: &SandboxState, user: &DemoUser, auth_time: i64, nonce: Option<String>) -> IdTokenClaims {
     let now = state.now();
-    let claims = IdTokenClaims {
+    IdTokenClaims {
         iss: state.idp_issuer(),
         sub: user.subject(),
         aud: state.idp_client.client_id.clone(),
@@ -147,7 +152,29 @@ pub(crate) fn id_token_for(
         name: user.name.to_owned(),
         preferred_username: user.username.to_owned(),
         groups: user.groups.iter().map(|g| (*g).to_owned()).collect(),
-    };
+    }
+}
+
+/// An ID token with one injected fault (see [`crate::IdTokenFault`]).
+fn faulty_id_token(
+    state: &SandboxState,
+    user: &DemoUser,
+    auth_time: i64,
+    nonce: Option<String>,
+    fault: crate::IdTokenFault,
+) -> Result<String, String> {
+    use crate::IdTokenFault::*;
+    let now = state.now();
+    let mut claims = id_token_claims(state, user, auth_time, nonce);
+    match fault {
+        BadSignature => return crate::jwt::SigningKeyPair::generate()?.sign(TYP_JWT, &claims),
+        WrongNonce => claims.nonce = Some("not-the-nonce-you-sent".to_owned()),
+        WrongAudience => claims.aud = "some-other-client".to_owned(),
+        Expired => {
+            claims.iat = now - 7200;
+            claims.exp = now - 3600;
+        }
+    }
     state.key.sign(TYP_JWT, &claims)
 }
 
@@ -161,7 +188,11 @@ fn issue_tokens(
 ) -> Result<serde_json::Value, OAuthError> {
     let knobs = state.knobs.get();
     let now = state.now();
-    let id_token = id_token_for(state, user, auth_time, nonce).map_err(OAuthError::server_error)?;
+    let id_token = match knobs.id_token_fault {
+        None => id_token_for(state, user, auth_time, nonce),
+        Some(fault) => faulty_id_token(state, user, auth_time, nonce, fault),
+    }
+    .map_err(OAuthError::server_error)?;
     let mut response = serde_json::json!({
         "access_token": random_token(),
         "token_type": "Bearer",

@@ -1,0 +1,265 @@
+//! End-to-end: the engine against the embedded sandbox org over real HTTP, with sign-in
+//! through the real loopback redirect (the scripted browser as a separate process) and tokens
+//! in the real OS keyring. One test per behaviour the issue names, success and failure.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
+use ema_e2e::{Org, ScriptedBrowser, require_keyring_session};
+use ema_sandbox::{ConnectorFailure, IdTokenFault, SandboxOptions};
+
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn states(s: &StatusSnapshot) -> BTreeMap<String, ConnectorState> {
+    s.connectors.iter().map(|c| (c.id.clone(), c.state)).collect()
+}
+
+fn service(tag: &str) -> String {
+    format!("dev.ema.e2e.{tag}.{}", std::process::id())
+}
+
+async fn signed_in(org: &Org, tag: &str, user: &str) -> std::sync::Arc<ema_core::engine::Engine> {
+    require_keyring_session();
+    let engine = org.engine(&service(tag));
+    let browser = ScriptedBrowser::new(user, org.dir.join("browser.log"));
+    engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap();
+    engine
+}
+
+#[tokio::test]
+async fn each_user_gets_exactly_their_entitled_connectors() {
+    let org = Org::start("entitled").await;
+    for user in ["alice", "bob"] {
+        let engine = signed_in(&org, &format!("entitled-{user}"), user).await;
+        let s = engine.snapshot();
+        let entitled = org.sandbox.entitled_connectors(user);
+        assert!(!entitled.is_empty());
+        for c in &s.connectors {
+            if entitled.contains(&c.id) {
+                assert_eq!(c.state, ConnectorState::Active, "{user}/{}: {:?}", c.id, c.error);
+                assert!(c.expires_at.unwrap() > s.generated_at);
+                assert!(!c.scopes.is_empty());
+                assert_eq!(c.identity.as_ref().unwrap().email.as_deref(), Some(format!("{user}@example.com").as_str()));
+                assert!(c.token_fingerprint.as_ref().unwrap().starts_with("sha256:"));
+            } else {
+                assert_eq!(c.state, ConnectorState::NotEntitled, "{user}/{}", c.id);
+                assert_eq!(c.error.as_ref().unwrap().code, "not-entitled");
+            }
+        }
+        assert_eq!(s.idp.state, IdpSessionState::Active);
+        assert!(!s.needs_attention());
+    }
+    let alice = org.sandbox.entitled_connectors("alice");
+    let bob = org.sandbox.entitled_connectors("bob");
+    assert_ne!(alice, bob, "the two demo users must see different sets");
+}
+
+#[tokio::test]
+async fn tokens_survive_a_restart_through_the_keyring() {
+    let org = Org::start("restart").await;
+    let tag = "restart";
+    let first = signed_in(&org, tag, "alice").await.snapshot();
+    let again = org.engine(&service(tag));
+    again.load().await.unwrap();
+    let second = again.snapshot();
+    assert_eq!(states(&first), states(&second));
+    for (a, b) in first.connectors.iter().zip(&second.connectors) {
+        assert_eq!(a.expires_at, b.expires_at);
+        assert_eq!(a.token_fingerprint, b.token_fingerprint);
+    }
+    assert_eq!(second.idp.identity.unwrap().email.as_deref(), Some("alice@example.com"));
+    // Signing out removes everything; a third engine starts signed out.
+    assert!(again.sign_out().await.unwrap(), "the sandbox IdP supports RFC 7009 revocation");
+    let third = org.engine(&service(tag));
+    third.load().await.unwrap();
+    let s = third.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::SignedOut);
+    assert!(s.connectors.iter().all(|c| c.state == ConnectorState::NeedsSignIn));
+}
+
+#[tokio::test]
+async fn wrong_state_on_the_callback_is_refused_and_nothing_is_stored() {
+    let org = Org::start("state").await;
+    require_keyring_session();
+    let engine = org.engine(&service("state"));
+    let mut browser = ScriptedBrowser::new("alice", org.dir.join("browser.log"));
+    browser.mode = Some("tamper-state".into());
+    let err = engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap_err();
+    assert_eq!(err.code(), "state-mismatch");
+    let fresh = org.engine(&service("state"));
+    fresh.load().await.unwrap();
+    assert_eq!(fresh.snapshot().idp.state, IdpSessionState::SignedOut);
+}
+
+#[tokio::test]
+async fn tampered_or_missing_pkce_fails_sign_in() {
+    let org = Org::start("pkce").await;
+    require_keyring_session();
+    let engine = org.engine(&service("pkce"));
+    let mut browser = ScriptedBrowser::new("alice", org.dir.join("browser.log"));
+    browser.mode = Some("tamper-pkce".into());
+    let err = engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap_err();
+    assert_eq!(err.code(), "idp-oauth-invalid-grant", "{err}");
+    browser.mode = Some("strip-pkce".into());
+    let err = engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap_err();
+    assert_eq!(err.code(), "sign-in-refused", "{err}");
+    assert!(err.to_string().contains("invalid_request"), "{err}");
+}
+
+#[tokio::test]
+async fn id_tokens_failing_any_check_are_refused() {
+    for (fault, needle) in [
+        (IdTokenFault::BadSignature, "signature"),
+        (IdTokenFault::WrongNonce, "nonce"),
+        (IdTokenFault::WrongAudience, "audience"),
+        (IdTokenFault::Expired, "expired"),
+    ] {
+        let org = Org::start("idtoken").await;
+        org.sandbox.knobs().update(|k| k.id_token_fault = Some(fault));
+        require_keyring_session();
+        let engine = org.engine(&service("idtoken"));
+        let err = engine.sign_in(&ScriptedBrowser::new("alice", org.dir.join("b.log")), SIGN_IN_TIMEOUT).await.unwrap_err();
+        assert_eq!(err.code(), "id-token-invalid", "{fault:?}: {err}");
+        assert!(err.to_string().to_lowercase().contains(needle), "{fault:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn authorization_server_invalid_grant_is_an_error_with_a_fix() {
+    let org = Org::start("invalid-grant").await;
+    org.sandbox.knobs().update(|k| {
+        k.failing_connectors.insert("linear".into(), ConnectorFailure::InvalidGrant);
+    });
+    let s = signed_in(&org, "invalid-grant", "alice").await.snapshot();
+    let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
+    assert_eq!(linear.state, ConnectorState::Error);
+    let e = linear.error.as_ref().unwrap();
+    assert_eq!(e.code, "connector-grant-oauth-invalid-grant");
+    assert!(e.fix.contains("Sandbox Help Desk"), "{}", e.fix);
+    assert_eq!(states(&s)["supabase"], ConnectorState::Active, "one connector's failure is its own");
+    assert!(s.needs_attention());
+}
+
+#[tokio::test]
+async fn mcp_server_rejecting_the_token_is_reported_as_the_mcp_leg() {
+    let org = Org::start("mcp").await;
+    org.sandbox.knobs().update(|k| {
+        k.failing_connectors.insert("linear".into(), ConnectorFailure::McpUnauthorized);
+        k.failing_connectors.insert("supabase".into(), ConnectorFailure::McpDown);
+    });
+    let s = signed_in(&org, "mcp", "alice").await.snapshot();
+    let err = |id: &str| s.connectors.iter().find(|c| c.id == id).unwrap().error.clone().unwrap().code;
+    assert_eq!(err("linear"), "mcp-unauthorized");
+    assert_eq!(err("supabase"), "mcp-failed");
+}
+
+#[tokio::test]
+async fn a_pinned_authorization_server_that_differs_is_refused() {
+    let org = Org::start("pin").await;
+    let mut policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    for c in policy["connectors"].as_array_mut().unwrap() {
+        if c["id"] == "linear" {
+            c["authorization_server"] = serde_json::json!("https://auth.linear.example");
+        }
+    }
+    std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+    let s = signed_in(&org, "pin", "alice").await.snapshot();
+    let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
+    assert_eq!(linear.state, ConnectorState::Error);
+    assert_eq!(linear.error.as_ref().unwrap().code, "as-pin-mismatch");
+    assert_eq!(states(&s)["supabase"], ConnectorState::Active);
+}
+
+#[tokio::test]
+async fn wrong_client_secret_at_a_connector_gives_invalid_client() {
+    let org = Org::start("client").await;
+    let mut policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    for c in policy["connectors"].as_array_mut().unwrap() {
+        if c["id"] == "linear" {
+            c["client_auth"]["client_secret"] = serde_json::json!("wrong-secret");
+        }
+    }
+    std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+    let s = signed_in(&org, "client", "alice").await.snapshot();
+    let e = s.connectors.iter().find(|c| c.id == "linear").unwrap().error.clone().unwrap();
+    assert_eq!(e.code, "connector-grant-oauth-invalid-client");
+}
+
+#[tokio::test]
+async fn step_up_sends_the_user_back_to_the_browser() {
+    let org = Org::start("stepup").await;
+    org.sandbox.knobs().update(|k| {
+        k.step_up_required.insert("linear".into());
+    });
+    let s = signed_in(&org, "stepup", "alice").await.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::StepUpRequired);
+    assert_eq!(states(&s)["linear"], ConnectorState::NeedsSignIn);
+    assert_eq!(s.connectors.iter().find(|c| c.id == "linear").unwrap().error.as_ref().unwrap().code, "step-up-required");
+    assert!(s.needs_attention());
+}
+
+#[tokio::test]
+async fn idp_down_after_sign_in_keeps_connectors_active_until_expiry_and_says_why() {
+    let mut opts = SandboxOptions::default();
+    opts.knobs.connector_token_ttl_secs = 4;
+    let org = Org::start_with("idp-down", opts).await;
+    let engine = signed_in(&org, "idp-down", "alice").await;
+    assert_eq!(states(&engine.snapshot())["linear"], ConnectorState::Active);
+    org.sandbox.knobs().update(|k| k.idp_down = true);
+    engine.connect_all(true).await;
+    let s = engine.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Unreachable);
+    let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
+    assert!(
+        matches!(linear.state, ConnectorState::Active | ConnectorState::ExpiringSoon),
+        "still usable: {:?}",
+        linear.state
+    );
+    assert_eq!(linear.renewal_error.as_ref().unwrap().code, "idp-unreachable");
+    assert!(linear.renewal_error.as_ref().unwrap().fix.contains("keep working until their tokens expire"));
+    // Within the warning window and unable to renew: expiring soon, then expired.
+    assert_eq!(linear.state, ConnectorState::ExpiringSoon);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let s = engine.snapshot();
+    assert_eq!(states(&s)["linear"], ConnectorState::Expired);
+    // The IdP comes back: a refresh brings everything back without a browser.
+    org.sandbox.knobs().update(|k| k.idp_down = false);
+    engine.connect_all(false).await;
+    let s = engine.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Active);
+    assert_eq!(states(&s)["linear"], ConnectorState::Active);
+}
+
+#[tokio::test]
+async fn an_expired_id_token_is_refreshed_silently_before_the_exchange() {
+    let mut opts = SandboxOptions::default();
+    opts.knobs.id_token_ttl_secs = 30; // under the engine's 60 s minimum: always refreshed
+    let org = Org::start_with("refresh", opts).await;
+    let engine = signed_in(&org, "refresh", "alice").await;
+    let before = engine.snapshot().idp.id_token_expires_at.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    engine.connect_all(true).await;
+    let s = engine.snapshot();
+    assert!(s.idp.id_token_expires_at.unwrap() > before, "a new ID token was obtained");
+    assert_eq!(states(&s)["linear"], ConnectorState::Active);
+}
+
+#[tokio::test]
+async fn an_ended_idp_session_asks_for_sign_in_and_keeps_valid_tokens() {
+    let mut opts = SandboxOptions::default();
+    opts.knobs.id_token_ttl_secs = 30; // always refreshed before an exchange
+    opts.knobs.refresh_token_ttl_secs = 1;
+    let org = Org::start_with("session-end", opts).await;
+    let engine = signed_in(&org, "session-end", "alice").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    engine.connect_all(true).await;
+    let s = engine.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Expired);
+    let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
+    assert_eq!(linear.state, ConnectorState::Active, "the access token is still valid");
+    assert_eq!(linear.renewal_error.as_ref().unwrap().code, "idp-oauth-invalid-grant");
+    assert!(s.needs_attention());
+}
