@@ -121,7 +121,8 @@ async fn id_tokens_failing_any_check_are_refused() {
         org.sandbox.knobs().update(|k| k.id_token_fault = Some(fault));
         require_keyring_session();
         let engine = org.engine(&service("idtoken"));
-        let err = engine.sign_in(&ScriptedBrowser::new("alice", org.dir.join("b.log")), SIGN_IN_TIMEOUT).await.unwrap_err();
+        let err =
+            engine.sign_in(&ScriptedBrowser::new("alice", org.dir.join("b.log")), SIGN_IN_TIMEOUT).await.unwrap_err();
         assert_eq!(err.code(), "id-token-invalid", "{fault:?}: {err}");
         assert!(err.to_string().to_lowercase().contains(needle), "{fault:?}: {err}");
     }
@@ -159,7 +160,8 @@ async fn mcp_server_rejecting_the_token_is_reported_as_the_mcp_leg() {
 #[tokio::test]
 async fn a_pinned_authorization_server_that_differs_is_refused() {
     let org = Org::start("pin").await;
-    let mut policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
     for c in policy["connectors"].as_array_mut().unwrap() {
         if c["id"] == "linear" {
             c["authorization_server"] = serde_json::json!("https://auth.linear.example");
@@ -176,7 +178,8 @@ async fn a_pinned_authorization_server_that_differs_is_refused() {
 #[tokio::test]
 async fn wrong_client_secret_at_a_connector_gives_invalid_client() {
     let org = Org::start("client").await;
-    let mut policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
     for c in policy["connectors"].as_array_mut().unwrap() {
         if c["id"] == "linear" {
             c["client_auth"]["client_secret"] = serde_json::json!("wrong-secret");
@@ -197,7 +200,10 @@ async fn step_up_sends_the_user_back_to_the_browser() {
     let s = signed_in(&org, "stepup", "alice").await.snapshot();
     assert_eq!(s.idp.state, IdpSessionState::StepUpRequired);
     assert_eq!(states(&s)["linear"], ConnectorState::NeedsSignIn);
-    assert_eq!(s.connectors.iter().find(|c| c.id == "linear").unwrap().error.as_ref().unwrap().code, "step-up-required");
+    assert_eq!(
+        s.connectors.iter().find(|c| c.id == "linear").unwrap().error.as_ref().unwrap().code,
+        "step-up-required"
+    );
     assert!(s.needs_attention());
 }
 

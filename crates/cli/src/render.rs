@@ -71,7 +71,9 @@ pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
     let _ = writeln!(out, "{} (policy: {})", s.organization, s.policy_source);
     let who = s.idp.identity.as_ref().map(|i| i.email.clone().unwrap_or_else(|| i.sub.clone()));
     let _ = match (s.idp.state, who) {
-        (IdpSessionState::SignedOut, _) => writeln!(out, "  X Not signed in to {}\n    - Run `ema login`", s.idp.issuer),
+        (IdpSessionState::SignedOut, _) => {
+            writeln!(out, "  X Not signed in to {}\n    - Run `ema login`", s.idp.issuer)
+        }
         (IdpSessionState::Active, Some(w)) => writeln!(out, "  ✓ Signed in to {} as {w}", s.idp.issuer),
         (IdpSessionState::Unreachable, Some(w)) => writeln!(
             out,

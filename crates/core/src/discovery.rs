@@ -250,7 +250,7 @@ async fn find_resource_metadata_url(transport: &dyn Transport, mcp_url: &Url) ->
             what: "the WWW-Authenticate resource_metadata hint",
             problem: "it is not an absolute URL".into(),
         })?;
-        check_endpoint_url(&url).map_err(|e| TransportError::UrlRefused(e))?;
+        check_endpoint_url(&url).map_err(TransportError::UrlRefused)?;
         return Ok(url);
     }
     Ok(protected_resource_metadata_url(mcp_url))

@@ -28,12 +28,14 @@ use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
 use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
 use crate::http::{HttpTransport, Transport, TransportError};
 use crate::mcp_check::{McpProbe, RmcpProbe};
-use crate::records::{RECORD_VERSION, StoredConnector, StoredOutcome, StoredSession, connector_account, session_account};
+use crate::records::{
+    RECORD_VERSION, StoredConnector, StoredOutcome, StoredSession, connector_account, session_account,
+};
 use crate::secret::IdToken;
 use crate::signin::loopback::LoopbackListener;
 use crate::signin::{BrowserOpener, IdpClient, SignInError};
 use crate::status::{
-    ConnectorState, ConnectorStatus, IdpSessionState, IdpStatus, Identity, STATUS_SCHEMA_VERSION, StatusError,
+    ConnectorState, ConnectorStatus, Identity, IdpSessionState, IdpStatus, STATUS_SCHEMA_VERSION, StatusError,
     StatusSnapshot,
 };
 use crate::store::{KeyringStore, SecretStore, StoreError};
@@ -448,7 +450,9 @@ impl Engine {
                     cfg.display_name,
                     self.help_desk()
                 ),
-                Some("invalid_client") => format!("ask {}: our client registration at {} is wrong", self.help_desk(), cfg.display_name),
+                Some("invalid_client") => {
+                    format!("ask {}: our client registration at {} is wrong", self.help_desk(), cfg.display_name)
+                }
                 _ => format!("try again later; if it persists, contact {}", self.help_desk()),
             };
             Failure::Other(status_error(&e.code(), &e.to_string(), &fix))
@@ -465,7 +469,12 @@ impl Engine {
     }
 
     fn help_desk(&self) -> String {
-        self.policy.organization.help_desk.as_ref().map(|h| h.name.clone()).unwrap_or_else(|| "your IT help desk".into())
+        self.policy
+            .organization
+            .help_desk
+            .as_ref()
+            .map(|h| h.name.clone())
+            .unwrap_or_else(|| "your IT help desk".into())
     }
 
     fn exchange_failure(&self, cfg: &ConnectorConfig, e: ExchangeError) -> Failure {
@@ -491,11 +500,12 @@ impl Engine {
                 });
                 Failure::SignInNeeded(err)
             }
-            ExchangeError::Response(crate::oauth::ResponseError::Http { endpoint, status, .. }) if *status >= 500 => self
-                .idp_failure(&SignInError::Transport(TransportError::ServerUnavailable {
+            ExchangeError::Response(crate::oauth::ResponseError::Http { endpoint, status, .. }) if *status >= 500 => {
+                self.idp_failure(&SignInError::Transport(TransportError::ServerUnavailable {
                     url: endpoint.clone(),
                     status: *status,
-                })),
+                }))
+            }
             _ => Failure::Other(status_error(
                 &e.code(),
                 &e.to_string(),
@@ -564,7 +574,8 @@ impl Engine {
             return Err(Failure::SignInNeeded(err));
         };
         let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
-        let tokens = idp.refresh(self.parts.transport.as_ref(), &refresh_token).await.map_err(|e| self.idp_failure(&e))?;
+        let tokens =
+            idp.refresh(self.parts.transport.as_ref(), &refresh_token).await.map_err(|e| self.idp_failure(&e))?;
         let Some(id_token) = tokens.id_token else {
             return Err(Failure::Other(status_error(
                 "id-token-not-renewed",

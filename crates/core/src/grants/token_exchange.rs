@@ -117,11 +117,11 @@ pub fn process_response(
         Ok(t) => t,
         Err(ResponseError::OAuth { error, endpoint, status }) => {
             return Err(match error.error.as_str() {
-                e if NOT_ENTITLED_ERRORS.contains(&e) => ExchangeError::NotEntitled(error),
+                e if NOT_ENTITLED_ERRORS.contains(&e) => ExchangeError::NotEntitled(*error),
                 "insufficient_user_authentication" | "interaction_required" | "login_required" => {
-                    ExchangeError::StepUp(error)
+                    ExchangeError::StepUp(*error)
                 }
-                "invalid_grant" => ExchangeError::SessionInvalid(error),
+                "invalid_grant" => ExchangeError::SessionInvalid(*error),
                 _ => ExchangeError::Response(ResponseError::OAuth { endpoint, status, error }),
             });
         }

@@ -56,7 +56,7 @@ impl OAuthErrorResponse {
 pub enum ResponseError {
     /// The server answered with an OAuth error.
     #[error("{endpoint} refused the request (HTTP {status}): {}", .error.summary())]
-    OAuth { endpoint: String, status: u16, error: OAuthErrorResponse },
+    OAuth { endpoint: String, status: u16, error: Box<OAuthErrorResponse> },
     /// The server answered with an HTTP error that is not OAuth JSON.
     #[error("{endpoint} answered HTTP {status}{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Http { endpoint: String, status: u16, detail: Option<String> },
@@ -90,7 +90,7 @@ impl ResponseError {
     /// Builds the error for a non-success response: OAuth JSON if present, else the status.
     pub fn from_response(endpoint: &str, status: u16, body: &[u8]) -> Self {
         match OAuthErrorResponse::parse(body) {
-            Some(error) => ResponseError::OAuth { endpoint: endpoint.into(), status, error },
+            Some(error) => ResponseError::OAuth { endpoint: endpoint.into(), status, error: Box::new(error) },
             None => {
                 let text = String::from_utf8_lossy(body);
                 let detail =
