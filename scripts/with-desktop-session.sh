@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs a command the way the tests need the desktop: a private HOME and XDG_RUNTIME_DIR, a
+# Runs a command the way the tests and the headless demo need the desktop: a private HOME and XDG_RUNTIME_DIR, a
 # D-Bus session bus, and gnome-keyring's Secret Service unlocked in it. Nothing touches the
-# real home or keyring. Usage: scripts/with-test-session.sh COMMAND [ARGS...]
+# real home or keyring. Usage: scripts/with-desktop-session.sh COMMAND [ARGS...]
 set -euo pipefail
 if [ -z "${EMA_IN_TEST_SESSION:-}" ]; then
   base=$(mktemp -d /tmp/ema-test-session.XXXXXX)

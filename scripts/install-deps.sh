@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs, only those missing (idempotent, quiet when
+# everything is there). `--runtime` installs what running the CLI and demo needs; the default
+# adds what building and testing need.
+set -euo pipefail
+runtime=(dbus gnome-keyring libsecret-tools python3 ca-certificates)
+build=(pkg-config libdbus-1-dev libssl-dev build-essential)
+want=("${runtime[@]}")
+[ "${1:-}" = "--runtime" ] || want+=("${build[@]}")
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "Installing Debian packages: ${missing[*]}" >&2
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
