@@ -21,4 +21,6 @@ pub mod secret;
 pub mod signin;
 pub mod status;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod url_policy;

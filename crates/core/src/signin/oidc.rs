@@ -387,3 +387,182 @@ fn map_token_error(e: OidcTokenError) -> SignInError {
         RequestTokenError::Other(s) => SignInError::InvalidResponse(scrub(&s, 200)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSource, Policy};
+    use crate::http::HttpRequest;
+    use crate::testing::{FakeTransport, form};
+    use base64::Engine as _;
+
+    const ISSUER: &str = "https://idp.example.com";
+    const TOKEN: &str = "https://idp.example.com/oauth2/v1/token";
+
+    fn idp_config(client_auth: &str) -> IdpConfig {
+        let text = format!(
+            r#"{{"schema_version":1,"organization":{{"name":"Example"}},
+                "idp":{{"issuer":"{ISSUER}","client_id":"ema-desktop","client_auth":{client_auth}}}}}"#
+        );
+        Policy::parse(&text, ConfigSource::Explicit("test.json".into())).unwrap().idp
+    }
+
+    fn fake_idp() -> FakeTransport {
+        let t = FakeTransport::new();
+        t.json(
+            "https://idp.example.com/.well-known/openid-configuration",
+            200,
+            &serde_json::json!({
+                "issuer": ISSUER,
+                "authorization_endpoint": "https://idp.example.com/oauth2/v1/authorize",
+                "token_endpoint": TOKEN,
+                "revocation_endpoint": "https://idp.example.com/oauth2/v1/revoke",
+                "jwks_uri": "https://idp.example.com/oauth2/v1/keys",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"]
+            })
+            .to_string(),
+        );
+        t.json("https://idp.example.com/oauth2/v1/keys", 200, r#"{"keys":[]}"#);
+        t.json(TOKEN, 400, r#"{"error":"invalid_grant","error_description":"test stops here"}"#);
+        t.json("https://idp.example.com/oauth2/v1/revoke", 200, "");
+        t
+    }
+
+    #[tokio::test]
+    async fn authorization_request_has_pkce_s256_state_nonce_and_offline_access() {
+        let t = fake_idp();
+        let idp = IdpClient::discover(&t, &idp_config(r#"{"method":"none"}"#)).await.unwrap();
+        let (url, pending) = idp.authorization_request("http://127.0.0.1:5555/callback").unwrap();
+        assert_eq!(url.origin().ascii_serialization(), ISSUER);
+        assert_eq!(url.path(), "/oauth2/v1/authorize");
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "ema-desktop");
+        assert_eq!(q["redirect_uri"], "http://127.0.0.1:5555/callback");
+        let scopes: Vec<&str> = q["scope"].split(' ').collect();
+        for s in ["openid", "email", "profile", "offline_access"] {
+            assert!(scopes.contains(&s), "{s} in {scopes:?}");
+        }
+        assert_eq!(q["code_challenge_method"], "S256");
+        // RFC 7636 §4.2: challenge = BASE64URL(SHA256(verifier)).
+        let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(pending.pkce_verifier.secret().as_bytes()));
+        assert_eq!(q["code_challenge"], expected);
+        assert_eq!(&q["state"], pending.state.secret());
+        assert_eq!(&q["nonce"], pending.nonce.secret());
+        assert!(q["state"].len() >= 20 && q["nonce"].len() >= 20);
+        let (_, again) = idp.authorization_request("http://127.0.0.1:5555/callback").unwrap();
+        assert_ne!(again.state.secret(), pending.state.secret(), "a fresh state per attempt");
+    }
+
+    use sha2::Digest as _;
+    use std::collections::HashMap;
+
+    async fn code_exchange_request(client_auth: &str) -> HttpRequest {
+        let t = fake_idp();
+        let idp = IdpClient::discover(&t, &idp_config(client_auth)).await.unwrap();
+        let (_, pending) = idp.authorization_request("http://127.0.0.1:5555/callback").unwrap();
+        let verifier = pending.pkce_verifier.secret().clone();
+        let err = idp.exchange_code(&t, "the-code".into(), pending).await.unwrap_err();
+        assert_eq!(err.code(), "idp-oauth-invalid-grant");
+        let reqs = t.requests_to(TOKEN);
+        assert_eq!(reqs.len(), 1);
+        let req = reqs.into_iter().next().unwrap();
+        let f = form(&req);
+        assert!(f.contains(&("grant_type".into(), "authorization_code".into())));
+        assert!(f.contains(&("code".into(), "the-code".into())));
+        assert!(f.contains(&("redirect_uri".into(), "http://127.0.0.1:5555/callback".into())));
+        assert!(f.contains(&("code_verifier".into(), verifier)));
+        req
+    }
+
+    #[tokio::test]
+    async fn code_exchange_with_client_secret_basic() {
+        let req = code_exchange_request(r#"{"method":"client_secret_basic","client_secret":"s e/cret"}"#).await;
+        let expected = base64::engine::general_purpose::STANDARD.encode("ema-desktop:s+e%2Fcret");
+        assert_eq!(req.headers()["authorization"], format!("Basic {expected}"));
+        assert!(form(&req).iter().all(|(k, _)| k != "client_secret"));
+    }
+
+    #[tokio::test]
+    async fn code_exchange_with_client_secret_post() {
+        let req = code_exchange_request(r#"{"method":"client_secret_post","client_secret":"sec"}"#).await;
+        assert!(req.headers().get("authorization").is_none());
+        let f = form(&req);
+        assert!(f.contains(&("client_id".into(), "ema-desktop".into())));
+        assert!(f.contains(&("client_secret".into(), "sec".into())));
+    }
+
+    #[tokio::test]
+    async fn code_exchange_as_a_public_client() {
+        let req = code_exchange_request(r#"{"method":"none"}"#).await;
+        assert!(req.headers().get("authorization").is_none());
+        let f = form(&req);
+        assert!(f.contains(&("client_id".into(), "ema-desktop".into())));
+        assert!(f.iter().all(|(k, _)| k != "client_secret" && k != "client_assertion"));
+    }
+
+    #[tokio::test]
+    async fn code_exchange_with_private_key_jwt() {
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-client-key.pem");
+        let req = code_exchange_request(&format!(
+            r#"{{"method":"private_key_jwt","key_file":"{key}","key_id":"k1","alg":"ES256"}}"#
+        ))
+        .await;
+        assert!(req.headers().get("authorization").is_none());
+        let f: HashMap<String, String> = form(&req).into_iter().collect();
+        assert_eq!(f["client_assertion_type"], crate::oauth::client_auth::CLIENT_ASSERTION_TYPE_JWT_BEARER);
+        let claims = crate::jwt::decode_claims_unverified(&f["client_assertion"]).unwrap();
+        assert_eq!(claims["iss"], "ema-desktop");
+        assert_eq!(claims["sub"], "ema-desktop");
+        assert_eq!(claims["aud"], TOKEN);
+        assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn refresh_and_revoke_requests() {
+        let t = fake_idp();
+        let idp = IdpClient::discover(&t, &idp_config(r#"{"method":"client_secret_post","client_secret":"sec"}"#))
+            .await
+            .unwrap();
+        let err = idp.refresh(&t, &RefreshToken::new("rt-1")).await.unwrap_err();
+        assert!(err.is_session_expired(), "invalid_grant on refresh means the session ended");
+        let f = form(&t.requests_to(TOKEN)[0]);
+        assert!(f.contains(&("grant_type".into(), "refresh_token".into())));
+        assert!(f.contains(&("refresh_token".into(), "rt-1".into())));
+        assert!(f.contains(&("client_secret".into(), "sec".into())));
+        assert!(idp.revoke(&t, &RefreshToken::new("rt-1")).await.unwrap());
+        let f = form(&t.requests_to("https://idp.example.com/oauth2/v1/revoke")[0]);
+        assert_eq!(
+            f,
+            vec![
+                ("token".into(), "rt-1".into()),
+                ("token_type_hint".into(), "refresh_token".into()),
+                ("client_id".into(), "ema-desktop".into()),
+                ("client_secret".into(), "sec".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn discovery_refuses_a_mismatched_issuer_and_errors_never_echo_secrets() {
+        let t = fake_idp();
+        t.json(
+            "https://idp.example.com/.well-known/openid-configuration",
+            200,
+            &serde_json::json!({"issuer": "https://evil.example.com", "authorization_endpoint": "https://evil.example.com/a",
+                "token_endpoint": "https://evil.example.com/t", "jwks_uri": "https://evil.example.com/k",
+                "response_types_supported": ["code"], "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"]})
+            .to_string(),
+        );
+        let err =
+            IdpClient::discover(&t, &idp_config(r#"{"method":"client_secret_post","client_secret":"canary-sec"}"#))
+                .await
+                .unwrap_err();
+        assert!(err.to_string().contains("evil.example.com"), "{err}");
+        assert!(!format!("{err} {err:?}").contains("canary-sec"));
+    }
+}
