@@ -269,3 +269,31 @@ async fn an_ended_idp_session_asks_for_sign_in_and_keeps_valid_tokens() {
     assert_eq!(linear.renewal_error.as_ref().unwrap().code, "idp-oauth-invalid-grant");
     assert!(s.needs_attention());
 }
+
+#[tokio::test]
+async fn background_renewal_replaces_tokens_before_they_expire() {
+    let mut opts = SandboxOptions::default();
+    opts.knobs.connector_token_ttl_secs = 4;
+    let org = Org::start_with("renewal", opts).await;
+    let engine = signed_in(&org, "renewal", "alice").await;
+    let first = engine.snapshot().connectors.iter().find(|c| c.id == "linear").unwrap().clone();
+    let due = engine.next_renewal_at().unwrap();
+    assert!(due > first.last_renewal.unwrap(), "not before half the lifetime");
+    assert!(due < first.expires_at.unwrap(), "before expiry");
+    let mut rx = engine.subscribe();
+    let renewals = tokio::spawn(engine.clone().run_renewals());
+    let renewed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            rx.changed().await.unwrap();
+            let s = rx.borrow_and_update().clone();
+            let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap().clone();
+            if linear.token_fingerprint != first.token_fingerprint && linear.state == ConnectorState::Active {
+                return linear;
+            }
+        }
+    })
+    .await
+    .expect("renewed without anyone asking");
+    renewals.abort();
+    assert!(renewed.expires_at.unwrap() > first.expires_at.unwrap());
+}

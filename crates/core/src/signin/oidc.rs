@@ -7,12 +7,12 @@
 //! so redirects, timeouts and size caps are the same as everywhere else.
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreTokenResponse,
 };
 use openidconnect::{
-    AuthType, AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    TokenResponse as _,
+    AuthType, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -20,8 +20,8 @@ use url::Url;
 
 use crate::config::{ClientAuth, IdpConfig};
 use crate::http::{Transport, TransportError, display_url};
-use crate::oauth::client_auth::{self, ClientAuthError};
-use crate::oauth::{OAuthErrorResponse, ResponseError};
+use crate::oauth::client_auth::ClientAuthError;
+use crate::oauth::{OAuthErrorResponse, ResponseError, TokenRequest};
 use crate::redact::scrub;
 use crate::secret::{IdToken, RefreshToken};
 use crate::status::Identity;
@@ -214,71 +214,99 @@ impl IdpClient {
         Ok((url, PendingSignIn { state, nonce, pkce_verifier: verifier, redirect_uri: redirect_uri.to_string() }))
     }
 
-    fn private_key_jwt_params(&self) -> Result<Vec<(&'static str, String)>, ClientAuthError> {
-        if !matches!(self.config.client_auth, ClientAuth::PrivateKeyJwt { .. }) {
-            return Ok(Vec::new());
+    /// Sends a token request with the policy's client authentication (the same code path as
+    /// every other leg) and parses the OIDC token response (OIDC Core §3.1.3.3).
+    async fn token_request(
+        &self,
+        transport: &dyn Transport,
+        params: Vec<(&'static str, String)>,
+    ) -> Result<CoreTokenResponse, SignInError> {
+        let req = TokenRequest {
+            token_endpoint: &self.token_endpoint,
+            client_id: &self.config.client_id,
+            client_auth: &self.config.client_auth,
+            params,
         }
-        let parts = client_auth::authenticate(
-            &self.config.client_id,
-            &self.config.client_auth,
-            self.token_endpoint.as_str(),
-            OffsetDateTime::now_utc().unix_timestamp(),
-        )?;
-        Ok(parts.form.into_iter().filter(|(k, _)| *k != "client_id").collect())
+        .build(OffsetDateTime::now_utc().unix_timestamp())?;
+        let resp = unavailable_as_transport_error(transport, req).await?;
+        if resp.status().as_u16() != 200 {
+            return Err(
+                match ResponseError::from_response(
+                    &display_url(&self.token_endpoint),
+                    resp.status().as_u16(),
+                    resp.body(),
+                ) {
+                    ResponseError::OAuth { error, .. } => SignInError::Refused(*error),
+                    other => SignInError::InvalidResponse(other.to_string()),
+                },
+            );
+        }
+        let de = &mut serde_json::Deserializer::from_slice(resp.body());
+        // The body holds tokens: a parse error names the field, never the content.
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| SignInError::InvalidResponse(format!("`{}` could not be parsed", e.path())))
     }
 
-    /// Exchanges the authorization code (RFC 6749 §4.1.3 with the PKCE verifier) and verifies
-    /// the ID token, including its `nonce`.
+    fn verify_id_token(
+        &self,
+        id_token: &CoreIdToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<(IdToken, Option<OffsetDateTime>, Identity), SignInError> {
+        let client = self.client();
+        let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
+        let claims = match nonce {
+            Some(n) => id_token.claims(&verifier, n),
+            // OIDC Core §12.2: a refreshed ID token carries no nonce.
+            None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        }
+        .map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
+        Ok((
+            IdToken::new(id_token.to_string()),
+            OffsetDateTime::from_unix_timestamp(claims.expiration().timestamp()).ok(),
+            identity_of(claims),
+        ))
+    }
+
+    /// Exchanges the authorization code (RFC 6749 §4.1.3 with the PKCE verifier, RFC 7636 §4.5)
+    /// and verifies the ID token, including its `nonce`.
     pub async fn exchange_code(
         &self,
         transport: &dyn Transport,
         code: String,
         pending: PendingSignIn,
     ) -> Result<SessionTokens, SignInError> {
-        let http = |req| unavailable_as_transport_error(transport, req);
-        let redirect =
-            RedirectUrl::new(pending.redirect_uri.clone()).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
-        let client = self.client().set_redirect_uri(redirect);
-        let mut req = client
-            .exchange_code(AuthorizationCode::new(code))
-            .map_err(|e| SignInError::InvalidResponse(e.to_string()))?
-            .set_pkce_verifier(pending.pkce_verifier);
-        for (k, v) in self.private_key_jwt_params()? {
-            req = req.add_extra_param(k, v);
-        }
-        let resp = req.request_async(&http).await.map_err(map_token_error)?;
+        let params = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code),
+            ("redirect_uri", pending.redirect_uri.clone()),
+            ("code_verifier", pending.pkce_verifier.secret().clone()),
+        ];
+        let resp = self.token_request(transport, params).await?;
         let id_token = resp.id_token().ok_or_else(|| {
             SignInError::InvalidResponse("no `id_token` in the response (is `openid` in the requested scopes?)".into())
         })?;
-        let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
-        let claims =
-            id_token.claims(&verifier, &pending.nonce).map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
+        let (id_token, exp, identity) = self.verify_id_token(id_token, Some(&pending.nonce))?;
         Ok(SessionTokens {
-            id_token: Some(IdToken::new(id_token.to_string())),
-            id_token_expires_at: OffsetDateTime::from_unix_timestamp(claims.expiration().timestamp()).ok(),
-            identity: Some(identity_of(claims)),
+            id_token: Some(id_token),
+            id_token_expires_at: exp,
+            identity: Some(identity),
             refresh_token: resp.refresh_token().map(|r| RefreshToken::new(r.secret().clone())),
         })
     }
 
     /// Renews the session with the refresh token (RFC 6749 §6, OIDC Core §12). The new ID
-    /// token, if any, is verified (no nonce on refresh, §12.2).
+    /// token, if any, is verified.
     pub async fn refresh(
         &self,
         transport: &dyn Transport,
         refresh_token: &RefreshToken,
     ) -> Result<SessionTokens, SignInError> {
-        let http = |req| unavailable_as_transport_error(transport, req);
-        let client = self.client();
-        let rt = openidconnect::RefreshToken::new(refresh_token.secret().to_string());
-        let mut req = client.exchange_refresh_token(&rt).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
-        for s in self.config.scopes.iter() {
-            req = req.add_scope(Scope::new(s.clone()));
-        }
-        for (k, v) in self.private_key_jwt_params()? {
-            req = req.add_extra_param(k, v);
-        }
-        let resp = req.request_async(&http).await.map_err(map_token_error)?;
+        let params = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", refresh_token.secret().to_string()),
+            ("scope", self.config.scopes.join(" ")),
+        ];
+        let resp = self.token_request(transport, params).await?;
         let mut out = SessionTokens {
             id_token: None,
             id_token_expires_at: None,
@@ -286,13 +314,10 @@ impl IdpClient {
             refresh_token: resp.refresh_token().map(|r| RefreshToken::new(r.secret().clone())),
         };
         if let Some(id_token) = resp.id_token() {
-            let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
-            let claims = id_token
-                .claims(&verifier, |_: Option<&Nonce>| Ok(()))
-                .map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
-            out.id_token_expires_at = OffsetDateTime::from_unix_timestamp(claims.expiration().timestamp()).ok();
-            out.identity = Some(identity_of(claims));
-            out.id_token = Some(IdToken::new(id_token.to_string()));
+            let (id_token, exp, identity) = self.verify_id_token(id_token, None)?;
+            out.id_token = Some(id_token);
+            out.id_token_expires_at = exp;
+            out.identity = Some(identity);
         }
         Ok(out)
     }
@@ -338,7 +363,7 @@ fn identity_of(claims: &openidconnect::core::CoreIdTokenClaims) -> Identity {
     }
 }
 
-/// For openidconnect's token calls: a 5xx that is not OAuth JSON becomes a transport error,
+/// For the IdP's token calls: a 5xx that is not OAuth JSON becomes a transport error,
 /// so "the IdP is down" is told apart from "the IdP sent nonsense".
 async fn unavailable_as_transport_error(
     transport: &dyn Transport,
@@ -365,27 +390,6 @@ async fn get_json(transport: &dyn Transport, url: &Url) -> Result<Vec<u8>, Respo
         return Err(ResponseError::from_response(&display_url(url), resp.status().as_u16(), resp.body()));
     }
     Ok(resp.into_body())
-}
-
-type OidcTokenError =
-    RequestTokenError<TransportError, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>>;
-
-fn map_token_error(e: OidcTokenError) -> SignInError {
-    match e {
-        RequestTokenError::ServerResponse(r) => SignInError::Refused(OAuthErrorResponse {
-            error: r.error().as_ref().to_string(),
-            error_description: r.error_description().map(|d| scrub(d, 300)),
-            error_uri: None,
-            max_age: None,
-            acr_values: None,
-        }),
-        RequestTokenError::Request(t) => SignInError::Transport(t),
-        // The body of a parse error may hold tokens: report only which field failed.
-        RequestTokenError::Parse(err, _body) => {
-            SignInError::InvalidResponse(format!("`{}` could not be parsed", err.path()))
-        }
-        RequestTokenError::Other(s) => SignInError::InvalidResponse(scrub(&s, 200)),
-    }
 }
 
 #[cfg(test)]
