@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
-use ema_core::config::{Policy, locate_policy};
+use ema_core::config::{Policy, UserSettings, locate_policy, user_settings_path};
 use ema_core::engine::{Engine, EngineParts};
 use ema_core::signin::{BrowserOpener, PrintUrl, SystemBrowser};
 use ema_core::status::ConnectorState;
@@ -119,7 +119,14 @@ async fn load_engine(explicit: Option<PathBuf>) -> Result<Arc<Engine>> {
             tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )
     })?;
-    let policy = Policy::load(source)?;
+    let mut policy = Policy::load(source)?;
+    if let Some(path) = user_settings_path() {
+        match UserSettings::load(&path) {
+            Ok(user) => policy.apply_user_settings(&user),
+            // A broken settings file never blocks the user: say so, use the defaults, keep the file.
+            Err(e) => eprintln!("warning: your settings are ignored: {e}"),
+        }
+    }
     let parts = EngineParts::production(&policy)?;
     let engine = Engine::new(policy, parts);
     engine.load().await.context("cannot read the stored sign-in")?;

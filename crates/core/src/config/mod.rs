@@ -11,8 +11,10 @@
 
 mod locate;
 mod raw;
+mod user;
 
 pub use locate::{ConfigSource, locate_policy, managed_policy_path, user_policy_path};
+pub use user::{UserSettings, user_settings_path};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -114,6 +116,12 @@ pub struct Settings {
     pub max_parallel_connectors: usize,
     /// Total time allowed for one HTTP request.
     pub request_timeout: Duration,
+    /// Desktop notifications (sign-in needed, failures, expiry warnings).
+    pub notifications: bool,
+    /// Start the tray app at login.
+    pub start_at_login: bool,
+    /// The keys the organisation's policy set: the user cannot change them (shown as locked).
+    pub locked: Vec<&'static str>,
 }
 
 impl Default for Settings {
@@ -123,6 +131,9 @@ impl Default for Settings {
             renew_before_expiry: Duration::from_secs(120),
             max_parallel_connectors: 8,
             request_timeout: Duration::from_secs(15),
+            notifications: true,
+            start_at_login: false,
+            locked: Vec::new(),
         }
     }
 }
@@ -164,6 +175,14 @@ impl Policy {
                 "check the path and its permissions, or pass --config",
             )
         })?;
+        if meta.is_dir() {
+            return Err(ConfigError::new(
+                &path,
+                "(file)",
+                "is a directory",
+                "point to the policy JSON file inside it (usually policy.json)",
+            ));
+        }
         if meta.len() > MAX_POLICY_BYTES {
             return Err(ConfigError::new(
                 &path,
@@ -187,11 +206,12 @@ impl Policy {
     /// relative key-file paths.
     pub fn parse(text: &str, source: ConfigSource) -> Result<Policy, ConfigError> {
         let path = source.path().to_path_buf();
-        let de = &mut serde_json::Deserializer::from_str(text);
+        // Some Windows editors save a UTF-8 byte-order mark: it is not part of the JSON.
+        let de = &mut serde_json::Deserializer::from_str(text.trim_start_matches('\u{feff}'));
         let raw: raw::RawPolicy = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = match e.path().to_string() {
-                p if p == "." => "(file)".to_string(),
-                p => p,
+                p if p == "." || p == "?" => "(file)".to_string(),
+                p => p.trim_end_matches(".?").to_string(),
             };
             let inner = e.into_inner();
             ConfigError::new(
@@ -318,7 +338,7 @@ mod validate {
                     return Err(ConfigError::new(
                         file,
                         "organization.help_desk.url",
-                        "must be an https or mailto URL",
+                        "must be an https, http or mailto URL",
                         "use the help-desk web page or a mailto: address",
                     ));
                 }
@@ -408,6 +428,15 @@ mod validate {
                     }
                 };
                 let key_path = resolve_relative(file, &key_file);
+                // A PEM private key is a few KiB; refuse to slurp a wrong path's huge file.
+                if std::fs::metadata(&key_path).is_ok_and(|m| m.len() > 64 * 1024) {
+                    return Err(ConfigError::new(
+                        file,
+                        format!("{key}.key_file"),
+                        format!("{} is larger than 64 KiB, too large for a private key", key_path.display()),
+                        "point key_file to the PEM private key itself",
+                    ));
+                }
                 let pem = std::fs::read_to_string(&key_path).map_err(|e| {
                     ConfigError::new(
                         file,
@@ -450,7 +479,40 @@ mod validate {
                 "use 15",
             ));
         }
+        if let Some(m) = raw.expiry_warning_minutes
+            && !(1..=7 * 24 * 60).contains(&m)
+        {
+            return Err(ConfigError::new(
+                file,
+                "settings.expiry_warning_minutes",
+                "must be between 1 and 10080 (a week)",
+                "use 10",
+            ));
+        }
+        if let Some(s) = raw.renew_before_expiry_seconds
+            && !(10..=24 * 3600).contains(&s)
+        {
+            return Err(ConfigError::new(
+                file,
+                "settings.renew_before_expiry_seconds",
+                "must be between 10 and 86400",
+                "use 120",
+            ));
+        }
+        let mut locked = Vec::new();
+        for (key, set) in [
+            ("expiry_warning_minutes", raw.expiry_warning_minutes.is_some()),
+            ("notifications", raw.notifications.is_some()),
+            ("start_at_login", raw.start_at_login.is_some()),
+        ] {
+            if set {
+                locked.push(key);
+            }
+        }
         Ok(Settings {
+            notifications: raw.notifications.unwrap_or(d.notifications),
+            start_at_login: raw.start_at_login.unwrap_or(d.start_at_login),
+            locked,
             expiry_warning: raw
                 .expiry_warning_minutes
                 .map(|m| Duration::from_secs(m.saturating_mul(60)))

@@ -77,4 +77,6 @@ pub(crate) struct RawSettings {
     pub renew_before_expiry_seconds: Option<u64>,
     pub max_parallel_connectors: Option<usize>,
     pub request_timeout_seconds: Option<u64>,
+    pub notifications: Option<bool>,
+    pub start_at_login: Option<bool>,
 }

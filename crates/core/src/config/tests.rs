@@ -503,7 +503,7 @@ fn help_desk_url_must_be_web_or_mailto() {
         let mut v = minimal();
         v["organization"]["help_desk"] = json!({ "name": "IT", "url": bad });
         let err = expect_err(&v, "organization.help_desk.url", "use the help-desk web page or a mailto: address");
-        assert_eq!(err.problem, "must be an https or mailto URL", "{bad}");
+        assert_eq!(err.problem, "must be an https, http or mailto URL", "{bad}");
     }
     let mut v = minimal();
     v["organization"]["help_desk"] = json!({ "name": "IT", "url": "help.acme.example" });
@@ -771,13 +771,25 @@ fn request_timeout_bounds() {
 }
 
 #[test]
-fn huge_expiry_warning_does_not_panic() {
+fn huge_or_zero_timing_settings_are_refused_not_panicked_on() {
     // Regression: `minutes * 60` overflowed (a panic in debug builds) on a policy value.
+    for bad in [0, 10_081, u64::MAX] {
+        let mut v = minimal();
+        v["settings"] = json!({ "expiry_warning_minutes": bad });
+        let err = expect_err(&v, "settings.expiry_warning_minutes", "use 10");
+        assert_eq!(err.problem, "must be between 1 and 10080 (a week)");
+    }
+    for bad in [0, 9, 86_401, u64::MAX] {
+        let mut v = minimal();
+        v["settings"] = json!({ "renew_before_expiry_seconds": bad });
+        expect_err(&v, "settings.renew_before_expiry_seconds", "use 120");
+    }
     let mut v = minimal();
-    v["settings"] = json!({ "expiry_warning_minutes": u64::MAX, "renew_before_expiry_seconds": u64::MAX });
-    let p = parse_ok(&v);
-    assert_eq!(p.settings.expiry_warning, Duration::from_secs(u64::MAX));
-    assert_eq!(p.settings.renew_before_expiry, Duration::from_secs(u64::MAX));
+    v["settings"] = json!({ "expiry_warning_minutes": 10_080, "renew_before_expiry_seconds": 86_400 });
+    let s = parse_ok(&v).settings;
+    assert_eq!(s.expiry_warning, Duration::from_secs(10_080 * 60));
+    assert_eq!(s.renew_before_expiry, Duration::from_secs(86_400));
+    assert_eq!(s.locked, vec!["expiry_warning_minutes"]);
 }
 
 #[test]
@@ -982,8 +994,8 @@ fn missing_file() {
 fn directory_instead_of_file() {
     let dir = TempDir::new("is-dir");
     let err = load(dir.path()).unwrap_err();
-    check_err(&err, dir.path(), "(file)", "save the policy as UTF-8 JSON");
-    assert!(err.problem.starts_with("cannot be read as UTF-8 text: "), "{err}");
+    check_err(&err, dir.path(), "(file)", "point to the policy JSON file inside it (usually policy.json)");
+    assert_eq!(err.problem, "is a directory");
 }
 
 #[test]
@@ -1021,11 +1033,11 @@ fn not_json_file() {
 #[test]
 fn truncated_json_reports_the_path_serde_reports() {
     // A syntax error part-way through is reported at the innermost path serde_path_to_error
-    // knows; for a key not yet read that is `?`.
+    // knows; a key not yet read (serde's `?`) is reported as the file itself.
     let dir = TempDir::new("truncated");
     let path = dir.write("policy.json", "{\"schema_version\": 1, ");
     let err = load(&path).unwrap_err();
-    check_err(&err, &path, "?", SHAPE_FIX);
+    check_err(&err, &path, "(file)", SHAPE_FIX);
     assert!(err.problem.starts_with("EOF while parsing"), "{err}");
 
     let path = dir.write("cut.json", "{\"schema_version\": 1, \"idp\": {\"client_auth\": {\"method\": \"no");
@@ -1141,11 +1153,7 @@ fn settings_default_per_key() {
     assert_eq!(s.max_parallel_connectors, 8);
     assert_eq!(s.request_timeout, Duration::from_secs(60));
 
-    let mut v = minimal();
-    v["settings"] = json!({ "expiry_warning_minutes": 0, "renew_before_expiry_seconds": 0 });
-    let s = parse_ok(&v).settings;
-    assert_eq!(s.expiry_warning, Duration::ZERO);
-    assert_eq!(s.renew_before_expiry, Duration::ZERO);
+    assert!(s.notifications && !s.start_at_login);
 }
 
 #[test]
@@ -1184,4 +1192,22 @@ fn optional_fields_default() {
     let mut v = minimal();
     v.as_object_mut().unwrap().remove("connectors");
     assert!(parse_ok(&v).connectors.is_empty());
+}
+
+#[test]
+fn byte_order_mark_is_accepted() {
+    let text = format!("\u{feff}{}", minimal());
+    assert!(Policy::parse(&text, ConfigSource::Explicit("bom.json".into())).is_ok());
+}
+
+#[test]
+fn oversized_key_file_is_refused_before_reading() {
+    let dir = TempDir::new("bigkey");
+    let key = dir.write("key.pem", &"A".repeat(65 * 1024));
+    let mut v = minimal();
+    v["idp"]["client_auth"] = json!({"method": "private_key_jwt", "key_file": key.to_str().unwrap()});
+    let path = dir.write("policy.json", &v.to_string());
+    let err = load(&path).unwrap_err();
+    assert_eq!(err.key, "idp.client_auth.key_file");
+    assert!(err.problem.contains("larger than 64 KiB"), "{err}");
 }
