@@ -6,6 +6,8 @@
 //! The canary test then proves no token left the keyring: every token value stored is searched
 //! for in all output (with trace logging on) and in every file under the test's HOME.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -746,29 +746,6 @@ fn initial_snapshot(policy: &Policy) -> StatusSnapshot {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1), Duration::from_secs(30));
-        assert_eq!(backoff(2), Duration::from_secs(60));
-        assert_eq!(backoff(5), Duration::from_secs(480));
-        assert_eq!(backoff(6), Duration::from_secs(900));
-        assert_eq!(backoff(60), Duration::from_secs(900));
-    }
-
-    #[test]
-    fn jitter_only_ever_shortens_by_at_most_ten_percent() {
-        for _ in 0..200 {
-            let j = jittered(time::Duration::seconds(100));
-            assert!(j <= Duration::from_secs(100) && j >= Duration::from_secs(97), "{j:?}");
-        }
-        assert_eq!(jittered(time::Duration::ZERO), Duration::ZERO);
-    }
-}
-
 fn apply_record(c: &mut ConnectorStatus, r: &StoredConnector, identity: Option<Identity>) {
     c.identity = identity;
     c.authorization_server = r.authorization_server.clone();
@@ -792,5 +769,28 @@ fn apply_record(c: &mut ConnectorStatus, r: &StoredConnector, identity: Option<I
             c.expires_at = None;
             c.token_fingerprint = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(30));
+        assert_eq!(backoff(2), Duration::from_secs(60));
+        assert_eq!(backoff(5), Duration::from_secs(480));
+        assert_eq!(backoff(6), Duration::from_secs(900));
+        assert_eq!(backoff(60), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn jitter_only_ever_shortens_by_at_most_ten_percent() {
+        for _ in 0..200 {
+            let j = jittered(time::Duration::seconds(100));
+            assert!(j <= Duration::from_secs(100) && j >= Duration::from_secs(97), "{j:?}");
+        }
+        assert_eq!(jittered(time::Duration::ZERO), Duration::ZERO);
     }
 }

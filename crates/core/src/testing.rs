@@ -10,10 +10,13 @@ use futures::future::BoxFuture;
 
 use crate::http::{HttpRequest, HttpResponse, Transport, TransportError};
 
+/// A scripted answer: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// Answers by URL (without query); records requests in order.
 #[derive(Debug, Default)]
 pub struct FakeTransport {
-    routes: Mutex<HashMap<String, (u16, Vec<(String, String)>, Vec<u8>)>>,
+    routes: Mutex<HashMap<String, Answer>>,
     pub requests: Mutex<Vec<HttpRequest>>,
 }
 

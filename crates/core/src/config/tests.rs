@@ -1203,10 +1203,10 @@ fn byte_order_mark_is_accepted() {
 #[test]
 fn oversized_key_file_is_refused_before_reading() {
     let dir = TempDir::new("bigkey");
-    let key = dir.write("key.pem", &"A".repeat(65 * 1024));
+    let key = dir.write("key.pem", "A".repeat(65 * 1024));
     let mut v = minimal();
     v["idp"]["client_auth"] = json!({"method": "private_key_jwt", "key_file": key.to_str().unwrap()});
-    let path = dir.write("policy.json", &v.to_string());
+    let path = dir.write("policy.json", v.to_string());
     let err = load(&path).unwrap_err();
     assert_eq!(err.key, "idp.client_auth.key_file");
     assert!(err.problem.contains("larger than 64 KiB"), "{err}");
