@@ -297,3 +297,55 @@ async fn background_renewal_replaces_tokens_before_they_expire() {
     renewals.abort();
     assert!(renewed.expires_at.unwrap() > first.expires_at.unwrap());
 }
+
+/// The MCP profile makes jti replay rejection mandatory: the engine mints a fresh ID-JAG for
+/// every grant, and a replayed one is refused by the authorization server and reported.
+#[tokio::test]
+async fn a_replayed_id_jag_is_refused_and_reported() {
+    use ema_core::grants::jwt_bearer::{self, JwtBearerGrant};
+    use ema_core::grants::token_exchange::{self, TokenExchange};
+    use ema_core::http::{HttpTransport, Transport};
+
+    let org = Org::start("replay").await;
+    let policy = org.policy();
+    let linear = policy.connector("linear").unwrap();
+    let transport = HttpTransport::new(Duration::from_secs(10)).unwrap();
+    let endpoints = ema_core::discovery::discover(&transport, &linear.mcp_url, None).await.unwrap();
+    let idp = ema_core::signin::IdpClient::discover(&transport, &policy.idp).await.unwrap();
+    let id_token = ema_core::secret::IdToken::new(org.sandbox.issue_id_token("alice").unwrap());
+    let now = || time::OffsetDateTime::now_utc();
+    let req = TokenExchange {
+        token_endpoint: idp.token_endpoint(),
+        client_id: &policy.idp.client_id,
+        client_auth: &policy.idp.client_auth,
+        audience: &endpoints.issuer,
+        resource: &endpoints.resource,
+        scopes: &linear.scopes,
+        subject_token: &id_token,
+    }
+    .build(now().unix_timestamp())
+    .unwrap();
+    let resp = transport.send(req).await.unwrap();
+    let issued = token_exchange::process_response(idp.token_endpoint(), &resp, &linear.scopes).unwrap();
+    let header = ema_core::jwt::decode_header_unverified(issued.id_jag.secret()).unwrap();
+    assert_eq!(header["typ"], "oauth-id-jag+jwt");
+    let claims = ema_core::jwt::decode_claims_unverified(issued.id_jag.secret()).unwrap();
+    assert_eq!(claims["aud"], endpoints.issuer.as_str());
+    assert_eq!(claims["resource"], endpoints.resource.as_str());
+    assert_eq!(claims["client_id"], linear.client_id.as_str());
+    let grant = |assertion| JwtBearerGrant {
+        token_endpoint: &endpoints.token_endpoint,
+        client_id: &linear.client_id,
+        client_auth: &linear.client_auth,
+        assertion,
+        scopes: &issued.scopes,
+        resource: &endpoints.resource,
+    };
+    let first = transport.send(grant(issued.id_jag.clone()).build(now().unix_timestamp()).unwrap()).await.unwrap();
+    let token = jwt_bearer::process_response(&endpoints.token_endpoint, &first, &issued.scopes, now()).unwrap();
+    assert!(token.expires_at.unwrap() > now());
+    let replay = transport.send(grant(issued.id_jag).build(now().unix_timestamp()).unwrap()).await.unwrap();
+    let err = jwt_bearer::process_response(&endpoints.token_endpoint, &replay, &issued.scopes, now()).unwrap_err();
+    assert_eq!(err.code(), "connector-grant-oauth-invalid-grant");
+    assert!(err.to_string().contains("jti"), "{err}");
+}
