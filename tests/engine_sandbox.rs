@@ -349,3 +349,22 @@ async fn a_replayed_id_jag_is_refused_and_reported() {
     assert_eq!(err.code(), "connector-grant-oauth-invalid-grant");
     assert!(err.to_string().contains("jti"), "{err}");
 }
+
+#[tokio::test]
+async fn the_client_secret_is_sent_the_way_the_connectors_as_accepts_it() {
+    let opts = SandboxOptions {
+        connector_client_auth: ema_sandbox::ClientAuthMethod::ClientSecretPost,
+        only_connectors: Some(vec!["linear".into()]),
+        ..Default::default()
+    };
+    let org = Org::start_with("auth-method", opts).await;
+    // The policy says basic; the AS metadata lists only client_secret_post.
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    let auth = &mut policy["connectors"][0]["client_auth"];
+    assert_eq!(auth["method"], "client_secret_post");
+    auth["method"] = serde_json::json!("client_secret_basic");
+    std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+    let s = signed_in(&org, "auth-method", "alice").await.snapshot();
+    assert_eq!(states(&s)["linear"], ConnectorState::Active, "{:?}", s.connectors[0].error);
+}

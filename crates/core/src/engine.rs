@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, Semaphore, watch};
 use url::Url;
 
-use crate::config::{ConnectorConfig, Policy};
+use crate::config::{ClientAuth, ConnectorConfig, Policy};
 use crate::discovery::{ConnectorEndpoints, Discovery};
 use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
 use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
@@ -432,7 +432,7 @@ impl Engine {
         let grant = JwtBearerGrant {
             token_endpoint: &endpoints.token_endpoint,
             client_id: &cfg.client_id,
-            client_auth: &cfg.client_auth,
+            client_auth: &client_auth_for(&cfg.client_auth, &endpoints.token_endpoint_auth_methods),
             assertion: issued.id_jag,
             scopes: &issued.scopes,
             resource: &endpoints.resource,
@@ -690,6 +690,23 @@ impl Engine {
     }
 }
 
+/// Client authentication at a connector's AS "per its metadata or policy": the policy's
+/// method, except that a client secret is sent the way the AS says it accepts
+/// (`token_endpoint_auth_methods_supported`, RFC 8414 §2) when it lists only the other of
+/// `client_secret_basic` / `client_secret_post`. Other methods are used as the policy says.
+fn client_auth_for(policy: &ClientAuth, supported: &[String]) -> ClientAuth {
+    let supports = |m: &str| supported.iter().any(|s| s == m);
+    match policy {
+        ClientAuth::ClientSecretBasic(s) if !supports("client_secret_basic") && supports("client_secret_post") => {
+            ClientAuth::ClientSecretPost(s.clone())
+        }
+        ClientAuth::ClientSecretPost(s) if !supports("client_secret_post") && supports("client_secret_basic") => {
+            ClientAuth::ClientSecretBasic(s.clone())
+        }
+        other => other.clone(),
+    }
+}
+
 /// Up to 10 % earlier, never later: renewing a little early is harmless, late is not.
 fn jittered(wait: time::Duration) -> Duration {
     let wait = Duration::try_from(wait).unwrap_or_default();
@@ -775,6 +792,27 @@ fn apply_record(c: &mut ConnectorStatus, r: &StoredConnector, identity: Option<I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_secret_goes_the_way_the_as_accepts_it() {
+        let secret = crate::secret::ClientSecret::new("s");
+        let methods = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let basic = ClientAuth::ClientSecretBasic(secret.clone());
+        let post = ClientAuth::ClientSecretPost(secret);
+        let name = |a: ClientAuth| a.method_name();
+        assert_eq!(name(client_auth_for(&basic, &methods(&["client_secret_post"]))), "client_secret_post");
+        assert_eq!(name(client_auth_for(&post, &methods(&["client_secret_basic"]))), "client_secret_basic");
+        assert_eq!(
+            name(client_auth_for(&basic, &methods(&["client_secret_basic", "client_secret_post"]))),
+            "client_secret_basic"
+        );
+        assert_eq!(
+            name(client_auth_for(&post, &methods(&["private_key_jwt"]))),
+            "client_secret_post",
+            "no better choice"
+        );
+        assert_eq!(name(client_auth_for(&ClientAuth::None, &methods(&["client_secret_basic"]))), "none");
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
