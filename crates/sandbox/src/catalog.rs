@@ -75,3 +75,31 @@ mod tests {
         assert_eq!(build(Some(&["nope".to_owned()]), 0), Err("nope".to_owned()));
     }
 }
+
+/// A connector hosted by someone else (an interop peer's authorization server and MCP server)
+/// that the sandbox IdP issues ID-JAGs for, entitled to every demo user. It lets an independent
+/// implementation stand in for a connector while the sandbox stays the IdP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalConnector {
+    pub id: String,
+    pub display_name: String,
+    /// The peer's MCP server (the ID-JAG's `resource`).
+    pub mcp_url: String,
+    /// The peer's authorization-server issuer (the ID-JAG's `aud`).
+    pub as_issuer: String,
+    /// Our client id at the peer (the ID-JAG's `client_id`).
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// The policy's `client_auth` object for the peer, e.g. `{"method":"client_secret_basic","client_secret":"..."}`.
+    pub client_auth: serde_json::Value,
+}
+
+/// Another IdP whose ID-JAGs the sandbox's authorization servers accept instead of the sandbox
+/// IdP's (an interop peer such as oidc-provider); entitlement is then that IdP's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustedIdp {
+    /// Must equal the ID-JAG's `iss`.
+    pub issuer: String,
+    /// Its JSON Web Key Set (RFC 7517 §5), as served at its `jwks_uri`.
+    pub jwks: serde_json::Value,
+}

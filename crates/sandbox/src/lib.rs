@@ -43,7 +43,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use catalog::{BUILTIN_CONNECTORS, ConnectorDef};
+pub use catalog::{BUILTIN_CONNECTORS, ConnectorDef, ExternalConnector, TrustedIdp};
 pub use knobs::{ConnectorFailure, IdTokenFault, Knobs, KnobsHandle};
 pub use oauth::ClientAuthMethod;
 pub use users::{DEMO_PASSWORD, DemoUser, EMAIL_DOMAIN, USERS, entitled_connectors, find_user};
@@ -64,6 +64,10 @@ pub struct SandboxOptions {
     pub extra_connectors: usize,
     /// Restricts the built-in connectors to these ids (`None`: all of them).
     pub only_connectors: Option<Vec<String>>,
+    /// Connectors hosted by interop peers that the IdP also issues ID-JAGs for.
+    pub external_connectors: Vec<ExternalConnector>,
+    /// Accept ID-JAGs from this IdP (instead of the sandbox IdP) at the connectors' ASs.
+    pub trusted_idp: Option<TrustedIdp>,
     /// Initial knobs.
     pub knobs: Knobs,
 }
@@ -76,6 +80,8 @@ impl Default for SandboxOptions {
             connector_client_auth: ClientAuthMethod::ClientSecretBasic,
             extra_connectors: 0,
             only_connectors: None,
+            external_connectors: Vec::new(),
+            trusted_idp: None,
             knobs: Knobs::default(),
         }
     }
@@ -136,6 +142,8 @@ impl Sandbox {
             key,
             oauth::RegisteredClient::new(IDP_CLIENT_ID, opts.idp_client_auth),
             connectors,
+            opts.external_connectors,
+            opts.trusted_idp,
         ));
         let mut mcp = McpServers::default();
         let app = server::router(state.clone(), &mut mcp);

@@ -38,6 +38,18 @@ pub(crate) fn document(state: &SandboxState) -> Value {
                 "idp_only": true,
             })
         })
+        .chain(state.external.iter().map(|e| {
+            json!({
+                "id": e.id,
+                "display_name": e.display_name,
+                "mcp_url": e.mcp_url,
+                "authorization_server": e.as_issuer,
+                "scopes": e.scopes,
+                "client_id": e.client_id,
+                "client_auth": e.client_auth,
+                "idp_only": true,
+            })
+        }))
         .collect();
     json!({
         "schema_version": SCHEMA_VERSION,

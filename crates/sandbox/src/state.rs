@@ -94,6 +94,10 @@ pub struct SandboxState {
     pub connectors: BTreeMap<String, ConnectorState>,
     /// Connector ids in catalog order (the `BTreeMap` sorts them).
     pub connector_order: Vec<String>,
+    /// Connectors hosted by interop peers.
+    pub external: Vec<crate::catalog::ExternalConnector>,
+    /// Another IdP whose ID-JAGs the connectors' ASs accept instead of ours.
+    pub trusted_idp: Option<crate::catalog::TrustedIdp>,
     stores: Mutex<Stores>,
 }
 
@@ -104,6 +108,8 @@ impl SandboxState {
         key: SigningKeyPair,
         idp_client: RegisteredClient,
         connectors: Vec<ConnectorState>,
+        external: Vec<crate::catalog::ExternalConnector>,
+        trusted_idp: Option<crate::catalog::TrustedIdp>,
     ) -> Self {
         let connector_order = connectors.iter().map(|c| c.def.id.clone()).collect();
         Self {
@@ -113,6 +119,8 @@ impl SandboxState {
             idp_client,
             connectors: connectors.into_iter().map(|c| (c.def.id.clone(), c)).collect(),
             connector_order,
+            external,
+            trusted_idp,
             stores: Mutex::new(Stores::default()),
         }
     }

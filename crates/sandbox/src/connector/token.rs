@@ -95,7 +95,12 @@ fn validate_id_jag(
     assertion: &str,
     requested_resource: Option<&String>,
 ) -> Result<serde_json::Map<String, Value>, OAuthError> {
-    let (header, claims): (_, Value) = state.key.verify(assertion).map_err(|e| match e {
+    let verified = match &state.trusted_idp {
+        Some(idp) => crate::jwt::verify_with_jwks(&idp.jwks, assertion),
+        None => state.key.verify(assertion),
+    };
+    let trusted_issuer = state.trusted_idp.as_ref().map(|i| i.issuer.clone()).unwrap_or_else(|| state.idp_issuer());
+    let (header, claims): (_, Value) = verified.map_err(|e| match e {
         VerifyError::Signature => {
             OAuthError::invalid_grant("signature verification failed (not signed by the trusted IdP)")
         }
@@ -113,7 +118,7 @@ fn validate_id_jag(
     let string = |name: &str| claims.get(name).and_then(Value::as_str);
     let id = connector.def.id.as_str();
 
-    if string("iss") != Some(state.idp_issuer().as_str()) {
+    if string("iss") != Some(trusted_issuer.as_str()) {
         return Err(OAuthError::invalid_grant("iss is not the trusted IdP"));
     }
     let issuer = state.as_issuer(id);

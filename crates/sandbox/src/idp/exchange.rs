@@ -75,13 +75,11 @@ pub(super) fn token_exchange(
 
     let audience = param("audience")
         .ok_or_else(|| OAuthError::invalid_request("audience (the authorization server issuer) is required"))?;
-    let connector = state
-        .connector_by_issuer(audience)
+    let target = Target::find(state, audience)
         .ok_or_else(|| OAuthError::new("invalid_target", "audience is not a known authorization server"))?;
-    let id = connector.def.id.as_str();
-    let mcp_url = state.mcp_url(id);
+    let id = target.id.as_str();
     if let Some(resource) = param("resource")
-        && resource.trim_end_matches('/') != mcp_url
+        && resource.trim_end_matches('/') != target.mcp_url.trim_end_matches('/')
     {
         return Err(OAuthError::new("invalid_target", format!("resource is not the MCP server of {id}")));
     }
@@ -94,16 +92,16 @@ pub(super) fn token_exchange(
             )
         });
     }
-    if !is_entitled(user, id, connector.def.synthetic) {
+    if !is_entitled(user, id, target.everyone) {
         tracing::info!(user = user.username, connector = id, "idp: not entitled");
         return Err(OAuthError::new("access_denied", format!("user is not assigned to {id}")));
     }
     let scopes: Vec<String> = match param("scope") {
-        None => connector.def.scopes.clone(),
+        None => target.scopes.clone(),
         Some(requested) => {
             let granted: Vec<String> =
-                split_scope(requested).into_iter().filter(|s| connector.def.scopes.contains(s)).collect();
-            if granted.is_empty() && !connector.def.scopes.is_empty() {
+                split_scope(requested).into_iter().filter(|s| target.scopes.contains(s)).collect();
+            if granted.is_empty() && !target.scopes.is_empty() {
                 return Err(OAuthError::new(
                     "invalid_scope",
                     format!("none of the requested scopes is available for {id}"),
@@ -118,12 +116,12 @@ pub(super) fn token_exchange(
     let claims = IdJagClaims {
         iss: state.idp_issuer(),
         sub: user.subject(),
-        aud: state.as_issuer(id),
-        client_id: connector.client.client_id.clone(),
+        aud: target.as_issuer.clone(),
+        client_id: target.client_id.clone(),
         jti: uuid::Uuid::new_v4().to_string(),
         exp: now + ttl as i64,
         iat: now,
-        resource: mcp_url,
+        resource: target.mcp_url.clone(),
         scope: scopes.join(" "),
         email: user.email.to_owned(),
         auth_time: id_token.auth_time,
@@ -137,4 +135,40 @@ pub(super) fn token_exchange(
         "expires_in": ttl,
         "scope": claims.scope,
     }))
+}
+
+/// What an ID-JAG is for: a hosted connector or an interop peer's.
+struct Target {
+    id: String,
+    mcp_url: String,
+    as_issuer: String,
+    client_id: String,
+    scopes: Vec<String>,
+    /// Entitled to every user (synthetic and external connectors).
+    everyone: bool,
+}
+
+impl Target {
+    fn find(state: &SandboxState, audience: &str) -> Option<Target> {
+        if let Some(c) = state.connector_by_issuer(audience) {
+            let id = c.def.id.clone();
+            return Some(Target {
+                mcp_url: state.mcp_url(&id),
+                as_issuer: state.as_issuer(&id),
+                client_id: c.client.client_id.clone(),
+                scopes: c.def.scopes.clone(),
+                everyone: c.def.synthetic,
+                id,
+            });
+        }
+        let audience = audience.trim_end_matches('/');
+        state.external.iter().find(|e| e.as_issuer.trim_end_matches('/') == audience).map(|e| Target {
+            id: e.id.clone(),
+            mcp_url: e.mcp_url.clone(),
+            as_issuer: e.as_issuer.clone(),
+            client_id: e.client_id.clone(),
+            scopes: e.scopes.clone(),
+            everyone: true,
+        })
+    }
 }
