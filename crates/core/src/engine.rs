@@ -248,8 +248,8 @@ impl Engine {
         Ok(c)
     }
 
-    /// Interactive sign-in in the system browser, then connects every connector.
-    /// `on_url` is told the authorization URL (the CLI prints progress with it).
+    /// Interactive sign-in in the system browser (the shell's `browser` opens the URL), then
+    /// connects every connector. Progress is published on the status channel.
     pub async fn sign_in(&self, browser: &dyn BrowserOpener, timeout: Duration) -> Result<Identity, EngineError> {
         let idp = self.idp_client().await?;
         let listener = LoopbackListener::bind().await.map_err(SignInError::from)?;
@@ -331,31 +331,31 @@ impl Engine {
         let identity = self.session.lock().await.as_ref().and_then(|s| s.identity.clone());
         let sub = identity.as_ref().map(|i| i.sub.clone()).unwrap_or_default();
         let at = now();
+        // What every outcome shares; each arm fills in its own fields.
+        let base = StoredConnector {
+            v: RECORD_VERSION,
+            mcp_url: cfg.mcp_url.to_string(),
+            sub,
+            outcome: StoredOutcome::Error,
+            authorization_server: None,
+            access_token: None,
+            expires_at: None,
+            scopes: Vec::new(),
+            last_renewal: Some(at.unix_timestamp()),
+            error: None,
+        };
         let record = match result {
             Ok(o) => StoredConnector {
-                v: RECORD_VERSION,
-                mcp_url: cfg.mcp_url.to_string(),
-                sub,
                 outcome: StoredOutcome::Active,
                 authorization_server: Some(o.endpoints.issuer),
                 access_token: Some(o.grant.access_token),
                 expires_at: o.grant.expires_at.map(|t| t.unix_timestamp()),
                 scopes: o.grant.scopes,
-                last_renewal: Some(at.unix_timestamp()),
-                error: None,
+                ..base
             },
-            Err(Failure::NotEntitled(e)) => StoredConnector {
-                v: RECORD_VERSION,
-                mcp_url: cfg.mcp_url.to_string(),
-                sub,
-                outcome: StoredOutcome::NotEntitled,
-                authorization_server: None,
-                access_token: None,
-                expires_at: None,
-                scopes: Vec::new(),
-                last_renewal: Some(at.unix_timestamp()),
-                error: Some(e),
-            },
+            Err(Failure::NotEntitled(e)) => {
+                StoredConnector { outcome: StoredOutcome::NotEntitled, error: Some(e), ..base }
+            }
             Err(Failure::StepUp(e) | Failure::SignInNeeded(e) | Failure::Other(e)) if still_valid => {
                 // Renewal failed, the current token still works: keep it, say why.
                 self.publish_connector(id, |c| {
@@ -374,16 +374,10 @@ impl Engine {
                 return;
             }
             Err(Failure::Other(e)) => StoredConnector {
-                v: RECORD_VERSION,
-                mcp_url: cfg.mcp_url.to_string(),
-                sub,
-                outcome: StoredOutcome::Error,
                 authorization_server: current.authorization_server.clone(),
-                access_token: None,
-                expires_at: None,
-                scopes: Vec::new(),
                 last_renewal: current.last_renewal.map(|t| t.unix_timestamp()),
                 error: Some(e),
+                ..base
             },
         };
         let json = serde_json::to_string(&record).expect("a record always serialises");
