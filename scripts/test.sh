@@ -7,3 +7,4 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/with-desktop-session.sh cargo test --workspace --locked
+tests/interop/run-all.sh

@@ -210,7 +210,7 @@ async fn step_up_sends_the_user_back_to_the_browser() {
 #[tokio::test]
 async fn idp_down_after_sign_in_keeps_connectors_active_until_expiry_and_says_why() {
     let mut opts = SandboxOptions::default();
-    opts.knobs.connector_token_ttl_secs = 4;
+    opts.knobs.connector_token_ttl_secs = 8;
     let org = Org::start_with("idp-down", opts).await;
     let engine = signed_in(&org, "idp-down", "alice").await;
     assert_eq!(states(&engine.snapshot())["linear"], ConnectorState::Active);
@@ -228,7 +228,8 @@ async fn idp_down_after_sign_in_keeps_connectors_active_until_expiry_and_says_wh
     assert!(linear.renewal_error.as_ref().unwrap().fix.contains("keep working until their tokens expire"));
     // Within the warning window and unable to renew: expiring soon, then expired.
     assert_eq!(linear.state, ConnectorState::ExpiringSoon);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let left = linear.expires_at.unwrap() - time::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::try_from(left).unwrap_or_default() + Duration::from_millis(300)).await;
     let s = engine.snapshot();
     assert_eq!(states(&s)["linear"], ConnectorState::Expired);
     // The IdP comes back: a refresh brings everything back without a browser.
@@ -257,10 +258,11 @@ async fn an_expired_id_token_is_refreshed_silently_before_the_exchange() {
 async fn an_ended_idp_session_asks_for_sign_in_and_keeps_valid_tokens() {
     let mut opts = SandboxOptions::default();
     opts.knobs.id_token_ttl_secs = 30; // always refreshed before an exchange
-    opts.knobs.refresh_token_ttl_secs = 1;
+    opts.knobs.refresh_token_ttl_secs = 600;
     let org = Org::start_with("session-end", opts).await;
     let engine = signed_in(&org, "session-end", "alice").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Twenty minutes later at the IdP: the refresh token (the IdP session) has ended.
+    org.sandbox.knobs().update(|k| k.clock_offset_secs = 1200);
     engine.connect_all(true).await;
     let s = engine.snapshot();
     assert_eq!(s.idp.state, IdpSessionState::Expired);
