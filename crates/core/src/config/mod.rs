@@ -61,6 +61,10 @@ pub struct IdpConfig {
     pub client_auth: ClientAuth,
     /// Requested at sign-in; always contains `openid` and `offline_access`.
     pub scopes: Vec<String>,
+    /// OIDC `prompt` values sent at sign-in (OIDC Core §3.1.2.1), empty by default. `consent`
+    /// is for OPs that honour `offline_access` only with `prompt=consent` (§11), as
+    /// oidc-provider does: without it they issue no refresh token.
+    pub prompt: Vec<String>,
 }
 
 /// A connector the organisation offers through the IdP.
@@ -363,7 +367,18 @@ mod validate {
                 scopes.push(required.into());
             }
         }
-        Ok(IdpConfig { issuer, client_id: raw.client_id, client_auth, scopes })
+        let prompt = raw.prompt.unwrap_or_default();
+        for (i, p) in prompt.iter().enumerate() {
+            if !matches!(p.as_str(), "login" | "consent" | "select_account") {
+                return Err(ConfigError::new(
+                    file,
+                    format!("idp.prompt[{i}]"),
+                    format!("`{}` is not a prompt value for an interactive sign-in", crate::redact::scrub(p, 40)),
+                    "use \"login\", \"consent\" or \"select_account\" (OIDC Core §3.1.2.1; \"none\" cannot sign in)",
+                ));
+            }
+        }
+        Ok(IdpConfig { issuer, client_id: raw.client_id, client_auth, scopes, prompt })
     }
 
     fn connector(file: &Path, key: &str, raw: raw::RawConnector) -> Result<ConnectorConfig, ConfigError> {

@@ -41,6 +41,7 @@ pub(crate) struct RawIdp {
     pub client_id: String,
     pub client_auth: RawClientAuth,
     pub scopes: Option<Vec<String>>,
+    pub prompt: Option<Vec<String>>,
 }
 
 /// RFC 7591 §2 names for client authentication methods.

@@ -148,8 +148,9 @@ mod tests {
                 ("resource".into(), "https://mcp.example.com/mcp".into()),
             ]
         );
-        // RFC 6749 §2.3.1: form-urlencode id and secret before base64.
-        let expected = base64::engine::general_purpose::STANDARD.encode("ema+client:p%40ss+word");
+        // RFC 6749 §2.3.1: form-urlencode id and secret before base64 (a space as `%20`, which
+        // percent-decoders such as Authlib's read correctly too).
+        let expected = base64::engine::general_purpose::STANDARD.encode("ema%20client:p%40ss%20word");
         assert_eq!(req.headers()["authorization"], format!("Basic {expected}"));
     }
 

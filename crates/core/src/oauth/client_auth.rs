@@ -41,9 +41,13 @@ struct AssertionClaims<'a> {
 #[error("cannot sign the client assertion: {0}")]
 pub struct ClientAuthError(pub String);
 
-/// Form-urlencodes per RFC 6749 Appendix B, as §2.3.1 requires before Basic encoding.
+/// Form-urlencodes per RFC 6749 Appendix B, as §2.3.1 requires before Basic encoding, except
+/// that a space is `%20` rather than `+`: form decoders read both as a space, but servers that
+/// percent-decode the Basic credentials without the `+` rule (Authlib's
+/// `extract_basic_authorization` uses `urllib.parse.unquote`) would read `+` literally.
 fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    // `byte_serialize` escapes a literal `+` as `%2B`, so every `+` it emits is a space.
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 /// Prepares client authentication for a request to `token_endpoint`.
@@ -101,4 +105,29 @@ pub fn check_signing_key(key: &PrivateKeyPem, alg: Algorithm) -> Result<(), Stri
     let enc = encoding_key(key, alg)?;
     let claims = AssertionClaims { iss: "x", sub: "x", aud: "x", jti: String::new(), iat: 0, exp: 0 };
     jsonwebtoken::encode(&Header::new(alg), &claims, &enc).map(|_| ()).map_err(|e| format!("cannot sign with it ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::ClientSecret;
+
+    fn basic_credentials(client_id: &str, secret: &str) -> String {
+        let auth = ClientAuth::ClientSecretBasic(ClientSecret::new(secret));
+        let header = authenticate(client_id, &auth, "https://as.example.com/token", 0).unwrap().authorization.unwrap();
+        String::from_utf8(STANDARD.decode(header.strip_prefix("Basic ").unwrap()).unwrap()).unwrap()
+    }
+
+    /// Authlib (`authlib.oauth2.rfc6749.util.extract_basic_authorization`) percent-decodes the
+    /// Basic credentials with `unquote`, which keeps `+`: a space must go as `%20`, which form
+    /// decoders (RFC 6749 Appendix B) read as a space too.
+    #[test]
+    fn basic_credentials_with_spaces_survive_authlib_percent_decoding() {
+        assert_eq!(basic_credentials("ema client", "p@ss word+1"), "ema%20client:p%40ss%20word%2B1");
+        let raw = basic_credentials("a b", "c d");
+        let (id, secret) = raw.split_once(':').unwrap();
+        let form_decoded =
+            |v: &str| url::form_urlencoded::parse(format!("v={v}").as_bytes()).next().unwrap().1.into_owned();
+        assert_eq!((form_decoded(id), form_decoded(secret)), ("a b".into(), "c d".into()));
+    }
 }

@@ -7,8 +7,8 @@
 //! so redirects, timeouts and size caps are the same as everywhere else.
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-    CoreTokenResponse,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata, CoreTokenResponse,
 };
 use openidconnect::{
     AuthType, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse,
@@ -210,6 +210,14 @@ impl IdpClient {
         for s in self.config.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(s.clone()));
         }
+        for p in &self.config.prompt {
+            req = req.add_prompt(match p.as_str() {
+                "login" => CoreAuthPrompt::Login,
+                "consent" => CoreAuthPrompt::Consent,
+                "select_account" => CoreAuthPrompt::SelectAccount,
+                other => CoreAuthPrompt::Extension(other.to_string()),
+            });
+        }
         let (url, state, nonce) = req.url();
         Ok((url, PendingSignIn { state, nonce, pkce_verifier: verifier, redirect_uri: redirect_uri.to_string() }))
     }
@@ -285,7 +293,8 @@ impl IdpClient {
         let id_token = resp.id_token().ok_or_else(|| {
             SignInError::InvalidResponse("no `id_token` in the response (is `openid` in the requested scopes?)".into())
         })?;
-        let (id_token, exp, identity) = self.verify_id_token(id_token, Some(&pending.nonce))?;
+        let (id_token, exp, mut identity) = self.verify_id_token(id_token, Some(&pending.nonce))?;
+        self.complete_identity(transport, &mut identity, resp.access_token().secret()).await;
         Ok(SessionTokens {
             id_token: Some(id_token),
             id_token_expires_at: exp,
@@ -314,12 +323,65 @@ impl IdpClient {
             refresh_token: resp.refresh_token().map(|r| RefreshToken::new(r.secret().clone())),
         };
         if let Some(id_token) = resp.id_token() {
-            let (id_token, exp, identity) = self.verify_id_token(id_token, None)?;
+            let (id_token, exp, mut identity) = self.verify_id_token(id_token, None)?;
+            self.complete_identity(transport, &mut identity, resp.access_token().secret()).await;
             out.id_token = Some(id_token);
             out.id_token_expires_at = exp;
             out.identity = Some(identity);
         }
         Ok(out)
+    }
+
+    /// Fills the email and name the ID token lacks from the UserInfo endpoint (OIDC Core §5.3).
+    ///
+    /// OIDC Core §5.4: when an access token is issued (the code flow), the claims of the
+    /// `email` and `profile` scopes are returned from UserInfo; an OP may leave them out of the
+    /// ID token, and oidc-provider does by default (`conformIdTokenClaims`). UserInfo values
+    /// are used only when its `sub` is the ID token's (§5.3.2). Best effort: the identity is
+    /// for display, so a failing or unusable UserInfo answer leaves it as it was.
+    async fn complete_identity(&self, transport: &dyn Transport, identity: &mut Identity, access_token: &str) {
+        if identity.email.is_some() && identity.name.is_some() {
+            return;
+        }
+        let Some(endpoint) = self.metadata.userinfo_endpoint().map(|u| u.url()) else { return };
+        if access_token.is_empty() || crate::url_policy::check_endpoint_url(endpoint).is_err() {
+            return;
+        }
+        let Ok(req) = http::Request::builder()
+            .uri(endpoint.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::AUTHORIZATION, format!("Bearer {access_token}"))
+            .body(Vec::new())
+        else {
+            return;
+        };
+        let resp = match transport.send(req).await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                tracing::debug!(
+                    status = r.status().as_u16(),
+                    "UserInfo refused; the identity stays as the ID token has it"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("UserInfo unreachable ({e}); the identity stays as the ID token has it");
+                return;
+            }
+        };
+        // A signed or encrypted UserInfo (`application/jwt`) is not JSON: ignored.
+        let Ok(info) = serde_json::from_slice::<Value>(resp.body()) else { return };
+        if info.get("sub").and_then(Value::as_str) != Some(identity.sub.as_str()) {
+            tracing::warn!("UserInfo names another subject than the ID token; its claims are not used");
+            return;
+        }
+        let text = |k: &str| info.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_string);
+        if identity.email.is_none() {
+            identity.email = text("email");
+        }
+        if identity.name.is_none() {
+            identity.name = text("name");
+        }
     }
 
     /// Revokes the refresh token (RFC 7009 §2.1) when the IdP has a revocation endpoint.
@@ -464,6 +526,30 @@ mod tests {
     use sha2::Digest as _;
     use std::collections::HashMap;
 
+    #[tokio::test]
+    async fn oidc_provider_needs_prompt_consent_for_offline_access_and_the_policy_can_send_it() {
+        // oidc-provider drops `offline_access` (so issues no refresh token) unless the request
+        // has prompt=consent (OIDC Core §11); `idp.prompt` sends it. Nothing is sent by default.
+        let t = fake_idp();
+        let query = |idp: &IdpClient| -> HashMap<String, String> {
+            idp.authorization_request("http://127.0.0.1:5555/callback").unwrap().0.query_pairs().into_owned().collect()
+        };
+        let idp = IdpClient::discover(&t, &idp_config(r#"{"method":"none"}"#)).await.unwrap();
+        assert!(!query(&idp).contains_key("prompt"));
+        let text = format!(
+            r#"{{"schema_version":1,"organization":{{"name":"Example"}},
+                "idp":{{"issuer":"{ISSUER}","client_id":"ema-desktop","client_auth":{{"method":"none"}},"prompt":["consent"]}}}}"#
+        );
+        let config = Policy::parse(&text, ConfigSource::Explicit("test.json".into())).unwrap().idp;
+        let idp = IdpClient::discover(&t, &config).await.unwrap();
+        let q = query(&idp);
+        assert_eq!(q["prompt"], "consent");
+        assert!(q["scope"].split(' ').any(|s| s == "offline_access"));
+        let bad = text.replace(r#"["consent"]"#, r#"["none"]"#);
+        let err = Policy::parse(&bad, ConfigSource::Explicit("test.json".into())).unwrap_err();
+        assert!(err.to_string().contains("idp.prompt[0]"), "{err}");
+    }
+
     async fn code_exchange_request(client_auth: &str) -> HttpRequest {
         let t = fake_idp();
         let idp = IdpClient::discover(&t, &idp_config(client_auth)).await.unwrap();
@@ -485,7 +571,8 @@ mod tests {
     #[tokio::test]
     async fn code_exchange_with_client_secret_basic() {
         let req = code_exchange_request(r#"{"method":"client_secret_basic","client_secret":"s e/cret"}"#).await;
-        let expected = base64::engine::general_purpose::STANDARD.encode("ema-desktop:s+e%2Fcret");
+        // Form-urlencoded with a space as `%20` (see `oauth::client_auth::form_encode`).
+        let expected = base64::engine::general_purpose::STANDARD.encode("ema-desktop:s%20e%2Fcret");
         assert_eq!(req.headers()["authorization"], format!("Basic {expected}"));
         assert!(form(&req).iter().all(|(k, _)| k != "client_secret"));
     }
@@ -548,6 +635,87 @@ mod tests {
                 ("client_secret".into(), "sec".into()),
             ]
         );
+    }
+
+    /// The public JWK of `tests/data/test-client-key.pem` (P-256), as an IdP's JWKS would hold it.
+    const TEST_KEY_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","use":"sig",
+        "x":"BkumKbOYbAMEIPcO3VJZ0sgEb71iEzal-U1nDBpk8sI","y":"Dfs-XUgoZuy2Y5wI2ce8tXBG5dKlHXUhFt0YPXJF-40"}"#;
+    const USERINFO: &str = "https://idp.example.com/me";
+
+    /// An IdP like oidc-provider with its default `conformIdTokenClaims`: the ID token of the
+    /// code flow has no `email`/`name` (OIDC Core §5.4), UserInfo has them.
+    fn thin_id_token_idp(nonce: &str, userinfo: &serde_json::Value) -> FakeTransport {
+        let t = fake_idp();
+        t.json(
+            "https://idp.example.com/.well-known/openid-configuration",
+            200,
+            &serde_json::json!({
+                "issuer": ISSUER,
+                "authorization_endpoint": "https://idp.example.com/auth",
+                "token_endpoint": TOKEN,
+                "userinfo_endpoint": USERINFO,
+                "jwks_uri": "https://idp.example.com/oauth2/v1/keys",
+                "response_types_supported": ["code", "code id_token", "id_token", "none"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                "token_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256", "ES256", "Ed25519", "EdDSA"],
+                "authorization_response_iss_parameter_supported": true
+            })
+            .to_string(),
+        );
+        t.json("https://idp.example.com/oauth2/v1/keys", 200, &format!(r#"{{"keys":[{TEST_KEY_JWK}]}}"#));
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({"iss": ISSUER, "sub": "alice", "aud": "ema-desktop", "exp": now + 3600,
+            "iat": now, "nonce": nonce, "auth_time": now});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-client-key.pem")).unwrap();
+        let id_token =
+            jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap()).unwrap();
+        t.json(
+            TOKEN,
+            200,
+            &serde_json::json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 3600,
+                "id_token": id_token, "refresh_token": "rt-1", "scope": "openid email profile offline_access"})
+            .to_string(),
+        );
+        t.json(USERINFO, 200, &userinfo.to_string());
+        t
+    }
+
+    async fn sign_in_at_thin_id_token_idp(userinfo: serde_json::Value) -> (SessionTokens, FakeTransport) {
+        let t = fake_idp();
+        let idp = IdpClient::discover(&t, &idp_config(r#"{"method":"none"}"#)).await.unwrap();
+        let (_, pending) = idp.authorization_request("http://127.0.0.1:5555/callback").unwrap();
+        let t = thin_id_token_idp(pending.nonce.secret(), &userinfo);
+        let idp = IdpClient::discover(&t, &idp_config(r#"{"method":"none"}"#)).await.unwrap();
+        let tokens = idp.exchange_code(&t, "the-code".into(), pending).await.unwrap();
+        (tokens, t)
+    }
+
+    #[tokio::test]
+    async fn oidc_provider_id_token_without_email_takes_email_and_name_from_userinfo() {
+        let (tokens, t) = sign_in_at_thin_id_token_idp(
+            serde_json::json!({"sub": "alice", "email": "alice@example.com", "name": "Alice Anders"}),
+        )
+        .await;
+        let identity = tokens.identity.unwrap();
+        assert_eq!(identity.sub, "alice");
+        assert_eq!(identity.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(identity.name.as_deref(), Some("Alice Anders"));
+        let reqs = t.requests_to(USERINFO);
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].headers()["authorization"], "Bearer at-1");
+        assert!(tokens.refresh_token.is_some());
+    }
+
+    #[tokio::test]
+    async fn oidc_provider_userinfo_for_another_subject_is_not_used() {
+        let (tokens, _) =
+            sign_in_at_thin_id_token_idp(serde_json::json!({"sub": "mallory", "email": "mallory@example.com"})).await;
+        let identity = tokens.identity.unwrap();
+        assert_eq!(identity.sub, "alice");
+        assert_eq!(identity.email, None, "UserInfo of another subject must not be used (OIDC Core §5.3.2)");
     }
 
     #[tokio::test]

@@ -1,0 +1,252 @@
+// oidc-provider (panva's certified OpenID Provider) as the company IdP for EMA's interop test
+// (tests/interop_oidc_provider.rs). It serves the browser sign-in (authorization code + PKCE S256,
+// devInteractions login/consent pages, refresh tokens) and, through `registerGrantType`, the
+// RFC 8693 token exchange of draft-ietf-oauth-identity-assertion-authz-grant that turns the
+// user's ID token into an ID-JAG for one connector's authorization server.
+//
+// Usage: EMA_OIDC_CLIENT_SECRET=... EMA_CONNECTORS_FILE=/path/connectors.json node provider.mjs
+// Listens on 127.0.0.1 (port 0 unless EMA_OIDC_PORT) and prints `READY <issuer>` on stdout.
+//
+// EMA_CONNECTORS_FILE (read at every exchange: the test writes it after the sandbox starts) is a
+// JSON array of {id?, as_issuer, client_id, mcp_url, scopes}: the connectors' authorization
+// servers this IdP issues ID-JAGs for.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+
+import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify } from 'jose';
+import Provider, { errors } from 'oidc-provider';
+
+const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const TOKEN_TYPE_ID_JAG = 'urn:ietf:params:oauth:token-type:id-jag';
+const TOKEN_TYPE_ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
+const ID_JAG_TTL = 300;
+const LEEWAY = 30;
+
+const CLIENT_ID = 'ema-desktop';
+const CLIENT_SECRET = process.env.EMA_OIDC_CLIENT_SECRET || process.argv[2];
+if (!CLIENT_SECRET) {
+  console.error('provider.mjs: set EMA_OIDC_CLIENT_SECRET (the ema-desktop client secret)');
+  process.exit(2);
+}
+const CONNECTORS_FILE = process.env.EMA_CONNECTORS_FILE;
+
+// Demo users (account id = login typed on the devInteractions page).
+const USERS = {
+  alice: { email: 'alice@example.com', given_name: 'Alice', family_name: 'Anders' },
+  bob: { email: 'bob@example.com', given_name: 'Bob', family_name: 'Berg' },
+  carol: { email: 'carol@example.com', given_name: 'Carol', family_name: 'Chen' },
+};
+async function findAccount(ctx, id) {
+  const user = USERS[id];
+  if (!user) return undefined;
+  const claims = {
+    sub: id,
+    email: user.email,
+    email_verified: true,
+    name: `${user.given_name} ${user.family_name}`,
+    given_name: user.given_name,
+    family_name: user.family_name,
+  };
+  return { accountId: id, claims: async () => claims };
+}
+
+// Entitlements: which connectors (by `id` in EMA_CONNECTORS_FILE) each user may get an ID-JAG
+// for. '*' is every connector.
+const ENTITLEMENTS = { alice: '*', bob: new Set(['linear']), carol: new Set() };
+const entitled = (accountId, connector) => {
+  const e = ENTITLEMENTS[accountId];
+  return e === '*' || (e instanceof Set && e.has(connector.id));
+};
+
+// Signing keys: RS256 for ID tokens (the client default), ES256 for ID-JAGs, so the connector
+// ASs pick the key by `kid` from a JWKS holding two algorithms.
+async function signingKey(alg, kid) {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
+}
+const rsa = await signingKey('RS256', `rs256-${randomUUID().slice(0, 8)}`);
+const ec = await signingKey('ES256', `es256-${randomUUID().slice(0, 8)}`);
+const publicJwk = ({ d, p, q, dp, dq, qi, ...pub }) => pub;
+const ownJwks = createLocalJWKSet({ keys: [publicJwk(rsa), publicJwk(ec)] });
+const idJagKey = await importJWK(ec, 'ES256');
+
+function readConnectors() {
+  if (!CONNECTORS_FILE) return [];
+  try {
+    return JSON.parse(readFileSync(CONNECTORS_FILE, 'utf8'));
+  } catch (e) {
+    throw new errors.ServerError(`cannot read EMA_CONNECTORS_FILE: ${e.message}`);
+  }
+}
+
+const sameUri = (a, b) => typeof a === 'string' && typeof b === 'string' && a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+
+const server = createServer();
+await new Promise((resolve) => server.listen(Number(process.env.EMA_OIDC_PORT || 0), '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      // The MCP profile requires client authentication at the IdP for the exchange; the secret
+      // is what managed policy delivers (policy `client_auth.method = client_secret_basic`).
+      token_endpoint_auth_method: 'client_secret_basic',
+      application_type: 'native',
+      // RFC 8252 §7.3: for native clients oidc-provider matches loopback redirects on any port.
+      redirect_uris: ['http://127.0.0.1/callback'],
+      response_types: ['code'],
+      grant_types: ['authorization_code', 'refresh_token', GRANT_TOKEN_EXCHANGE],
+    },
+  ],
+  jwks: { keys: [rsa, ec] },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  scopes: ['openid', 'email', 'profile', 'offline_access'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'given_name', 'family_name'],
+  },
+  // OIDC Core §5.4 (oidc-provider's default): with an access token issued, scope claims such as
+  // `email` go to UserInfo only, not into the ID token. Kept at the default on purpose.
+  conformIdTokenClaims: process.env.EMA_OIDC_CONFORM_ID_TOKEN_CLAIMS !== 'false',
+  pkce: { required: () => true },
+  // EMA_OIDC_ID_TOKEN_TTL (seconds) makes ID tokens short-lived, so that EMA must renew them
+  // with the refresh token before each exchange.
+  ttl: {
+    IdToken: Number(process.env.EMA_OIDC_ID_TOKEN_TTL || 3600),
+    AccessToken: 3600,
+    AuthorizationCode: 60,
+    Grant: 14 * 24 * 3600,
+    Interaction: 3600,
+    RefreshToken: 14 * 24 * 3600,
+    Session: 14 * 24 * 3600,
+  },
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+    // The ID-JAG's audience is the connector AS (RFC 8693 `audience`), not an oidc-provider
+    // resource server; resource indicators for its own access tokens are not needed here.
+    resourceIndicators: { enabled: false },
+  },
+  // OIDC Core §11: oidc-provider keeps `offline_access` only when the authorization request
+  // has prompt=consent (EMA's policy `idp.prompt: ["consent"]`); then a refresh token is issued.
+  issueRefreshToken: async (ctx, client, code) =>
+    client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+  findAccount,
+  renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = `<!doctype html><title>oidc-provider error</title><h1>${out.error}</h1><p>${out.error_description ?? ''}</p>`;
+  },
+});
+
+// --- RFC 8693 token exchange issuing ID-JAGs (draft-ietf-oauth-identity-assertion-authz-grant §4.3) ---
+async function tokenExchange(ctx) {
+  const { client, params } = ctx.oidc;
+  const log = (msg) => console.error(`token-exchange: ${msg}`);
+  if (params.requested_token_type !== TOKEN_TYPE_ID_JAG) {
+    throw new errors.InvalidRequest(`requested_token_type must be ${TOKEN_TYPE_ID_JAG}`);
+  }
+  if (params.subject_token_type !== TOKEN_TYPE_ID_TOKEN) {
+    throw new errors.InvalidRequest(`subject_token_type must be ${TOKEN_TYPE_ID_TOKEN}`);
+  }
+  if (!params.subject_token) throw new errors.InvalidRequest('missing subject_token');
+  if (!params.audience) throw new errors.InvalidRequest('missing audience (REQUIRED for ID-JAG)');
+
+  // The subject token: an ID token this provider issued to this very client, still valid.
+  let claims;
+  try {
+    ({ payload: claims } = await jwtVerify(params.subject_token, ownJwks, {
+      issuer,
+      audience: client.clientId,
+      algorithms: ['RS256', 'ES256'],
+      clockTolerance: LEEWAY,
+      requiredClaims: ['sub', 'iat', 'exp'],
+    }));
+  } catch (e) {
+    log(`subject_token refused: ${e.code ?? ''} ${e.message}`);
+    throw new errors.InvalidGrant(`subject_token is not a valid ID token from this provider for this client (${e.message})`);
+  }
+  if (claims.azp && claims.azp !== client.clientId) throw new errors.InvalidGrant('subject_token azp is another client');
+  const account = await findAccount(ctx, claims.sub);
+  if (!account) throw new errors.InvalidGrant('subject_token subject is unknown');
+  const userClaims = await account.claims();
+
+  const connectors = readConnectors();
+  const connector = connectors.find((c) => sameUri(c.as_issuer, params.audience));
+  if (!connector) {
+    log(`unknown audience ${params.audience}`);
+    throw new errors.InvalidTarget('audience is not a known authorization server');
+  }
+  if (params.resource !== undefined && !sameUri(params.resource, connector.mcp_url)) {
+    throw new errors.InvalidTarget('resource is not the MCP server of this audience');
+  }
+  if (!entitled(claims.sub, connector)) {
+    log(`${claims.sub} is not entitled to ${connector.id ?? connector.as_issuer}`);
+    throw new errors.AccessDenied(`${claims.sub} is not assigned to this connector`);
+  }
+  const known = connector.scopes ?? [];
+  const requested = params.scope ? [...new Set(params.scope.split(' ').filter(Boolean))] : known;
+  const unknown = requested.filter((s) => !known.includes(s));
+  if (unknown.length) throw new errors.InvalidScope('requested scope is not allowed for this audience', unknown.join(' '));
+  const scope = requested.join(' ');
+
+  const now = Math.floor(Date.now() / 1000);
+  const payload = {
+    sub: claims.sub,
+    client_id: connector.client_id,
+    jti: randomUUID(),
+    resource: connector.mcp_url,
+    email: userClaims.email,
+    auth_time: claims.auth_time,
+  };
+  if (scope) payload.scope = scope;
+  const idJag = await new SignJWT(payload)
+    .setProtectedHeader({ alg: 'ES256', typ: 'oauth-id-jag+jwt', kid: ec.kid })
+    .setIssuer(issuer)
+    .setAudience(connector.as_issuer)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ID_JAG_TTL)
+    .sign(idJagKey);
+  log(`issued an ID-JAG for ${claims.sub} -> ${connector.as_issuer} (scope "${scope}")`);
+  ctx.body = {
+    access_token: idJag,
+    issued_token_type: TOKEN_TYPE_ID_JAG,
+    token_type: 'N_A',
+    expires_in: ID_JAG_TTL,
+    ...(scope ? { scope } : {}),
+  };
+}
+
+provider.registerGrantType(GRANT_TOKEN_EXCHANGE, tokenExchange, [
+  'audience',
+  'resource',
+  'scope',
+  'requested_token_type',
+  'subject_token',
+  'subject_token_type',
+  'actor_token',
+  'actor_token_type',
+]);
+
+provider.on('revocation.error', (ctx, err) => console.error(`revocation.error: ${err.error ?? ''} ${err.error_description ?? err.message}`));
+provider.on('refresh_token.saved', (token) => console.error(`refresh token issued to ${token.clientId} for ${token.accountId}`));
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params.grant_type === 'refresh_token') console.error(`refresh grant: new ID token for ${ctx.oidc.entities.Account?.accountId}`);
+});
+provider.on('refresh_token.destroyed', (token) => console.error(`refresh token revoked (${token.accountId})`));
+provider.on('server_error', (ctx, err) => console.error('server_error:', err));
+provider.on('grant.error', (ctx, err) => console.error(`grant.error: ${err.error ?? ''} ${err.error_description ?? err.message}`));
+provider.on('authorization.error', (ctx, err) => console.error(`authorization.error: ${err.error ?? ''} ${err.error_description ?? err.message}`));
+
+server.on('request', provider.callback());
+process.stdout.write(`READY ${issuer}\n`);
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+// The test keeps stdin open; when it goes away (test ended or killed) the provider exits too.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();

@@ -1,0 +1,270 @@
+//! Interop: `oidc-provider` (panva's certified OpenID Provider, npm) as the company IdP, a real
+//! browser (Debian's Chromium, headless, driven by Playwright) as the user, and the sandbox's
+//! connectors as the authorization servers and MCP servers.
+//!
+//! The engine signs in through oidc-provider's own login and consent pages (authorization code +
+//! PKCE S256, `state`, `nonce`, RFC 9207 `iss`, loopback redirect on an ephemeral port), verifies
+//! its ID token, exchanges it (RFC 8693, the grant `tests/interop/oidc-provider/provider.mjs`
+//! registers with `registerGrantType`) for ID-JAGs signed by oidc-provider's keys, and redeems
+//! those at the sandbox's authorization servers, which trust only oidc-provider for this test.
+//!
+//! Needs Node 22, the pinned npm packages and Chromium: run `tests/interop/oidc-provider/run.sh`,
+//! which installs them and runs this file in a desktop session with an unlocked keyring.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ema_core::engine::Engine;
+use ema_core::signin::BrowserOpener;
+use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
+use ema_e2e::{Org, require_keyring_session};
+use ema_sandbox::{SandboxOptions, TrustedIdp};
+use serde_json::{Value, json};
+
+/// Chromium's cold start plus two pages and the redirect.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(90);
+/// The connectors this test uses (bob is entitled to `linear` only, see `provider.mjs`).
+const CONNECTORS: &[&str] = &["linear", "figma", "supabase"];
+
+/// `tests/interop/oidc-provider` (or `$EMA_OIDC_PROVIDER_DIR`).
+fn interop_dir() -> PathBuf {
+    std::env::var_os("EMA_OIDC_PROVIDER_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("interop").join("oidc-provider"), PathBuf::from)
+}
+
+/// The Node binary `run.sh` installed (Node 22, as oidc-provider 9 supports).
+fn node() -> PathBuf {
+    let Some(node) = std::env::var_os("EMA_OIDC_PROVIDER_NODE") else {
+        panic!(
+            "EMA_OIDC_PROVIDER_NODE is not set: this test needs Node 22, oidc-provider, playwright-core and \
+             Chromium; run it with tests/interop/oidc-provider/run.sh (it installs them and sets the variable)"
+        );
+    };
+    let node = PathBuf::from(node);
+    assert!(
+        node.exists(),
+        "EMA_OIDC_PROVIDER_NODE={} does not exist; run tests/interop/oidc-provider/run.sh",
+        node.display()
+    );
+    node
+}
+
+fn random_hex() -> String {
+    let state = std::collections::hash_map::RandomState::new();
+    (0..2)
+        .map(|i| {
+            let mut h = state.build_hasher();
+            h.write_u64(i);
+            format!("{:016x}", h.finish())
+        })
+        .collect()
+}
+
+/// oidc-provider running `provider.mjs`; killed on drop (it also exits when its stdin closes).
+struct OidcProvider {
+    child: Child,
+    issuer: String,
+    client_secret: String,
+}
+
+impl OidcProvider {
+    fn start(connectors_file: &Path, env: &[(&str, &str)]) -> OidcProvider {
+        let client_secret = random_hex();
+        let mut child = Command::new(node())
+            .arg(interop_dir().join("provider.mjs"))
+            .envs(env.iter().copied())
+            .env("EMA_OIDC_CLIENT_SECRET", &client_secret)
+            .env("EMA_CONNECTORS_FILE", connectors_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", node().display()));
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let issuer = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(issuer) = line.strip_prefix("READY ") {
+                        break issuer.trim().to_string();
+                    }
+                }
+                _ => panic!("provider.mjs exited before printing READY (see its stderr above)"),
+            }
+        };
+        // Keep draining stdout so the provider never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        OidcProvider { child, issuer, client_secret }
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The browser: `node browser.mjs <url>` (Playwright driving headless Chromium), started
+/// detached as `$BROWSER` would be.
+#[derive(Debug, Clone)]
+struct PlaywrightBrowser {
+    user: String,
+    log: PathBuf,
+}
+
+impl BrowserOpener for PlaywrightBrowser {
+    fn open(&self, url: &str) -> Result<(), String> {
+        Command::new(node())
+            .arg(interop_dir().join("browser.mjs"))
+            .arg(url)
+            .env("EMA_TEST_USER", &self.user)
+            .env("EMA_TEST_BROWSER_LOG", &self.log)
+            .stdin(Stdio::null())
+            .spawn()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+async fn get_json(url: &str) -> Value {
+    let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
+/// oidc-provider (with `env`), then the sandbox trusting it, then the connector list it reads
+/// and the policy.
+async fn start_world(tag: &str, env: &[(&str, &str)]) -> (OidcProvider, Org) {
+    let dir = ema_e2e::temp_dir(&format!("oidc-provider-{tag}"));
+    let connectors_file = dir.join("connectors.json");
+    let provider = OidcProvider::start(&connectors_file, env);
+    let discovery = get_json(&format!("{}/.well-known/openid-configuration", provider.issuer)).await;
+    assert_eq!(discovery["issuer"], provider.issuer.as_str());
+    let jwks = get_json(discovery["jwks_uri"].as_str().unwrap()).await;
+    let opts = SandboxOptions {
+        only_connectors: Some(CONNECTORS.iter().map(|c| (*c).to_string()).collect()),
+        trusted_idp: Some(TrustedIdp { issuer: provider.issuer.clone(), jwks }),
+        ..SandboxOptions::default()
+    };
+    let org = Org::start_with(&format!("oidc-provider-{tag}"), opts).await;
+    let entries: Vec<Value> = org
+        .sandbox
+        .connector_ids()
+        .iter()
+        .map(|id| {
+            let policy = org.sandbox.policy();
+            let scopes =
+                policy["connectors"].as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).unwrap()["scopes"]
+                    .clone();
+            json!({
+                "id": id,
+                "as_issuer": org.sandbox.as_issuer(id),
+                "client_id": org.sandbox.connector_client(id).unwrap().0,
+                "mcp_url": org.sandbox.mcp_url(id),
+                "scopes": scopes,
+            })
+        })
+        .collect();
+    std::fs::write(&connectors_file, serde_json::to_string_pretty(&entries).unwrap()).unwrap();
+    let mut policy = org.sandbox.policy();
+    policy["idp"] = json!({
+        "issuer": provider.issuer,
+        "client_id": "ema-desktop",
+        "client_auth": { "method": "client_secret_basic", "client_secret": provider.client_secret },
+        "scopes": ["openid", "email", "profile", "offline_access"],
+        // oidc-provider honours offline_access (a refresh token) only with prompt=consent.
+        "prompt": ["consent"],
+    });
+    std::fs::write(&org.policy_path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    (provider, org)
+}
+
+fn service(tag: &str) -> String {
+    format!("dev.ema.e2e.oidc-provider.{tag}.{}", std::process::id())
+}
+
+async fn sign_in(org: &Org, tag: &str, user: &str) -> Arc<Engine> {
+    require_keyring_session();
+    let engine = org.engine(&service(tag));
+    let browser = PlaywrightBrowser { user: user.into(), log: org.dir.join(format!("browser-{user}.log")) };
+    let identity = engine
+        .sign_in(&browser, SIGN_IN_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("sign-in of {user} at oidc-provider failed: {} ({e})", e.code()));
+    assert_eq!(identity.sub, user);
+    engine
+}
+
+fn states(s: &StatusSnapshot) -> BTreeMap<String, ConnectorState> {
+    s.connectors.iter().map(|c| (c.id.clone(), c.state)).collect()
+}
+
+#[tokio::test]
+async fn oidc_provider_signs_in_in_chromium_and_its_id_jags_open_every_entitled_connector() {
+    let (_provider, org) = start_world("alice", &[]).await;
+    let engine = sign_in(&org, "alice", "alice").await;
+    let s = engine.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Active);
+    let identity = s.idp.identity.as_ref().unwrap();
+    assert_eq!(identity.email.as_deref(), Some("alice@example.com"), "{identity:?}");
+    assert_eq!(s.connectors.len(), CONNECTORS.len());
+    for c in &s.connectors {
+        assert_eq!(c.state, ConnectorState::Active, "{}: {:?}", c.id, c.error);
+        assert!(c.expires_at.unwrap() > s.generated_at, "{}", c.id);
+        assert!(!c.scopes.is_empty(), "{}", c.id);
+        assert_eq!(c.authorization_server.as_deref(), Some(org.sandbox.as_issuer(&c.id).as_str()));
+        assert!(c.token_fingerprint.as_ref().unwrap().starts_with("sha256:"));
+        assert_eq!(c.identity.as_ref().unwrap().email.as_deref(), Some("alice@example.com"));
+    }
+    assert!(!s.needs_attention(), "{s:#?}");
+    // The session survives a restart through the keyring, and sign-out revokes at oidc-provider
+    // (RFC 7009; its revocation feature is enabled in provider.mjs).
+    let again = org.engine(&service("alice"));
+    again.load().await.unwrap();
+    assert_eq!(states(&again.snapshot()), states(&s));
+    assert!(again.sign_out().await.unwrap(), "oidc-provider accepted the revocation");
+}
+
+#[tokio::test]
+async fn oidc_provider_refusing_the_exchange_is_not_entitled() {
+    let (_provider, org) = start_world("bob", &[]).await;
+    let s = sign_in(&org, "bob", "bob").await.snapshot();
+    assert_eq!(s.idp.identity.as_ref().unwrap().email.as_deref(), Some("bob@example.com"));
+    let got = states(&s);
+    assert_eq!(got["linear"], ConnectorState::Active, "{s:#?}");
+    for id in ["figma", "supabase"] {
+        assert_eq!(got[id], ConnectorState::NotEntitled, "{id}: {s:#?}");
+        let c = s.connectors.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(c.error.as_ref().unwrap().code, "not-entitled");
+    }
+}
+
+#[tokio::test]
+async fn oidc_provider_refresh_token_renews_short_lived_id_tokens_before_each_exchange() {
+    // ID tokens live 30 s, under the engine's one-minute minimum: every exchange needs a
+    // refresh at oidc-provider first (with refresh-token rotation), and the renewed identity
+    // still has the email (from UserInfo: oidc-provider keeps it out of the ID token).
+    let (_provider, org) = start_world("refresh", &[("EMA_OIDC_ID_TOKEN_TTL", "30")]).await;
+    let engine = sign_in(&org, "refresh", "alice").await;
+    for round in 0..2 {
+        if round > 0 {
+            engine.connect_all(true).await;
+        }
+        let s = engine.snapshot();
+        assert_eq!(s.idp.state, IdpSessionState::Active, "round {round}: {:?}", s.idp.last_error);
+        assert_eq!(s.idp.identity.as_ref().unwrap().email.as_deref(), Some("alice@example.com"));
+        let exp = s.idp.id_token_expires_at.unwrap();
+        assert!(exp > s.generated_at && exp <= s.generated_at + time::Duration::seconds(31), "round {round}: {exp}");
+        for c in &s.connectors {
+            assert_eq!(c.state, ConnectorState::Active, "round {round}, {}: {:?}", c.id, c.error);
+        }
+    }
+}
