@@ -370,3 +370,16 @@ async fn the_client_secret_is_sent_the_way_the_connectors_as_accepts_it() {
     let s = signed_in(&org, "auth-method", "alice").await.snapshot();
     assert_eq!(states(&s)["linear"], ConnectorState::Active, "{:?}", s.connectors[0].error);
 }
+
+#[tokio::test]
+async fn a_session_without_refresh_token_is_flagged_as_not_renewable() {
+    let mut opts = SandboxOptions::default();
+    opts.knobs.issue_refresh_tokens = false;
+    let org = Org::start_with("no-refresh", opts).await;
+    let s = signed_in(&org, "no-refresh", "alice").await.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Active);
+    assert!(!s.idp.renewable);
+    assert_eq!(states(&s)["linear"], ConnectorState::Active);
+    let org = Org::start("refresh-given").await;
+    assert!(signed_in(&org, "refresh-given", "alice").await.snapshot().idp.renewable);
+}

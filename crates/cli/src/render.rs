@@ -96,6 +96,13 @@ pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
     {
         let _ = writeln!(out, "    {} [{}]", e.message, e.code);
     }
+    if s.idp.state == IdpSessionState::Active && !s.idp.renewable {
+        let until = s.idp.id_token_expires_at.map(|t| format!(" at {}", hhmm(t))).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    ! The IdP gave no refresh token: you will have to sign in again when this sign-in ends{until}.\n    - Ask IT to allow offline_access (refresh tokens) for this app"
+        );
+    }
     let width = s.connectors.iter().map(|c| c.display_name.chars().count()).max().unwrap_or(0);
     let _ = writeln!(out, "\nConnectors");
     for c in &s.connectors {

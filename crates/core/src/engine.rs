@@ -218,6 +218,7 @@ impl Engine {
             s.idp.identity = session.identity.clone();
             s.idp.id_token_expires_at = session.id_token_expires_at.and_then(from_unix);
             s.idp.signed_in_at = from_unix(session.signed_in_at);
+            s.idp.renewable = session.refresh_token.is_some();
             for c in &mut s.connectors {
                 match records.get(&c.id) {
                     Some(r) => apply_record(c, r, session.identity.clone()),
@@ -279,6 +280,7 @@ impl Engine {
             s.idp.id_token_expires_at = session.id_token_expires_at.and_then(from_unix);
             s.idp.signed_in_at = from_unix(session.signed_in_at);
             s.idp.last_error = None;
+            s.idp.renewable = session.refresh_token.is_some();
             for c in &mut s.connectors {
                 c.identity = Some(identity.clone());
                 if previous_sub.as_deref() != Some(identity.sub.as_str()) {
@@ -752,6 +754,7 @@ fn initial_snapshot(policy: &Policy) -> StatusSnapshot {
             id_token_expires_at: None,
             signed_in_at: None,
             last_error: None,
+            renewable: false,
         },
         connectors: policy.connectors.iter().map(blank_connector_status).collect(),
     }

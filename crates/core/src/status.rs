@@ -50,6 +50,9 @@ pub struct IdpStatus {
     pub signed_in_at: Option<OffsetDateTime>,
     /// Why the last renewal at the IdP failed, if it did.
     pub last_error: Option<StatusError>,
+    /// Whether the IdP gave a refresh token: without one, the session cannot be renewed
+    /// silently and ends when the ID token expires.
+    pub renewable: bool,
 }
 
 /// A connector's state (see `docs/status-schema.md` for the transitions).

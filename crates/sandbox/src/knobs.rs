@@ -67,6 +67,8 @@ pub struct Knobs {
     pub step_up_required: BTreeSet<String>,
     /// A fault in the ID tokens of the authorization-code and refresh grants.
     pub id_token_fault: Option<IdTokenFault>,
+    /// Whether `offline_access` yields a refresh token (some IdPs withhold it by policy).
+    pub issue_refresh_tokens: bool,
 }
 
 impl Default for Knobs {
@@ -83,6 +85,7 @@ impl Default for Knobs {
             failing_connectors: BTreeMap::new(),
             step_up_required: BTreeSet::new(),
             id_token_fault: None,
+            issue_refresh_tokens: true,
         }
     }
 }

@@ -133,7 +133,7 @@ impl Default for Settings {
         Settings {
             expiry_warning: Duration::from_secs(10 * 60),
             renew_before_expiry: Duration::from_secs(120),
-            max_parallel_connectors: 8,
+            max_parallel_connectors: 64,
             request_timeout: Duration::from_secs(15),
             notifications: true,
             start_at_login: false,
@@ -477,12 +477,12 @@ mod validate {
     fn settings(file: &Path, raw: raw::RawSettings) -> Result<Settings, ConfigError> {
         let d = Settings::default();
         let max_parallel_connectors = raw.max_parallel_connectors.unwrap_or(d.max_parallel_connectors);
-        if !(1..=64).contains(&max_parallel_connectors) {
+        if !(1..=128).contains(&max_parallel_connectors) {
             return Err(ConfigError::new(
                 file,
                 "settings.max_parallel_connectors",
-                "must be between 1 and 64",
-                "use 8 unless you have measured otherwise",
+                "must be between 1 and 128",
+                "use 64 unless you have measured otherwise",
             ));
         }
         let request_timeout_seconds = raw.request_timeout_seconds.unwrap_or(d.request_timeout.as_secs());

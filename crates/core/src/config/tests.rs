@@ -742,13 +742,13 @@ fn unusable_key_file_is_refused_without_echoing_it() {
 
 #[test]
 fn max_parallel_connectors_bounds() {
-    for bad in [0, 65, 1000] {
+    for bad in [0, 129, 1000] {
         let mut v = minimal();
         v["settings"] = json!({ "max_parallel_connectors": bad });
-        let err = expect_err(&v, "settings.max_parallel_connectors", "use 8 unless you have measured otherwise");
-        assert_eq!(err.problem, "must be between 1 and 64");
+        let err = expect_err(&v, "settings.max_parallel_connectors", "use 64 unless you have measured otherwise");
+        assert_eq!(err.problem, "must be between 1 and 128");
     }
-    for ok in [1, 64] {
+    for ok in [1, 64, 128] {
         let mut v = minimal();
         v["settings"] = json!({ "max_parallel_connectors": ok });
         assert_eq!(parse_ok(&v).settings.max_parallel_connectors, ok);
@@ -803,7 +803,7 @@ fn first_error_wins_in_document_order() {
     v["organization"]["name"] = json!("Acme");
     expect_err(&v, "idp.issuer", "use the https:// URL of the server");
     v["idp"]["issuer"] = json!("https://idp.acme.example");
-    expect_err(&v, "settings.max_parallel_connectors", "use 8 unless you have measured otherwise");
+    expect_err(&v, "settings.max_parallel_connectors", "use 64 unless you have measured otherwise");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1127,7 +1127,7 @@ fn settings_default_when_absent() {
     let s = parse_ok(&v).settings;
     assert_eq!(s.expiry_warning, Duration::from_secs(600));
     assert_eq!(s.renew_before_expiry, Duration::from_secs(120));
-    assert_eq!(s.max_parallel_connectors, 8);
+    assert_eq!(s.max_parallel_connectors, 64);
     assert_eq!(s.request_timeout, Duration::from_secs(15));
 
     let d = Settings::default();
@@ -1142,7 +1142,7 @@ fn settings_default_per_key() {
     let mut v = minimal();
     v["settings"] = json!({});
     let s = parse_ok(&v).settings;
-    assert_eq!(s.max_parallel_connectors, 8);
+    assert_eq!(s.max_parallel_connectors, 64);
     assert_eq!(s.request_timeout, Duration::from_secs(15));
 
     let mut v = minimal();
@@ -1150,7 +1150,7 @@ fn settings_default_per_key() {
     let s = parse_ok(&v).settings;
     assert_eq!(s.expiry_warning, Duration::from_secs(30 * 60));
     assert_eq!(s.renew_before_expiry, Duration::from_secs(120));
-    assert_eq!(s.max_parallel_connectors, 8);
+    assert_eq!(s.max_parallel_connectors, 64);
     assert_eq!(s.request_timeout, Duration::from_secs(60));
 
     assert!(s.notifications && !s.start_at_login);

@@ -200,7 +200,7 @@ fn issue_tokens(
         "id_token": id_token,
         "scope": scopes.join(" "),
     });
-    if scopes.iter().any(|s| s == "offline_access") {
+    if knobs.issue_refresh_tokens && scopes.iter().any(|s| s == "offline_access") {
         let refresh = random_token();
         state.stores().refresh_tokens.insert(
             token_hash(&refresh),
