@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test (unit, end-to-end
-# against the sandbox org with the real keyring and loopback redirect, hostile servers).
+# against the sandbox org with the real keyring and loopback redirect, hostile servers), then the
+# interop runs against implementations someone else wrote.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Build first, so the desktop session below only runs tests.
+cargo test --workspace --locked --no-run
 scripts/with-desktop-session.sh cargo test --workspace --locked
 tests/interop/run-all.sh

@@ -23,7 +23,12 @@
 //! Run it in the keyring session:
 //! `scripts/with-desktop-session.sh cargo bench -p ema-e2e --bench connect_latency`.
 //! Results are printed and written to `<target dir>/bench/connect_latency.json`.
-//! `EMA_BENCH_TRIALS` overrides the number of timed trials per N (default 5).
+//! `EMA_BENCH_TRIALS` overrides the number of timed trials per N (default 5);
+//! `EMA_BENCH_MAX_PARALLEL` sets `settings.max_parallel_connectors` in the sandbox's policy
+//! (default: none, so the product's default is measured); `EMA_BENCH_STORE=memory` is a
+//! diagnostic only: the timed engines keep their records in memory instead of the OS keyring
+//! (seeded from it after the real sign-in), to show what the keyring writes cost. The output
+//! says so; figures from it are not the product's.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
@@ -37,9 +42,10 @@ use std::time::{Duration, Instant};
 use ema_core::engine::{Engine, EngineParts};
 use ema_core::http::{HttpRequest, HttpResponse, Transport, TransportError};
 use ema_core::mcp_check::{McpCheckError, McpProbe, McpServerInfo};
+use ema_core::records::{connector_account, session_account};
 use ema_core::secret::AccessToken;
 use ema_core::status::{ConnectorState, StatusSnapshot};
-use ema_core::store::{KeyringStore, SecretStore, StoreError};
+use ema_core::store::{KeyringStore, MemoryStore, SecretStore, StoreError};
 use ema_e2e::{Org, ScriptedBrowser, require_keyring_session};
 use ema_sandbox::SandboxOptions;
 use serde_json::{Value, json};
@@ -62,14 +68,75 @@ fn main() {
     require_keyring_session();
     let trials = std::env::var("EMA_BENCH_TRIALS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0);
     let trials = trials.unwrap_or(DEFAULT_TRIALS);
+    let max_parallel = std::env::var("EMA_BENCH_MAX_PARALLEL")
+        .ok()
+        .map(|v| v.parse::<usize>().unwrap_or_else(|_| panic!("EMA_BENCH_MAX_PARALLEL={v:?} is not a number")));
+    let store = match std::env::var("EMA_BENCH_STORE").as_deref() {
+        Err(_) | Ok("keyring") => StoreKind::Keyring,
+        Ok("memory") => StoreKind::Memory,
+        Ok(other) => panic!("EMA_BENCH_STORE={other:?}: use keyring (the default) or memory"),
+    };
+    let config = Config { trials, max_parallel, store };
     // The product's runtime (crates/cli): multi-threaded, one worker per core.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let mut sizes = Vec::new();
     for n in SIZES {
-        sizes.push(runtime.block_on(measure(n, trials)));
+        sizes.push(runtime.block_on(measure(n, &config)));
     }
-    report(&sizes, trials, workers);
+    report(&sizes, &config, workers);
+}
+
+/// How this run measures (defaults: the product's settings and store).
+#[derive(Debug)]
+struct Config {
+    trials: usize,
+    max_parallel: Option<usize>,
+    store: StoreKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    /// The product's store: the OS keyring.
+    Keyring,
+    /// Diagnostic: an in-memory store seeded from the keyring.
+    Memory,
+}
+
+impl StoreKind {
+    fn describe(self) -> &'static str {
+        match self {
+            StoreKind::Keyring => "real OS keyring over D-Bus",
+            StoreKind::Memory => "IN-MEMORY store (EMA_BENCH_STORE=memory, diagnostic: not the product)",
+        }
+    }
+}
+
+/// A store for a timed engine: the keyring under `service`, or a copy of its entries in memory.
+fn store_for(kind: StoreKind, org: &Org, service: &str) -> Arc<dyn SecretStore> {
+    let keyring = KeyringStore::with_service(service);
+    if kind == StoreKind::Keyring {
+        return Arc::new(keyring);
+    }
+    let policy = org.policy();
+    let issuer = policy.idp.issuer.as_str();
+    let memory = MemoryStore::new();
+    let accounts = std::iter::once(session_account(issuer, &policy.idp.client_id))
+        .chain(policy.connectors.iter().map(|c| connector_account(issuer, &c.id)));
+    for account in accounts {
+        if let Some(value) = keyring.get(&account).unwrap() {
+            memory.set(&account, &value).unwrap();
+        }
+    }
+    Arc::new(memory)
+}
+
+/// A new engine on `org` with the product's parts and the given store.
+fn engine_with(org: &Org, store: Arc<dyn SecretStore>) -> Arc<Engine> {
+    let policy = org.policy();
+    let mut parts = EngineParts::production(&policy).unwrap();
+    parts.store = store;
+    Engine::new(policy, parts)
 }
 
 /// What was measured for one N.
@@ -77,6 +144,8 @@ fn main() {
 struct SizeResult {
     n: usize,
     max_parallel_connectors: usize,
+    /// Whether `max_parallel_connectors` was set by `EMA_BENCH_MAX_PARALLEL`.
+    overridden: bool,
     samples: Vec<Duration>,
     diagnosis: Diagnosis,
 }
@@ -107,10 +176,16 @@ fn keyring_service(n: usize) -> String {
     format!("dev.ema.bench.connect-latency.{}.n{n}", std::process::id())
 }
 
-async fn measure(n: usize, trials: usize) -> SizeResult {
+async fn measure(n: usize, config: &Config) -> SizeResult {
+    let (trials, max_parallel) = (config.trials, config.max_parallel);
     let opts = SandboxOptions { extra_connectors: n, only_connectors: Some(Vec::new()), ..SandboxOptions::default() };
     assert_eq!(opts.knobs.latency_ms, 0, "sign-in runs without latency");
     let org = Org::start_with(&format!("bench-n{n}"), opts).await;
+    if let Some(limit) = max_parallel {
+        let mut policy: Value = serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+        policy["settings"]["max_parallel_connectors"] = json!(limit);
+        std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+    }
     assert_eq!(org.sandbox.connector_ids().len(), n, "the org has exactly the synthetic connectors");
     let max_parallel_connectors = org.policy().settings.max_parallel_connectors;
     let service = keyring_service(n);
@@ -124,7 +199,10 @@ async fn measure(n: usize, trials: usize) -> SizeResult {
     org.sandbox.knobs().update(|k| k.latency_ms = LATENCY_MS);
     let mut samples = Vec::with_capacity(trials);
     for trial in 0..WARMUP_TRIALS + trials {
-        let engine = org.engine(&service);
+        let engine = match config.store {
+            StoreKind::Keyring => org.engine(&service),
+            StoreKind::Memory => engine_with(&org, store_for(StoreKind::Memory, &org, &service)),
+        };
         engine.load().await.unwrap_or_else(|e| panic!("N={n}: cannot load the stored session: {e}"));
         let started = Instant::now();
         engine.connect_all(true).await;
@@ -140,7 +218,7 @@ async fn measure(n: usize, trials: usize) -> SizeResult {
             samples.push(elapsed);
         }
     }
-    let diagnosis = diagnose(&org, &service, n).await;
+    let diagnosis = diagnose(&org, store_for(config.store, &org, &service), n).await;
 
     // Leave nothing behind in the keyring.
     org.sandbox.knobs().update(|k| k.latency_ms = 0);
@@ -148,7 +226,7 @@ async fn measure(n: usize, trials: usize) -> SizeResult {
     last.load().await.unwrap();
     last.sign_out().await.unwrap();
     org.sandbox.shutdown().await;
-    SizeResult { n, max_parallel_connectors, samples, diagnosis }
+    SizeResult { n, max_parallel_connectors, overridden: max_parallel.is_some(), samples, diagnosis }
 }
 
 /// Panics unless exactly `n` connectors are all `Active`.
@@ -251,7 +329,7 @@ impl McpProbe for TimedProbe {
 
 #[derive(Debug)]
 struct TimedStore {
-    inner: KeyringStore,
+    inner: Arc<dyn SecretStore>,
     rec: Recorder,
 }
 
@@ -294,13 +372,13 @@ struct PhaseStats {
     last_end_ms: f64,
 }
 
-async fn diagnose(org: &Org, service: &str, n: usize) -> Diagnosis {
+async fn diagnose(org: &Org, store: Arc<dyn SecretStore>, n: usize) -> Diagnosis {
     let rec = Recorder::default();
     let policy = org.policy();
     let mut parts = EngineParts::production(&policy).unwrap();
     parts.transport = Arc::new(TimedTransport { inner: parts.transport.clone(), rec: rec.clone() });
     parts.mcp = Arc::new(TimedProbe { inner: parts.mcp.clone(), rec: rec.clone() });
-    parts.store = Arc::new(TimedStore { inner: KeyringStore::with_service(service), rec: rec.clone() });
+    parts.store = Arc::new(TimedStore { inner: store, rec: rec.clone() });
     let engine: Arc<Engine> = Engine::new(policy, parts);
     engine.load().await.unwrap();
     rec.take();
@@ -367,7 +445,8 @@ fn profile_name() -> String {
     format!("{dir} ({kind})")
 }
 
-fn report(sizes: &[SizeResult], trials: usize, workers: usize) {
+fn report(sizes: &[SizeResult], config: &Config, workers: usize) {
+    let trials = config.trials;
     let t1 = sizes.iter().find(|s| s.n == 1).map(SizeResult::median_ms).unwrap();
     let ratio = |n: usize| sizes.iter().find(|s| s.n == n).map(|s| s.median_ms() / t1).unwrap();
     let (r10, r50) = (ratio(10), ratio(50));
@@ -379,9 +458,11 @@ fn report(sizes: &[SizeResult], trials: usize, workers: usize) {
     println!("connect_latency: sign-in callback -> all connectors Active (connect_all(true) on a new engine)");
     println!(
         "method: {trials} timed trials per N after {WARMUP_TRIALS} warm-up; {LATENCY_MS} ms sandbox latency per request; \
-         profile {}; tokio multi-thread runtime with {workers} workers; settings.max_parallel_connectors = {max_parallel}; \
-         real OS keyring over D-Bus",
-        profile_name()
+         profile {}; tokio multi-thread runtime with {workers} workers; settings.max_parallel_connectors = {max_parallel}{}; \
+         {}",
+        profile_name(),
+        if sizes.iter().any(|s| s.overridden) { " (set by EMA_BENCH_MAX_PARALLEL)" } else { " (the default)" },
+        config.store.describe()
     );
     println!();
     println!("{:>4} {:>11} {:>9} {:>9} {:>9} {:>12}", "N", "median ms", "min ms", "max ms", "T(N)/T(1)", "T / latency");
@@ -437,7 +518,8 @@ fn report(sizes: &[SizeResult], trials: usize, workers: usize) {
             "profile": profile_name(),
             "runtime_workers": workers,
             "max_parallel_connectors": max_parallel,
-            "keyring": "OS keyring (Secret Service over D-Bus)",
+            "max_parallel_connectors_overridden": sizes.iter().any(|s| s.overridden),
+            "store": config.store.describe(),
         },
         "results": sizes.iter().map(|s| json!({
             "n": s.n,

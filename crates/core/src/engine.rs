@@ -14,8 +14,9 @@
 //! the connector active and records why (`renewal_error`): the connector works until expiry
 //! even when the IdP is down. "Not entitled" is a state, not an error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -29,7 +30,8 @@ use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
 use crate::http::{HttpTransport, Transport, TransportError};
 use crate::mcp_check::{McpProbe, RmcpProbe};
 use crate::records::{
-    RECORD_VERSION, StoredConnector, StoredOutcome, StoredSession, connector_account, session_account,
+    RECORD_VERSION, StoredConnector, StoredConnectors, StoredOutcome, StoredSession, connectors_account,
+    session_account,
 };
 use crate::secret::IdToken;
 use crate::signin::loopback::LoopbackListener;
@@ -93,6 +95,13 @@ pub struct Engine {
     connector_locks: HashMap<String, Mutex<()>>,
     limiter: Semaphore,
     status: watch::Sender<StatusSnapshot>,
+    /// Connector records as last stored (tokens included), written as one keyring entry.
+    records: std::sync::Mutex<BTreeMap<String, StoredConnector>>,
+    /// Coalesced writes of `records`: a change bumps `records_changed`; a write covers every
+    /// change made before it took its snapshot, recorded in `records_written`.
+    records_changed: AtomicU64,
+    records_written: AtomicU64,
+    write_lock: Mutex<()>,
 }
 
 /// What one successful connect produced.
@@ -132,6 +141,10 @@ impl Engine {
             idp: Mutex::new(None),
             session: Mutex::new(None),
             status,
+            records: std::sync::Mutex::new(BTreeMap::new()),
+            records_changed: AtomicU64::new(0),
+            records_written: AtomicU64::new(0),
+            write_lock: Mutex::new(()),
         })
     }
 
@@ -195,17 +208,22 @@ impl Engine {
             return Ok(());
         };
         let sub = session.identity.as_ref().map(|i| i.sub.clone()).unwrap_or_default();
-        let mut records = HashMap::new();
-        for c in &self.policy.connectors {
-            if let Some(json) = self.parts.store.get(&connector_account(self.issuer(), &c.id))?
-                && let Ok(r) = serde_json::from_str::<StoredConnector>(&json)
-                && r.v == RECORD_VERSION
-                && r.sub == sub
-                && crate::url_policy::same_uri(&r.mcp_url, c.mcp_url.as_str())
-            {
-                records.insert(c.id.clone(), r);
-            }
-        }
+        let stored: StoredConnectors = match self.parts.store.get(&self.connectors_account())? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+            None => StoredConnectors::default(),
+        };
+        let records: BTreeMap<String, StoredConnector> = stored
+            .records
+            .into_iter()
+            .filter(|(id, r)| {
+                stored.v == RECORD_VERSION
+                    && r.sub == sub
+                    && self
+                        .policy
+                        .connector(id)
+                        .is_some_and(|c| crate::url_policy::same_uri(&r.mcp_url, c.mcp_url.as_str()))
+            })
+            .collect();
         let idp_state = if session.refresh_token.is_some()
             || session.id_token_expires_at.and_then(from_unix).is_some_and(|e| e > now())
         {
@@ -234,7 +252,36 @@ impl Engine {
                 }
             }
         });
+        *self.records.lock().unwrap_or_else(|p| p.into_inner()) = records;
         *self.session.lock().await = Some(session);
+        Ok(())
+    }
+
+    fn connectors_account(&self) -> String {
+        connectors_account(self.issuer(), &self.policy.idp.client_id)
+    }
+
+    /// Stores the connector records, coalescing concurrent callers into as few keyring writes
+    /// as possible: whoever waits for the write lock while another write runs finds, once it
+    /// gets it, that one write can cover everyone who changed a record meanwhile.
+    async fn write_records(&self) -> Result<(), StoreError> {
+        let wanted = self.records_changed.fetch_add(1, Ordering::SeqCst) + 1;
+        let _writing = self.write_lock.lock().await;
+        if self.records_written.load(Ordering::SeqCst) >= wanted {
+            return Ok(());
+        }
+        let (covered, json) = {
+            let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            let doc = StoredConnectors { v: RECORD_VERSION, records: records.clone() };
+            // Read under the records lock: every change counted here is in this snapshot.
+            (self.records_changed.load(Ordering::SeqCst), serde_json::to_string(&doc).expect("records serialise"))
+        };
+        // Off the async workers: a keyring write is a blocking D-Bus round trip.
+        let (store, account) = (self.parts.store.clone(), self.connectors_account());
+        tokio::task::spawn_blocking(move || store.set(&account, &json))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Unavailable(e.to_string())))?;
+        self.records_written.store(covered, Ordering::SeqCst);
         Ok(())
     }
 
@@ -270,9 +317,8 @@ impl Engine {
         let previous_sub = self.session.lock().await.replace(session.clone()).and_then(|s| s.identity).map(|i| i.sub);
         if previous_sub.as_deref() != Some(identity.sub.as_str()) {
             // Another user: the previous user's connector tokens must not be shown or used.
-            for c in &self.policy.connectors {
-                self.parts.store.delete(&connector_account(self.issuer(), &c.id))?;
-            }
+            self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.parts.store.delete(&self.connectors_account())?;
         }
         self.publish(|s| {
             s.idp.state = IdpSessionState::Active;
@@ -382,8 +428,8 @@ impl Engine {
                 ..base
             },
         };
-        let json = serde_json::to_string(&record).expect("a record always serialises");
-        let stored = self.parts.store.set(&connector_account(self.issuer(), id), &json);
+        self.records.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), record.clone());
+        let stored = self.write_records().await;
         self.publish_connector(id, |c| {
             apply_record(c, &record, identity);
             if let Err(e) = stored {
@@ -673,9 +719,8 @@ impl Engine {
             revoked = idp.revoke(self.parts.transport.as_ref(), &rt).await.unwrap_or(false);
         }
         self.parts.store.delete(&self.session_account())?;
-        for c in &self.policy.connectors {
-            self.parts.store.delete(&connector_account(self.issuer(), &c.id))?;
-        }
+        self.parts.store.delete(&self.connectors_account())?;
+        self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.publish(|s| *s = initial_snapshot(&self.policy));
         Ok(revoked)
     }

@@ -16,9 +16,18 @@ pub fn session_account(issuer: &str, client_id: &str) -> String {
     format!("session:{issuer}#{client_id}")
 }
 
-/// The store account of one connector's record.
-pub fn connector_account(issuer: &str, connector_id: &str) -> String {
-    format!("connector:{issuer}#{connector_id}")
+/// The store account of all connector records for a policy's IdP and client: one entry, so a
+/// round of renewals costs one or two keyring writes instead of one per connector (the Secret
+/// Service serialises writes and rewrites its keyring file on each).
+pub fn connectors_account(issuer: &str, client_id: &str) -> String {
+    format!("connectors:{issuer}#{client_id}")
+}
+
+/// Every connector's record, by connector id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoredConnectors {
+    pub v: u32,
+    pub records: std::collections::BTreeMap<String, StoredConnector>,
 }
 
 /// The IdP session.

@@ -231,7 +231,7 @@ fn example_with_a_real_key_parses_fully() {
 
     assert_eq!(p.settings.expiry_warning, Duration::from_secs(10 * 60));
     assert_eq!(p.settings.renew_before_expiry, Duration::from_secs(120));
-    assert_eq!(p.settings.max_parallel_connectors, 8);
+    assert_eq!(p.settings.max_parallel_connectors, 64);
     assert_eq!(p.settings.request_timeout, Duration::from_secs(15));
 }
 
