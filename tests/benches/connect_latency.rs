@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use ema_core::engine::{Engine, EngineParts};
 use ema_core::http::{HttpRequest, HttpResponse, Transport, TransportError};
 use ema_core::mcp_check::{McpCheckError, McpProbe, McpServerInfo};
-use ema_core::records::{connector_account, session_account};
+use ema_core::records::{connectors_account, session_account};
 use ema_core::secret::AccessToken;
 use ema_core::status::{ConnectorState, StatusSnapshot};
 use ema_core::store::{KeyringStore, MemoryStore, SecretStore, StoreError};
@@ -121,8 +121,7 @@ fn store_for(kind: StoreKind, org: &Org, service: &str) -> Arc<dyn SecretStore> 
     let policy = org.policy();
     let issuer = policy.idp.issuer.as_str();
     let memory = MemoryStore::new();
-    let accounts = std::iter::once(session_account(issuer, &policy.idp.client_id))
-        .chain(policy.connectors.iter().map(|c| connector_account(issuer, &c.id)));
+    let accounts = [session_account(issuer, &policy.idp.client_id), connectors_account(issuer, &policy.idp.client_id)];
     for account in accounts {
         if let Some(value) = keyring.get(&account).unwrap() {
             memory.set(&account, &value).unwrap();
