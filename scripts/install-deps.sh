@@ -3,8 +3,10 @@
 # everything is there). `--runtime` installs what running the CLI and demo needs; the default
 # adds what building and testing need.
 set -euo pipefail
-runtime=(dbus gnome-keyring libsecret-tools python3 ca-certificates)
-build=(pkg-config libdbus-1-dev libssl-dev build-essential)
+runtime=(dbus gnome-keyring libsecret-tools python3 ca-certificates libwebkit2gtk-4.1-0 libayatana-appindicator3-1)
+# The tray app (Tauri 2) needs WebKitGTK, appindicator, rsvg and xdo headers to build.
+build=(pkg-config libdbus-1-dev libssl-dev build-essential libwebkit2gtk-4.1-dev libxdo-dev \
+  libayatana-appindicator3-dev librsvg2-dev file)
 want=("${runtime[@]}")
 [ "${1:-}" = "--runtime" ] || want+=("${build[@]}")
 missing=()

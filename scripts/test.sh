@@ -11,3 +11,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-run
 scripts/with-desktop-session.sh cargo test --workspace --locked
 tests/interop/run-all.sh
+tests/tray/smoke.sh

@@ -3,25 +3,9 @@
 use std::fmt::Write as _;
 
 use ema_core::config::Policy;
-use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot};
+use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot, relative};
 use time::OffsetDateTime;
 use tokio::sync::watch;
-
-/// "in 52 min", "in 3 h 10 min", "2 min ago".
-pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
-    let secs = (t - now).whole_seconds();
-    let (future, s) = (secs >= 0, secs.unsigned_abs());
-    let text = if s < 90 {
-        format!("{s} s")
-    } else if s < 90 * 60 {
-        format!("{} min", (s + 30) / 60)
-    } else if s < 48 * 3600 {
-        format!("{} h {} min", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{} days", s / 86400)
-    };
-    if future { format!("in {text}") } else { format!("{text} ago") }
-}
 
 /// The local UTC offset, read once at start-up while the process is still single-threaded
 /// (the `time` crate refuses to read it later on Unix, for soundness).
@@ -168,21 +152,5 @@ pub async fn follow_progress(mut rx: watch::Receiver<StatusSnapshot>) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_times_read_naturally() {
-        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
-        let at = |s: i64| now + time::Duration::seconds(s);
-        assert_eq!(relative(at(30), now), "in 30 s");
-        assert_eq!(relative(at(52 * 60), now), "in 52 min");
-        assert_eq!(relative(at(3 * 3600 + 600), now), "in 3 h 10 min");
-        assert_eq!(relative(at(-120), now), "2 min ago");
-        assert_eq!(relative(at(5 * 86400), now), "in 5 days");
     }
 }

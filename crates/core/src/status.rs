@@ -169,6 +169,23 @@ impl StatusSnapshot {
     }
 }
 
+/// "in 52 min", "in 3 h 10 min", "2 min ago": the CLI and the tray say it the same way.
+/// Time to or since `t`, for people.
+pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let secs = (t - now).whole_seconds();
+    let (future, s) = (secs >= 0, secs.unsigned_abs());
+    let text = if s < 90 {
+        format!("{s} s")
+    } else if s < 90 * 60 {
+        format!("{} min", (s + 30) / 60)
+    } else if s < 48 * 3600 {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{} days", s / 86400)
+    };
+    if future { format!("in {text}") } else { format!("{text} ago") }
+}
+
 fn derived_state(c: &ConnectorStatus, now: OffsetDateTime, warning: time::Duration) -> ConnectorState {
     match (c.state, c.expires_at) {
         (ConnectorState::Active | ConnectorState::ExpiringSoon, Some(exp)) if exp <= now => ConnectorState::Expired,
@@ -229,6 +246,17 @@ mod tests {
             derived_state(&connector(ConnectorState::NotEntitled, -1, false, now), now, w),
             ConnectorState::NotEntitled
         );
+    }
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let at = |s: i64| now + time::Duration::seconds(s);
+        assert_eq!(relative(at(30), now), "in 30 s");
+        assert_eq!(relative(at(52 * 60), now), "in 52 min");
+        assert_eq!(relative(at(3 * 3600 + 600), now), "in 3 h 10 min");
+        assert_eq!(relative(at(-120), now), "2 min ago");
+        assert_eq!(relative(at(5 * 86400), now), "in 5 days");
     }
 
     #[test]

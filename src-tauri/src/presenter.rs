@@ -1,0 +1,172 @@
+//! What the tray shows for a status snapshot: which icon, the tooltip, the identity line and
+//! one row per connector. Pure functions of the snapshot, so they are unit-tested without a
+//! display; the shell only copies the result into the tray.
+
+use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot, relative};
+use time::OffsetDateTime;
+
+/// The four tray icons (files `icons/tray-<name>.png`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrayIcon {
+    SignedOut,
+    Active,
+    Attention,
+    Error,
+}
+
+/// Everything the tray displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrayView {
+    pub icon: TrayIcon,
+    pub tooltip: String,
+    /// "Signed in as alice@example.com" or "Not signed in".
+    pub identity: String,
+    /// One line per connector: "Linear - active, 52 min".
+    pub rows: Vec<String>,
+    pub signed_in: bool,
+}
+
+fn state_words(c: &ConnectorStatus, now: OffsetDateTime) -> String {
+    let left = || c.expires_at.map(|e| relative(e, now).trim_start_matches("in ").to_string()).unwrap_or_default();
+    match c.state {
+        ConnectorState::Active if c.renewal_error.is_some() => format!("active, {} (renewal failing)", left()),
+        ConnectorState::Active => format!("active, {}", left()),
+        ConnectorState::ExpiringSoon => format!("expires in {}", left()),
+        ConnectorState::Expired => "expired".into(),
+        ConnectorState::NotEntitled => "not entitled".into(),
+        ConnectorState::NeedsSignIn => "sign-in needed".into(),
+        ConnectorState::Connecting => "connecting...".into(),
+        ConnectorState::Error => "error".into(),
+    }
+}
+
+/// The tray's view of `s` at `now`.
+pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime) -> TrayView {
+    let signed_in = !matches!(s.idp.state, IdpSessionState::SignedOut);
+    let entitled: Vec<&ConnectorStatus> =
+        s.connectors.iter().filter(|c| c.state != ConnectorState::NotEntitled).collect();
+    let active =
+        entitled.iter().filter(|c| matches!(c.state, ConnectorState::Active | ConnectorState::ExpiringSoon)).count();
+    let failing = entitled.iter().find(|c| matches!(c.state, ConnectorState::Error | ConnectorState::Expired));
+    let expiring = entitled
+        .iter()
+        .filter(|c| c.state == ConnectorState::ExpiringSoon || c.renewal_error.is_some())
+        .filter_map(|c| c.expires_at.map(|e| (e, c)))
+        .min_by_key(|(e, _)| *e);
+    let icon = if !signed_in {
+        TrayIcon::SignedOut
+    } else if failing.is_some() {
+        TrayIcon::Error
+    } else if s.needs_attention() || expiring.is_some() || !s.idp.renewable {
+        TrayIcon::Attention
+    } else {
+        TrayIcon::Active
+    };
+    let mut tooltip = if signed_in {
+        format!("{active} of {} connectors active", entitled.len())
+    } else {
+        "EMA - not signed in".to_string()
+    };
+    if let Some(c) = failing {
+        tooltip.push_str(&format!(" - {} failed", c.display_name));
+    } else if let Some((e, c)) = expiring {
+        tooltip.push_str(&format!(" - {} expires {}", c.display_name, relative(e, now)));
+    } else if s.idp.state == IdpSessionState::Unreachable {
+        tooltip.push_str(" - IdP unreachable");
+    }
+    let identity = match (&s.idp.identity, signed_in) {
+        (Some(i), true) => format!("Signed in as {}", i.email.as_deref().unwrap_or(&i.sub)),
+        (None, true) => "Signed in".to_string(),
+        _ => "Not signed in".to_string(),
+    };
+    let rows = s.connectors.iter().map(|c| format!("{} - {}", c.display_name, state_words(c, now))).collect();
+    TrayView { icon, tooltip, identity, rows, signed_in }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ema_core::status::{Identity, IdpStatus, STATUS_SCHEMA_VERSION, StatusError};
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn connector(id: &str, state: ConnectorState, minutes_left: i64) -> ConnectorStatus {
+        ConnectorStatus {
+            id: id.to_lowercase(),
+            display_name: id.into(),
+            mcp_url: format!("https://{id}.example/mcp"),
+            state,
+            identity: None,
+            authorization_server: None,
+            expires_at: Some(now() + time::Duration::minutes(minutes_left)),
+            scopes: vec![],
+            last_renewal: None,
+            token_fingerprint: None,
+            error: None,
+            renewal_error: None,
+        }
+    }
+
+    fn snapshot(idp: IdpSessionState, connectors: Vec<ConnectorStatus>) -> StatusSnapshot {
+        StatusSnapshot {
+            schema_version: STATUS_SCHEMA_VERSION,
+            generated_at: now(),
+            organization: "Example".into(),
+            policy_source: "/etc/ema/policy.json".into(),
+            idp: IdpStatus {
+                issuer: "https://idp.example".into(),
+                state: idp,
+                identity: Some(Identity { sub: "s".into(), email: Some("alice@example.com".into()), name: None }),
+                id_token_expires_at: None,
+                signed_in_at: None,
+                last_error: None,
+                renewable: true,
+            },
+            connectors,
+        }
+    }
+
+    #[test]
+    fn all_active_is_green_with_a_count() {
+        let s = snapshot(
+            IdpSessionState::Active,
+            vec![connector("Linear", ConnectorState::Active, 52), connector("Figma", ConnectorState::NotEntitled, 0)],
+        );
+        let v = tray_view(&s, now());
+        assert_eq!(v.icon, TrayIcon::Active);
+        assert_eq!(v.tooltip, "1 of 1 connectors active");
+        assert_eq!(v.identity, "Signed in as alice@example.com");
+        assert_eq!(v.rows, vec!["Linear - active, 52 min", "Figma - not entitled"]);
+    }
+
+    #[test]
+    fn expiring_without_renewal_is_attention_and_named_in_the_tooltip() {
+        let mut figma = connector("Figma", ConnectorState::ExpiringSoon, 4);
+        figma.renewal_error =
+            Some(StatusError { code: "idp-unreachable".into(), message: "m".into(), fix: "f".into(), at: now() });
+        let s = snapshot(IdpSessionState::Unreachable, vec![connector("Linear", ConnectorState::Active, 52), figma]);
+        let v = tray_view(&s, now());
+        assert_eq!(v.icon, TrayIcon::Attention);
+        assert_eq!(v.tooltip, "2 of 2 connectors active - Figma expires in 4 min");
+        assert_eq!(v.rows[1], "Figma - expires in 4 min");
+    }
+
+    #[test]
+    fn a_failed_connector_is_an_error_and_signed_out_is_its_own_icon() {
+        let s = snapshot(
+            IdpSessionState::Active,
+            vec![connector("Linear", ConnectorState::Error, 0), connector("Asana", ConnectorState::Active, 30)],
+        );
+        let v = tray_view(&s, now());
+        assert_eq!(v.icon, TrayIcon::Error);
+        assert_eq!(v.tooltip, "1 of 2 connectors active - Linear failed");
+        let s = snapshot(IdpSessionState::SignedOut, vec![connector("Linear", ConnectorState::NeedsSignIn, 0)]);
+        let v = tray_view(&s, now());
+        assert_eq!(v.icon, TrayIcon::SignedOut);
+        assert_eq!(v.identity, "Not signed in");
+        assert!(!v.signed_in);
+        assert_eq!(v.rows, vec!["Linear - sign-in needed"]);
+    }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Tray smoke test, headless and real: the tray app starts on the embedded sandbox org under Xvfb,
+# exports its StatusNotifierItem and menu over D-Bus to a test watcher, and the menu (read with
+# gdbus, as a desktop panel would) shows the signed-out state, one row per sandbox connector, and
+# the actions. Usage: tests/tray/smoke.sh (installs xvfb and python3-dbus/gi if missing).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+if [ -z "${EMA_IN_TEST_SESSION:-}" ]; then
+  scripts/install-deps.sh
+  missing=()
+  for p in xvfb xauth python3-dbus python3-gi; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  cargo build -q -p ema-tray
+  exec xvfb-run -a -s "-screen 0 1280x800x24" scripts/with-desktop-session.sh "$0" "$@"
+fi
+dir=$EMA_TEST_SESSION_DIR
+/usr/bin/python3 tests/tray/sni-watcher.py "$dir/items" >"$dir/watcher.log" 2>&1 &
+for _ in $(seq 50); do grep -q ready "$dir/watcher.log" 2>/dev/null && break; sleep 0.1; done
+BROWSER="$root/tests/browser/scripted-browser.py" EMA_TEST_USER=alice EMA_TEST_BROWSER_LOG="$dir/browser.log" \
+  "$root/target/debug/ema-tray" --sandbox >"$dir/tray.log" 2>&1 &
+tray=$!
+trap 'kill $tray 2>/dev/null || true' EXIT
+for _ in $(seq 200); do [ -s "$dir/items" ] && break; sleep 0.1; done
+if [ ! -s "$dir/items" ]; then
+  echo "FAIL: the tray app registered no StatusNotifierItem within 20 s" >&2
+  cat "$dir/tray.log" >&2
+  exit 1
+fi
+read -r sender item <"$dir/items"
+path=$item
+case "$item" in /*) ;; *) path=$(gdbus introspect --session --dest "$sender" --object-path / --recurse 2>/dev/null | grep -o '/org/ayatana/NotificationItem/[^ ]*' | head -1) ;; esac
+layout=""
+for _ in $(seq 50); do
+  layout=$(gdbus call --session --dest "$sender" --object-path "$path/Menu" --method com.canonical.dbusmenu.GetLayout -- 0 -1 '["label"]' 2>/dev/null || true)
+  echo "$layout" | grep -q "Linear" && break
+  sleep 0.2
+done
+fail=0
+for want in "Not signed in" "Asana - sign-in needed" "Linear - sign-in needed" "Supabase - sign-in needed" "Sign in..." "Open status window" "Quit EMA"; do
+  if echo "$layout" | grep -qF "$want"; then echo "ok: menu has \"$want\""; else echo "FAIL: menu lacks \"$want\""; fail=1; fi
+done
+if [ $fail -ne 0 ]; then
+  echo "menu layout was: $layout" >&2
+  cat "$dir/tray.log" >&2
+  exit 1
+fi
+# Click "Sign in..." as a panel would; the scripted browser ($BROWSER) signs alice in through the
+# real loopback redirect, and the rebuilt menu must show her and her connectors.
+id=$(echo "$layout" | grep -oE "\(([0-9]+), \{'label': <'Sign in...'>" | grep -oE '[0-9]+' | head -1)
+gdbus call --session --dest "$sender" --object-path "$path/Menu" --method com.canonical.dbusmenu.Event -- "$id" clicked '<"">' 0 >/dev/null
+for _ in $(seq 100); do
+  layout=$(gdbus call --session --dest "$sender" --object-path "$path/Menu" --method com.canonical.dbusmenu.GetLayout -- 0 -1 '["label"]' 2>/dev/null || true)
+  echo "$layout" | grep -q "Linear - active" && break
+  sleep 0.2
+done
+for want in "Signed in as alice@example.com" "Linear - active, " "Supabase - active" "Figma - not entitled" "Refresh now" "Sign out"; do
+  if echo "$layout" | grep -qF "$want"; then echo "ok: after sign-in the menu has \"$want\""; else echo "FAIL: after sign-in the menu lacks \"$want\""; fail=1; fi
+done
+if [ $fail -ne 0 ]; then
+  echo "menu layout was: $layout" >&2
+  cat "$dir/tray.log" "$dir/browser.log" >&2 || true
+  exit 1
+fi
+echo "tray smoke: 2 passed, 0 failed"

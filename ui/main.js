@@ -1,0 +1,99 @@
+// The status window: renders the engine's status snapshot (docs/status-schema.md) and keeps the
+// countdowns live. All state comes from the `status` event and the `get_status` command; the
+// buttons are one-line calls to the shell's commands.
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+
+const STATE_WORDS = {
+  needs_sign_in: "Sign-in needed", connecting: "Connecting...", active: "Active", expiring_soon: "Expiring soon",
+  expired: "Expired", not_entitled: "Not entitled", error: "Error",
+};
+
+let snapshot = null;
+
+function left(iso) {
+  if (!iso) return "";
+  const secs = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  if (secs <= 0) return "expired";
+  if (secs < 90) return `in ${secs} s`;
+  if (secs < 5400) return `in ${Math.round(secs / 60)} min`;
+  return `in ${Math.floor(secs / 3600)} h ${Math.floor((secs % 3600) / 60)} min`;
+}
+
+function clock(iso) {
+  return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function render() {
+  if (!snapshot) return;
+  const s = snapshot;
+  document.getElementById("org").textContent = s.organization;
+  const who = s.idp.identity ? (s.idp.identity.email || s.idp.identity.sub) : null;
+  const signedIn = s.idp.state !== "signed_out";
+  document.getElementById("identity").textContent = signedIn ? `Signed in as ${who || "?"} at ${s.idp.issuer}` : `Not signed in (${s.idp.issuer})`;
+  document.getElementById("sign-in").hidden = signedIn && !["expired", "step_up_required"].includes(s.idp.state);
+  document.getElementById("refresh").hidden = !signedIn;
+  document.getElementById("sign-out").hidden = !signedIn;
+  const note = document.getElementById("idp-note");
+  const notes = [];
+  if (s.idp.state === "unreachable") notes.push("IdP unreachable: connectors keep working until their tokens expire.");
+  if (s.idp.state === "expired") notes.push("Your sign-in has ended: sign in again.");
+  if (s.idp.state === "step_up_required") notes.push("Your IdP asks you to sign in again.");
+  if (signedIn && !s.idp.renewable) notes.push("The IdP gave no refresh token: you will have to sign in again when this sign-in ends.");
+  note.textContent = notes.join(" ");
+  note.hidden = notes.length === 0;
+  const body = document.getElementById("connectors");
+  body.replaceChildren();
+  for (const c of s.connectors) {
+    const tr = document.createElement("tr");
+    tr.dataset.connector = c.id;
+    tr.appendChild(cell(c.display_name));
+    const state = cell(STATE_WORDS[c.state] || c.state, `state-${c.state}`);
+    const problem = c.state === "active" ? c.renewal_error : (c.error || c.renewal_error);
+    if (problem && c.state !== "not_entitled") {
+      const d = document.createElement("span");
+      d.className = "detail";
+      const until = c.renewal_error && c.expires_at ? ` ${c.display_name} works until ${clock(c.expires_at)}.` : "";
+      d.textContent = `${problem.message}.${until} ${problem.fix} [${problem.code}]`;
+      state.appendChild(d);
+    }
+    tr.appendChild(state);
+    const live = ["active", "expiring_soon"].includes(c.state);
+    const exp = cell(live ? `${left(c.expires_at)} (${clock(c.expires_at)})` : "");
+    exp.dataset.expires = live ? c.expires_at : "";
+    tr.appendChild(exp);
+    tr.appendChild(cell((c.scopes || []).join(" ")));
+    tr.appendChild(cell(clock(c.last_renewal)));
+    body.appendChild(tr);
+  }
+}
+
+async function act(command) {
+  const err = document.getElementById("error");
+  err.hidden = true;
+  try {
+    await invoke(command);
+  } catch (e) {
+    err.textContent = `${e.message || e} [${e.code || "error"}]`;
+    err.hidden = false;
+  }
+}
+
+document.getElementById("sign-in").addEventListener("click", () => act("sign_in"));
+document.getElementById("refresh").addEventListener("click", () => act("refresh"));
+document.getElementById("sign-out").addEventListener("click", () => act("sign_out"));
+listen("status", (e) => { snapshot = e.payload; render(); });
+invoke("get_status").then((s) => { snapshot = s; render(); });
+// The countdowns tick every second; the data itself only changes on `status` events.
+setInterval(() => {
+  for (const td of document.querySelectorAll("td[data-expires]")) {
+    if (td.dataset.expires) td.textContent = `${left(td.dataset.expires)} (${clock(td.dataset.expires)})`;
+  }
+}, 1000);
