@@ -66,4 +66,4 @@ if [ $fail -ne 0 ]; then
   cat "$dir/tray.log" "$dir/browser.log" >&2 || true
   exit 1
 fi
-echo "tray smoke: 2 passed, 0 failed"
+echo "tray-smoke: 2 passed, 0 failed"
