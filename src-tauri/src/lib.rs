@@ -124,14 +124,22 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     let _ = app.emit("status", snapshot);
 }
 
-/// Follows the engine: re-renders on every status change, and once a minute so "52 min"
-/// stays true (a display clock, not a poll of the engine).
+/// Follows the engine: re-renders on every status change, at the next time-driven state change
+/// (a token entering the warning window or expiring, `StatusSnapshot::next_transition`), and
+/// once a minute so "52 min" stays true (a display clock, not a poll of the engine).
 async fn follow_status(app: AppHandle, engine: Arc<Engine>) {
     let mut rx = engine.subscribe();
+    let warning = time::Duration::try_from(engine.policy().settings.expiry_warning).unwrap_or(time::Duration::ZERO);
     loop {
-        render(&app, &engine.snapshot());
-        let second = time::OffsetDateTime::now_utc().second() as u64;
-        let tick = tokio::time::sleep(Duration::from_secs(60 - second.min(59)));
+        let snapshot = engine.snapshot();
+        render(&app, &snapshot);
+        let now = time::OffsetDateTime::now_utc();
+        let next_minute = Duration::from_secs(60 - (now.second() as u64).min(59));
+        let next_transition = snapshot
+            .next_transition(warning)
+            .and_then(|t| Duration::try_from(t - now).ok())
+            .map(|d| d + Duration::from_millis(50));
+        let tick = tokio::time::sleep(next_transition.map_or(next_minute, |t| t.min(next_minute)));
         tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() {
