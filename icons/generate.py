@@ -3,7 +3,8 @@
 standard library only, so they can be regenerated without an image editor:
     python3 icons/generate.py
 Tray states: signed-out (grey ring), active (green disc with a check), attention (amber disc
-with an exclamation mark), error (red disc with a cross)."""
+with an exclamation mark), error (red disc with a cross). macOS gets template variants
+(`tray-*-template*.png`: black shapes with the mark cut out, tinted by the menu bar)."""
 import math
 import os
 import struct
@@ -72,6 +73,15 @@ def icon(color, mark, ring_only=False):
     return pixel
 
 
+def template(pixel_fn):
+    """The macOS template form of an icon: black, the disc opaque, the (white) mark transparent."""
+    def pixel(x, y, size):
+        r, g, b, a = pixel_fn(x, y, size)
+        mark = max(0, min(r, g, b) - 130) / 125  # the white mark blended over the disc colour
+        return bytes([0, 0, 0, round(a * (1 - mark))])
+    return pixel
+
+
 def main():
     grey, green, amber, red, blue = (120, 124, 130), (26, 127, 55), (191, 135, 0), (207, 34, 46), (9, 105, 218)
     png(os.path.join(HERE, "icon.png"), 256, icon(blue, "key"))
@@ -80,6 +90,9 @@ def main():
         png(os.path.join(HERE, f"tray-active{suffix}.png"), size, icon(green, "check"))
         png(os.path.join(HERE, f"tray-attention{suffix}.png"), size, icon(amber, "bang"))
         png(os.path.join(HERE, f"tray-error{suffix}.png"), size, icon(red, "cross"))
+        for name, color, mark, ring in (("signed-out", grey, None, True), ("active", green, "check", False),
+                                        ("attention", amber, "bang", False), ("error", red, "cross", False)):
+            png(os.path.join(HERE, f"tray-{name}-template{suffix}.png"), size, template(icon(color, mark, ring)))
 
 
 if __name__ == "__main__":

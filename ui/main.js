@@ -1,6 +1,6 @@
 // The status window: renders the engine's status snapshot (docs/status-schema.md) and keeps the
-// countdowns live. All state comes from the `status` event and the `get_status` command; the
-// buttons are one-line calls to the shell's commands.
+// countdowns live. All state comes from the `status` and `settings` events and the matching
+// `get_*` commands (relayed from the tray process); the buttons are one-line calls to commands.
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 
@@ -75,22 +75,34 @@ function render() {
   }
 }
 
-async function act(command) {
+function showError(e) {
   const err = document.getElementById("error");
-  err.hidden = true;
+  err.textContent = `${e.message || e} [${e.code || "error"}]`;
+  err.hidden = false;
+}
+
+async function act(button, command, args) {
+  document.getElementById("error").hidden = true;
+  if (button) button.setAttribute("aria-busy", "true");
   try {
-    await invoke(command);
+    await invoke(command, args);
   } catch (e) {
-    err.textContent = `${e.message || e} [${e.code || "error"}]`;
-    err.hidden = false;
+    showError(e);
+  } finally {
+    if (button) button.removeAttribute("aria-busy");
   }
 }
 
-document.getElementById("sign-in").addEventListener("click", () => act("sign_in"));
-document.getElementById("refresh").addEventListener("click", () => act("refresh"));
-document.getElementById("sign-out").addEventListener("click", () => act("sign_out"));
+for (const [id, command] of [["sign-in", "sign_in"], ["refresh", "refresh"], ["sign-out", "sign_out"]]) {
+  const button = document.getElementById(id);
+  button.addEventListener("click", () => act(button, command));
+}
+const autostart = document.getElementById("autostart");
+autostart.addEventListener("change", () => act(null, "set_autostart", { enabled: autostart.checked }));
 listen("status", (e) => { snapshot = e.payload; render(); });
-invoke("get_status").then((s) => { snapshot = s; render(); });
+listen("settings", (e) => { autostart.checked = e.payload.autostart; });
+invoke("get_status").then((s) => { snapshot = s; render(); }, showError);
+invoke("get_settings").then((s) => { autostart.checked = s.autostart; }, showError);
 // The countdowns tick every second; the data itself only changes on `status` events.
 setInterval(() => {
   for (const td of document.querySelectorAll("td[data-expires]")) {

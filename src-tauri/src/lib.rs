@@ -1,17 +1,23 @@
 //! The tray app: a thin Tauri 2 shell over the EMA engine (tauri's `examples/api` shape).
 //!
 //! The engine owns the state; this shell subscribes to its status and copies it into the tray
-//! (icon, tooltip, menu rebuilt on every change) and into the status window through the
-//! `status` event. Commands are one-line delegations. The window is created when the user opens
-//! it and destroyed when they close it, so the idle app holds no browser engine; closing it
-//! leaves the app in the tray. `--sandbox` starts the embedded sandbox org in-process and points
-//! the app at it.
+//! (icon, tooltip, menu rebuilt on every change), into the status window and into desktop
+//! notifications (each cause said once, `alerts`). The status window is a separate process
+//! started when the user opens it and gone when they close it (`window_protocol` says why), so
+//! the idle app holds no browser engine. `--sandbox` starts the embedded sandbox org in-process
+//! and points the app at it; `--window` is the window process itself (started by the tray).
 
+mod alerts;
+mod notify;
 mod presenter;
+mod window_app;
+mod window_host;
+mod window_protocol;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alerts::Alerts;
 use ema_core::config::{ConfigSource, Policy, UserSettings, locate_policy, user_settings_path};
 use ema_core::engine::{Engine, EngineParts};
 use ema_core::signin::SystemBrowser;
@@ -19,44 +25,56 @@ use ema_core::status::StatusSnapshot;
 use ema_sandbox::{Sandbox, SandboxOptions};
 use presenter::{TrayIcon, TrayView, tray_view};
 use tauri::image::Image;
-use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWindowBuilder, Wry};
+use tauri::{AppHandle, Manager, RunEvent, Wry};
+use tauri_plugin_autostart::ManagerExt;
+use window_host::WindowHost;
+use window_protocol::{AppSettings, Command, CommandError, ToWindow};
 
 const TRAY_ID: &str = "ema";
-const WINDOW: &str = "status";
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A command's failure as the window shows it.
-#[derive(Debug, serde::Serialize)]
-struct CommandError {
-    code: String,
-    message: String,
+/// The Tauri context (config, embedded `ui/`, icons), built once for both processes.
+fn context() -> tauri::Context<Wry> {
+    tauri::generate_context!()
 }
 
-#[tauri::command]
-fn get_status(engine: State<'_, Arc<Engine>>) -> StatusSnapshot {
-    engine.snapshot()
+fn settings(app: &AppHandle) -> AppSettings {
+    AppSettings { autostart: app.autolaunch().is_enabled().unwrap_or(false) }
 }
 
-#[tauri::command]
-async fn refresh(engine: State<'_, Arc<Engine>>) -> Result<(), CommandError> {
-    engine.connect_all(true).await;
-    Ok(())
-}
-
-#[tauri::command]
-async fn sign_in(engine: State<'_, Arc<Engine>>) -> Result<(), CommandError> {
-    engine
-        .sign_in(&SystemBrowser, SIGN_IN_TIMEOUT)
-        .await
-        .map(|_| ())
-        .map_err(|e| CommandError { code: e.code(), message: e.to_string() })
-}
-
-#[tauri::command]
-async fn sign_out(engine: State<'_, Arc<Engine>>) -> Result<(), CommandError> {
-    engine.sign_out().await.map(|_| ()).map_err(|e| CommandError { code: e.code().into(), message: e.to_string() })
+/// Carries out a command from the menu or the window: one-line delegations to the engine and the
+/// autostart plugin.
+async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> {
+    let engine = app.state::<Arc<Engine>>().inner().clone();
+    match command {
+        Command::SignIn => engine
+            .sign_in(&SystemBrowser, SIGN_IN_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(|e| CommandError { code: e.code(), message: e.to_string() }),
+        Command::Refresh => {
+            engine.connect_all(true).await;
+            Ok(())
+        }
+        Command::SignOut => engine
+            .sign_out()
+            .await
+            .map(|_| ())
+            .map_err(|e| CommandError { code: e.code().into(), message: e.to_string() }),
+        Command::SetAutostart { enabled } => {
+            let autolaunch = app.autolaunch();
+            let done = if enabled { autolaunch.enable() } else { autolaunch.disable() };
+            let current = settings(app);
+            app.state::<WindowHost>().send(ToWindow::Settings { settings: current });
+            render(app, &engine.snapshot());
+            done.map_err(|e| CommandError {
+                code: "autostart-failed".into(),
+                message: format!("Cannot change the start-at-login setting: {e}"),
+            })
+        }
+    }
 }
 
 /// The sandbox org, kept alive for the app's life when `--sandbox` is given.
@@ -81,17 +99,27 @@ fn options() -> Options {
     o
 }
 
+/// The tray icon for a state: coloured discs, and on macOS template images (black shapes the
+/// menu bar tints for light and dark mode, `icon_as_template`).
 fn tray_image(icon: TrayIcon) -> Image<'static> {
+    #[cfg(not(target_os = "macos"))]
     let bytes: &'static [u8] = match icon {
         TrayIcon::SignedOut => include_bytes!("../../icons/tray-signed-out@2x.png"),
         TrayIcon::Active => include_bytes!("../../icons/tray-active@2x.png"),
         TrayIcon::Attention => include_bytes!("../../icons/tray-attention@2x.png"),
         TrayIcon::Error => include_bytes!("../../icons/tray-error@2x.png"),
     };
+    #[cfg(target_os = "macos")]
+    let bytes: &'static [u8] = match icon {
+        TrayIcon::SignedOut => include_bytes!("../../icons/tray-signed-out-template@2x.png"),
+        TrayIcon::Active => include_bytes!("../../icons/tray-active-template@2x.png"),
+        TrayIcon::Attention => include_bytes!("../../icons/tray-attention-template@2x.png"),
+        TrayIcon::Error => include_bytes!("../../icons/tray-error-template@2x.png"),
+    };
     Image::from_bytes(bytes).expect("the tray icons are valid RGBA PNGs")
 }
 
-fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<Wry>> {
+fn menu(app: &AppHandle, view: &TrayView, autostart: bool) -> tauri::Result<Menu<Wry>> {
     let menu = Menu::new(app)?;
     menu.append(&MenuItem::with_id(app, "identity", &view.identity, false, None::<&str>)?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
@@ -107,21 +135,30 @@ fn menu(app: &AppHandle, view: &TrayView) -> tauri::Result<Menu<Wry>> {
     }
     menu.append(&MenuItem::with_id(app, "open", "Open status window", true, None::<&str>)?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
+    menu.append(&CheckMenuItem::with_id(app, "autostart", "Start at login", true, autostart, None::<&str>)?)?;
     menu.append(&MenuItem::with_id(app, "quit", "Quit EMA", true, None::<&str>)?)?;
     Ok(menu)
 }
 
-/// Copies a snapshot into the tray and the window.
+/// Copies a snapshot into the tray, the window (when open) and the notifications it deserves.
 fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
-    let view = tray_view(snapshot, time::OffsetDateTime::now_utc());
+    let now = time::OffsetDateTime::now_utc();
+    let view = tray_view(snapshot, now);
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_icon(Some(tray_image(view.icon)));
         let _ = tray.set_tooltip(Some(&view.tooltip));
-        if let Ok(m) = menu(app, &view) {
+        if let Ok(m) = menu(app, &view, settings(app).autostart) {
             let _ = tray.set_menu(Some(m));
         }
     }
-    let _ = app.emit("status", snapshot);
+    if let Ok(json) = serde_json::to_value(snapshot) {
+        app.state::<WindowHost>().send(ToWindow::Status { snapshot: json });
+    }
+    let alerts = app.state::<Mutex<Alerts>>().lock().expect("alerts lock").update(snapshot, now);
+    for alert in alerts {
+        let app = app.clone();
+        tauri::async_runtime::spawn_blocking(move || notify::show(&alert, move || open_window(&app)));
+    }
 }
 
 /// Follows the engine: re-renders on every status change, at the next time-driven state change
@@ -152,44 +189,32 @@ async fn follow_status(app: AppHandle, engine: Arc<Engine>) {
     }
 }
 
+/// Opens the status window (a process of its own), or raises it when it is open.
 fn open_window(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window(WINDOW) {
-        let _ = w.show();
-        let _ = w.set_focus();
-        return;
+    let engine = app.state::<Arc<Engine>>();
+    let mut initial = vec![ToWindow::Settings { settings: settings(app) }];
+    if let Ok(json) = serde_json::to_value(engine.snapshot()) {
+        initial.push(ToWindow::Status { snapshot: json });
     }
-    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
-        .title("EMA - your connectors")
-        .inner_size(860.0, 560.0)
-        .min_inner_size(520.0, 320.0)
-        .build();
-    if let Err(e) = built {
-        tracing::error!("cannot open the status window: {e}");
-    }
+    app.state::<WindowHost>().open(app, initial);
 }
 
 fn on_menu(app: &AppHandle, id: &str) {
-    let engine = app.state::<Arc<Engine>>().inner().clone();
-    match id {
-        "quit" => app.exit(0),
-        "open" => open_window(app),
-        "refresh" => {
-            tauri::async_runtime::spawn(async move { engine.connect_all(true).await });
+    let command = match id {
+        "quit" => return app.exit(0),
+        "open" => return open_window(app),
+        "refresh" => Command::Refresh,
+        "sign-in" => Command::SignIn,
+        "sign-out" => Command::SignOut,
+        "autostart" => Command::SetAutostart { enabled: !settings(app).autostart },
+        _ => return,
+    };
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = perform(&app, command).await {
+            tracing::warn!(code = %e.code, "{}", e.message);
         }
-        "sign-in" => {
-            tauri::async_runtime::spawn(async move {
-                if let Err(e) = engine.sign_in(&SystemBrowser, SIGN_IN_TIMEOUT).await {
-                    tracing::warn!(code = %e.code(), "sign-in failed: {e}");
-                }
-            });
-        }
-        "sign-out" => {
-            tauri::async_runtime::spawn(async move {
-                let _ = engine.sign_out().await;
-            });
-        }
-        _ => {}
-    }
+    });
 }
 
 /// Loads the policy (or starts the sandbox and writes its policy) and builds the engine.
@@ -219,11 +244,16 @@ fn start_engine(opts: &Options) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)
     Ok((engine, sandbox))
 }
 
-/// Runs the tray app until the user quits.
+/// Runs the tray app until the user quits (or, with `--window`, the status window process).
 pub fn run() {
+    // Logs go to stderr: the window process's stdout is its line protocol with the tray.
     let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMA_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();
+    if std::env::args().skip(1).any(|a| a == "--window") {
+        return window_app::run();
+    }
     let opts = options();
     let (engine, sandbox) = match start_engine(&opts) {
         Ok(started) => started,
@@ -234,18 +264,22 @@ pub fn run() {
     };
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| open_window(app)))
+        .plugin(tauri_plugin_autostart::Builder::new().app_name("EMA").build())
         .manage(engine.clone())
         .manage(SandboxGuard(Mutex::new(sandbox)))
-        .invoke_handler(tauri::generate_handler![get_status, refresh, sign_in, sign_out])
+        .manage(WindowHost::default())
+        .manage(Mutex::new(Alerts::default()))
         .setup(move |app| {
             let view = tray_view(&engine.snapshot(), time::OffsetDateTime::now_utc());
-            TrayIconBuilder::with_id(TRAY_ID)
+            let tray = TrayIconBuilder::with_id(TRAY_ID)
                 .icon(tray_image(view.icon))
                 .tooltip(&view.tooltip)
-                .menu(&menu(app.handle(), &view)?)
+                .menu(&menu(app.handle(), &view, settings(app.handle()).autostart)?)
                 .show_menu_on_left_click(true)
-                .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
-                .build(app)?;
+                .on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
+            #[cfg(target_os = "macos")]
+            let tray = tray.icon_as_template(true);
+            tray.build(app)?;
             tauri::async_runtime::spawn(follow_status(app.handle().clone(), engine.clone()));
             tauri::async_runtime::spawn(engine.clone().run_renewals());
             if opts.open_window {
@@ -253,7 +287,7 @@ pub fn run() {
             }
             Ok(())
         })
-        .build(tauri::generate_context!());
+        .build(context());
     let app = match app {
         Ok(app) => app,
         Err(e) => {
@@ -262,7 +296,7 @@ pub fn run() {
         }
     };
     app.run(|_app, event| {
-        // Closing the status window must not quit: the app lives in the tray.
+        // The tray app has no window of its own: it runs until the user quits from the menu.
         if let RunEvent::ExitRequested { code: None, api, .. } = event {
             api.prevent_exit();
         }

@@ -1,0 +1,246 @@
+//! Which desktop notifications a status change deserves: each cause is said once, never a storm.
+//!
+//! A *cause* is one thing the user must know about (the IdP session ended, Linear failed with
+//! `invalid_grant`, Figma expires without a way to renew). Each snapshot yields the set of causes
+//! present; only causes not already announced produce an alert, and a cause that clears and comes
+//! back within [`QUIET_PERIOD`] stays quiet (a flapping server must not flap the desktop). When
+//! several causes appear at once they become one alert naming them all. Pure logic over the
+//! snapshot, unit-tested here; `notify.rs` shows the alerts.
+
+use std::collections::BTreeMap;
+
+use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
+use time::{Duration, OffsetDateTime};
+
+/// A cause that cleared and came back within this period is not announced again.
+pub const QUIET_PERIOD: Duration = Duration::hours(1);
+/// More new causes than this in one snapshot are merged into a single alert.
+const MAX_SEPARATE: usize = 2;
+
+/// One notification to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub summary: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cause {
+    key: String,
+    summary: String,
+    body: String,
+}
+
+fn clock(t: OffsetDateTime) -> String {
+    format!("{:02}:{:02} UTC", t.hour(), t.minute())
+}
+
+/// The causes present in `s`, in connector order.
+fn causes(s: &StatusSnapshot) -> Vec<Cause> {
+    let mut out = Vec::new();
+    match s.idp.state {
+        IdpSessionState::Expired | IdpSessionState::StepUpRequired => out.push(Cause {
+            key: "sign-in-needed".into(),
+            summary: "Sign in to keep your connectors".into(),
+            body: match &s.idp.last_error {
+                Some(e) => format!("{} {}", e.message, e.fix),
+                None => format!("Your sign-in at {} has ended. Open EMA and sign in again.", s.idp.issuer),
+            },
+        }),
+        _ => {}
+    }
+    for c in &s.connectors {
+        let cause = match c.state {
+            ConnectorState::Error => c.error.as_ref().map(|e| Cause {
+                key: format!("failed:{}:{}", c.id, e.code),
+                summary: format!("{} is not connected", c.display_name),
+                body: format!("{} {}", e.message, e.fix),
+            }),
+            ConnectorState::Expired if s.idp.state != IdpSessionState::SignedOut => Some(Cause {
+                key: format!("expired:{}", c.id),
+                summary: format!("{} has expired", c.display_name),
+                body: c
+                    .renewal_error
+                    .as_ref()
+                    .map(|e| format!("Renewal failed: {} {}", e.message, e.fix))
+                    .unwrap_or_else(|| "Open EMA and refresh, or sign in again.".into()),
+            }),
+            ConnectorState::ExpiringSoon if c.renewal_error.is_some() || !s.idp.renewable => {
+                let until = c.expires_at.map(clock).unwrap_or_default();
+                Some(Cause {
+                    key: format!("expiring:{}", c.id),
+                    summary: format!("{} stops working at {until}", c.display_name),
+                    body: match &c.renewal_error {
+                        Some(e) => format!("It cannot be renewed: {} {}", e.message, e.fix),
+                        None => "Your IdP gave no way to renew it: sign in again before then.".into(),
+                    },
+                })
+            }
+            _ => None,
+        };
+        out.extend(cause);
+    }
+    out
+}
+
+/// Remembers which causes were announced and when.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    /// Cause key → when it was last announced.
+    announced: BTreeMap<String, OffsetDateTime>,
+}
+
+impl Alerts {
+    /// The alerts that `s` (seen at `now`) deserves, given everything announced before.
+    pub fn update(&mut self, s: &StatusSnapshot, now: OffsetDateTime) -> Vec<Alert> {
+        let present = causes(s);
+        // Forget causes that cleared long enough ago to be news again if they come back.
+        self.announced.retain(|k, at| present.iter().any(|c| &c.key == k) || now - *at < QUIET_PERIOD);
+        let fresh: Vec<Cause> = present.into_iter().filter(|c| !self.announced.contains_key(&c.key)).collect();
+        for c in &fresh {
+            self.announced.insert(c.key.clone(), now);
+        }
+        if fresh.len() > MAX_SEPARATE {
+            let names: Vec<&str> = fresh.iter().map(|c| c.summary.as_str()).collect();
+            return vec![Alert {
+                summary: format!("{} connector problems need your attention", fresh.len()),
+                body: format!("{}. Open EMA for the details and the fix.", names.join("; ")),
+            }];
+        }
+        fresh.into_iter().map(|c| Alert { summary: c.summary, body: c.body }).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ema_core::status::{ConnectorStatus, IdpStatus, STATUS_SCHEMA_VERSION, StatusError};
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn error(code: &str) -> StatusError {
+        StatusError { code: code.into(), message: format!("{code} happened."), fix: "Do the fix.".into(), at: now() }
+    }
+
+    fn connector(name: &str, state: ConnectorState) -> ConnectorStatus {
+        ConnectorStatus {
+            id: name.to_lowercase(),
+            display_name: name.into(),
+            mcp_url: format!("https://{name}.example/mcp"),
+            state,
+            identity: None,
+            authorization_server: None,
+            expires_at: Some(now() + Duration::minutes(4)),
+            scopes: vec![],
+            last_renewal: None,
+            token_fingerprint: None,
+            error: None,
+            renewal_error: None,
+        }
+    }
+
+    fn snapshot(idp: IdpSessionState, connectors: Vec<ConnectorStatus>) -> StatusSnapshot {
+        StatusSnapshot {
+            schema_version: STATUS_SCHEMA_VERSION,
+            generated_at: now(),
+            organization: "Example".into(),
+            policy_source: "test".into(),
+            idp: IdpStatus {
+                issuer: "https://idp.example".into(),
+                state: idp,
+                identity: None,
+                id_token_expires_at: None,
+                signed_in_at: None,
+                last_error: None,
+                renewable: true,
+            },
+            connectors,
+        }
+    }
+
+    fn failed(name: &str, code: &str) -> ConnectorStatus {
+        let mut c = connector(name, ConnectorState::Error);
+        c.error = Some(error(code));
+        c
+    }
+
+    #[test]
+    fn a_failure_is_announced_once_with_its_message_and_fix() {
+        let mut alerts = Alerts::default();
+        let s = snapshot(IdpSessionState::Active, vec![failed("Linear", "invalid-grant")]);
+        assert_eq!(
+            alerts.update(&s, now()),
+            vec![Alert {
+                summary: "Linear is not connected".into(),
+                body: "invalid-grant happened. Do the fix.".into()
+            }]
+        );
+        // The same cause in every later snapshot: silence.
+        for minute in 1..10 {
+            assert!(alerts.update(&s, now() + Duration::minutes(minute)).is_empty());
+        }
+        // A different cause for the same connector is news.
+        let s = snapshot(IdpSessionState::Active, vec![failed("Linear", "mcp-unauthorized")]);
+        assert_eq!(alerts.update(&s, now() + Duration::minutes(11)).len(), 1);
+    }
+
+    #[test]
+    fn a_flapping_cause_stays_quiet_for_the_quiet_period() {
+        let mut alerts = Alerts::default();
+        let bad = snapshot(IdpSessionState::Active, vec![failed("Linear", "server-error")]);
+        let good = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active)]);
+        assert_eq!(alerts.update(&bad, now()).len(), 1);
+        assert!(alerts.update(&good, now() + Duration::minutes(1)).is_empty());
+        assert!(alerts.update(&bad, now() + Duration::minutes(2)).is_empty());
+        assert!(alerts.update(&good, now() + Duration::minutes(3)).is_empty());
+        let later = now() + QUIET_PERIOD + Duration::minutes(5);
+        assert!(alerts.update(&good, later).is_empty());
+        assert_eq!(alerts.update(&bad, later + Duration::seconds(1)).len(), 1);
+    }
+
+    #[test]
+    fn many_new_causes_become_one_alert() {
+        let mut alerts = Alerts::default();
+        let s = snapshot(
+            IdpSessionState::Active,
+            vec![failed("Linear", "x"), failed("Asana", "x"), failed("Figma", "x"), failed("Canva", "x")],
+        );
+        let out = alerts.update(&s, now());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].summary, "4 connector problems need your attention");
+        assert!(out[0].body.contains("Linear is not connected; Asana is not connected"), "{}", out[0].body);
+        assert!(alerts.update(&s, now()).is_empty());
+    }
+
+    #[test]
+    fn expiring_without_renewal_is_announced_but_expiring_with_renewal_is_not() {
+        let mut alerts = Alerts::default();
+        let renewing = snapshot(IdpSessionState::Active, vec![connector("Figma", ConnectorState::ExpiringSoon)]);
+        assert!(alerts.update(&renewing, now()).is_empty());
+        let mut figma = connector("Figma", ConnectorState::ExpiringSoon);
+        figma.renewal_error = Some(error("idp-unreachable"));
+        let stuck = snapshot(IdpSessionState::Unreachable, vec![figma]);
+        let out = alerts.update(&stuck, now());
+        assert_eq!(out.len(), 1);
+        assert!(out[0].summary.starts_with("Figma stops working at "), "{}", out[0].summary);
+        assert!(out[0].body.contains("idp-unreachable happened."), "{}", out[0].body);
+        // The IdP gave no refresh token: the same warning, with the reason.
+        let mut alerts = Alerts::default();
+        let mut s = snapshot(IdpSessionState::Active, vec![connector("Figma", ConnectorState::ExpiringSoon)]);
+        s.idp.renewable = false;
+        assert!(alerts.update(&s, now())[0].body.contains("no way to renew"));
+    }
+
+    #[test]
+    fn an_ended_sign_in_is_one_alert_and_a_signed_out_app_says_nothing() {
+        let mut alerts = Alerts::default();
+        let signed_out = snapshot(IdpSessionState::SignedOut, vec![connector("Linear", ConnectorState::Expired)]);
+        assert!(alerts.update(&signed_out, now()).is_empty());
+        let ended = snapshot(IdpSessionState::Expired, vec![connector("Linear", ConnectorState::NeedsSignIn)]);
+        let out = alerts.update(&ended, now());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].summary, "Sign in to keep your connectors");
+    }
+}

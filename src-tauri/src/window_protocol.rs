@@ -1,0 +1,104 @@
+//! The line protocol between the tray process and its status-window process.
+//!
+//! A WebKit window costs two browser-engine processes and over 100 MB PSS, and destroying the
+//! window is not enough to get them back: the shared web context keeps WebKitNetworkProcess alive
+//! for the life of the process (measured, see docs/tray.md). So the window lives in a process of
+//! its own (`ema-tray --window`), started when the user opens it and gone when they close it; the
+//! idle tray never loads the browser engine.
+//!
+//! The two processes talk over the child's stdin and stdout, one JSON object per line: the tray
+//! sends status snapshots (docs/status-schema.md) and settings as they change, the window sends
+//! the user's commands and gets one reply per command. The pipe is private to the two processes
+//! (no socket another user could reach) and closes when either ends: the window exits when the
+//! tray does.
+
+use serde::{Deserialize, Serialize};
+
+/// A command's failure as the window shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The app settings the window shows and changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSettings {
+    /// The app starts at login (tauri-plugin-autostart).
+    pub autostart: bool,
+}
+
+/// Tray → window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ToWindow {
+    /// The engine's current status snapshot.
+    Status { snapshot: serde_json::Value },
+    /// The current app settings.
+    Settings { settings: AppSettings },
+    /// Raise and focus the window (the user opened it again from the tray).
+    Focus,
+    /// The outcome of the window's request `id`.
+    Reply { id: u64, error: Option<CommandError> },
+}
+
+/// What the user asked for in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Command {
+    SignIn,
+    Refresh,
+    SignOut,
+    SetAutostart { enabled: bool },
+}
+
+/// Window → tray.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FromWindow {
+    Request { id: u64, command: Command },
+}
+
+/// One message as one line (no embedded newline: JSON escapes them).
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    let mut line = serde_json::to_string(msg).expect("protocol messages serialise");
+    line.push('\n');
+    line
+}
+
+/// Longest line accepted from the other side (a status snapshot of hundreds of connectors fits).
+pub const MAX_LINE: usize = 4 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_single_lines_that_round_trip() {
+        let msgs = vec![
+            ToWindow::Status { snapshot: serde_json::json!({"organization": "Acme\nCorp"}) },
+            ToWindow::Settings { settings: AppSettings { autostart: true } },
+            ToWindow::Focus,
+            ToWindow::Reply { id: 7, error: Some(CommandError { code: "c".into(), message: "m".into() }) },
+        ];
+        for m in msgs {
+            let line = encode(&m);
+            assert_eq!(line.matches('\n').count(), 1, "{line}");
+            assert_eq!(serde_json::from_str::<ToWindow>(&line).unwrap(), m);
+        }
+        let req = FromWindow::Request { id: 3, command: Command::SetAutostart { enabled: true } };
+        let line = encode(&req);
+        assert_eq!(
+            line,
+            "{\"type\":\"request\",\"id\":3,\"command\":{\"command\":\"set-autostart\",\"enabled\":true}}\n"
+        );
+        assert_eq!(serde_json::from_str::<FromWindow>(&line).unwrap(), req);
+    }
+
+    #[test]
+    fn unknown_commands_are_rejected() {
+        assert!(
+            serde_json::from_str::<FromWindow>(r#"{"type":"request","id":1,"command":{"command":"rm-rf"}}"#).is_err()
+        );
+    }
+}
