@@ -12,3 +12,4 @@ cargo test --workspace --locked --no-run
 scripts/with-desktop-session.sh cargo test --workspace --locked
 tests/interop/run-all.sh
 tests/tray/smoke.sh
+tests/tray/e2e.sh

@@ -232,6 +232,15 @@ async fn idp_down_after_sign_in_keeps_connectors_active_until_expiry_and_says_wh
     tokio::time::sleep(Duration::try_from(left).unwrap_or_default() + Duration::from_millis(300)).await;
     let s = engine.snapshot();
     assert_eq!(states(&s)["linear"], ConnectorState::Expired);
+    // Renewal retried with the IdP still down: still expired (not "failed"), with the reason, and
+    // a connector alice is not entitled to stays so (the outage says nothing about entitlement).
+    engine.connect_all(true).await;
+    let s = engine.snapshot();
+    assert_eq!(states(&s)["linear"], ConnectorState::Expired);
+    assert_eq!(states(&s)["figma"], ConnectorState::NotEntitled);
+    let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
+    assert_eq!(linear.renewal_error.as_ref().unwrap().code, "idp-unreachable");
+    assert!(linear.renewal_error.as_ref().unwrap().fix.contains("reconnects by itself"));
     // The IdP comes back: a refresh brings everything back without a browser.
     org.sandbox.knobs().update(|k| k.idp_down = false);
     engine.connect_all(false).await;

@@ -24,6 +24,11 @@ function clock(iso) {
   return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
 }
 
+// Messages and fixes are sentences from the core, which writes them in lower case for the CLI.
+function sentence(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : "";
+}
+
 function cell(text, cls) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -60,8 +65,11 @@ function render() {
     if (problem && c.state !== "not_entitled") {
       const d = document.createElement("span");
       d.className = "detail";
-      const until = c.renewal_error && c.expires_at ? ` ${c.display_name} works until ${clock(c.expires_at)}.` : "";
-      d.textContent = `${problem.message}.${until} ${problem.fix} [${problem.code}]`;
+      let until = "";
+      if (c.renewal_error && c.expires_at) {
+        until = c.state === "expired" ? ` Expired at ${clock(c.expires_at)}.` : ` ${c.display_name} works until ${clock(c.expires_at)}.`;
+      }
+      d.textContent = `${sentence(problem.message)}.${until} ${sentence(problem.fix)}. [${problem.code}]`;
       state.appendChild(d);
     }
     tr.appendChild(state);
@@ -97,6 +105,10 @@ for (const [id, command] of [["sign-in", "sign_in"], ["refresh", "refresh"], ["s
   const button = document.getElementById(id);
   button.addEventListener("click", () => act(button, command));
 }
+// Escape closes the window (to the tray, like its close button); its process then exits.
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape") window.__TAURI__.window.getCurrentWindow().close();
+});
 const autostart = document.getElementById("autostart");
 autostart.addEventListener("change", () => act(null, "set_autostart", { enabled: autostart.checked }));
 listen("status", (e) => { snapshot = e.payload; render(); });

@@ -64,6 +64,12 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
             .map(|_| ())
             .map_err(|e| CommandError { code: e.code().into(), message: e.to_string() }),
         Command::SetAutostart { enabled } => {
+            // auto-launch (under the plugin) creates ~/.config/autostart but not ~/.config, which a
+            // fresh account may not have yet.
+            #[cfg(target_os = "linux")]
+            if let Some(home) = std::env::var_os("HOME") {
+                let _ = std::fs::create_dir_all(std::path::Path::new(&home).join(".config"));
+            }
             let autolaunch = app.autolaunch();
             let done = if enabled { autolaunch.enable() } else { autolaunch.disable() };
             let current = settings(app);
@@ -83,17 +89,29 @@ struct SandboxGuard(#[allow(dead_code)] Mutex<Option<Sandbox>>);
 /// Command-line options of the tray app.
 #[derive(Debug, Default)]
 struct Options {
+    /// `--sandbox`: start the embedded sandbox org and use it.
     sandbox: bool,
+    /// `--open`: open the status window at start.
     open_window: bool,
+    /// `--config PATH` (or `--config=PATH`): the policy file, as `ema --config`; else `EMA_CONFIG`,
+    /// then the managed and user locations.
+    config: Option<std::path::PathBuf>,
 }
 
+/// Parses the app's few flags; unknown arguments (a WebDriver's, say) are ignored.
 fn options() -> Options {
     let mut o = Options::default();
-    for a in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--sandbox" => o.sandbox = true,
             "--open" => o.open_window = true,
-            _ => {}
+            "--config" => o.config = args.next().map(Into::into),
+            _ => {
+                if let Some(path) = a.strip_prefix("--config=") {
+                    o.config = Some(path.into());
+                }
+            }
         }
     }
     o
@@ -227,9 +245,14 @@ fn start_engine(opts: &Options) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)
         std::fs::write(&path, serde_json::to_string_pretty(&sandbox.policy())?)?;
         (ConfigSource::Explicit(path), Some(sandbox))
     } else {
-        let explicit = std::env::var_os("EMA_CONFIG").map(Into::into);
-        let source = locate_policy(explicit)
-            .map_err(|tried| anyhow::anyhow!("no policy found (looked for {tried:?}); ask IT for the EMA policy"))?;
+        let explicit = opts.config.clone().or_else(|| std::env::var_os("EMA_CONFIG").map(Into::into));
+        let source = locate_policy(explicit).map_err(|tried| {
+            let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+            anyhow::anyhow!(
+                "no EMA policy found (looked in {}); ask IT for the EMA policy, or pass --config PATH",
+                tried.join(", ")
+            )
+        })?;
         (source, None)
     };
     let mut policy = Policy::load(source)?;

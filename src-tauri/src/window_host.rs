@@ -3,7 +3,7 @@
 //! process of its own).
 
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use tauri::{AppHandle, Manager};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -27,7 +27,7 @@ static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 impl WindowHost {
     /// Sends `msg` to the window, if it is open.
     pub fn send(&self, msg: ToWindow) {
-        if let Some(link) = self.link.lock().expect("window link lock").as_ref() {
+        if let Some(link) = self.link.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
             let _ = link.to_window.send(msg);
         }
     }
@@ -35,7 +35,7 @@ impl WindowHost {
     /// Opens the window: raises it when its process runs, else starts the process and sends it the
     /// current state (`initial`).
     pub fn open(&self, app: &AppHandle, initial: Vec<ToWindow>) {
-        let mut link = self.link.lock().expect("window link lock");
+        let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(l) = link.as_ref()
             && l.to_window.send(ToWindow::Focus).is_ok()
         {
@@ -48,7 +48,7 @@ impl WindowHost {
     }
 
     fn closed(&self, generation: u64) {
-        let mut link = self.link.lock().expect("window link lock");
+        let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
         if link.as_ref().is_some_and(|l| l.generation == generation) {
             *link = None;
         }
@@ -57,6 +57,9 @@ impl WindowHost {
 
 fn spawn(app: &AppHandle, initial: Vec<ToWindow>) -> std::io::Result<Link> {
     let exe = std::env::current_exe()?;
+    // Called from menu and setup callbacks on the GUI thread: tokio's child reaper needs the runtime.
+    let runtime = tauri::async_runtime::handle();
+    let _entered = runtime.inner().enter();
     let mut child = tokio::process::Command::new(exe)
         .arg("--window")
         .stdin(Stdio::piped())

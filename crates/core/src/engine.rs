@@ -116,6 +116,8 @@ enum Failure {
     StepUp(StatusError),
     /// The IdP session is over or absent: the user must sign in.
     SignInNeeded(StatusError),
+    /// The IdP could not be reached: says nothing new about the connector itself.
+    IdpUnreachable(StatusError),
     Other(StatusError),
 }
 
@@ -404,7 +406,9 @@ impl Engine {
             Err(Failure::NotEntitled(e)) => {
                 StoredConnector { outcome: StoredOutcome::NotEntitled, error: Some(e), ..base }
             }
-            Err(Failure::StepUp(e) | Failure::SignInNeeded(e) | Failure::Other(e)) if still_valid => {
+            Err(Failure::StepUp(e) | Failure::SignInNeeded(e) | Failure::IdpUnreachable(e) | Failure::Other(e))
+                if still_valid =>
+            {
                 // Renewal failed, the current token still works: keep it, say why.
                 self.publish_connector(id, |c| {
                     c.state = ConnectorState::Active;
@@ -421,7 +425,29 @@ impl Engine {
                 });
                 return;
             }
-            Err(Failure::Other(e)) => StoredConnector {
+            Err(Failure::IdpUnreachable(mut e))
+                if current.state == ConnectorState::NotEntitled || valid_until.is_some() =>
+            {
+                // An unreachable IdP says nothing new about this connector: a not-entitled one stays
+                // so, and a token that ran out is expired (not failed), with the reason, until the
+                // IdP is back and renewal succeeds.
+                if current.state != ConnectorState::NotEntitled {
+                    e.fix = format!(
+                        "{} reconnects by itself once the IdP is reachable again; check your network or VPN",
+                        cfg.display_name
+                    );
+                }
+                self.publish_connector(id, |c| {
+                    c.state = if current.state == ConnectorState::NotEntitled {
+                        ConnectorState::NotEntitled
+                    } else {
+                        ConnectorState::Expired
+                    };
+                    c.renewal_error = Some(e);
+                });
+                return;
+            }
+            Err(Failure::IdpUnreachable(e) | Failure::Other(e)) => StoredConnector {
                 authorization_server: current.authorization_server.clone(),
                 last_renewal: current.last_renewal.map(|t| t.unix_timestamp()),
                 error: Some(e),
@@ -590,7 +616,7 @@ impl Engine {
             }
             s.idp.last_error = Some(err.clone());
         });
-        Failure::Other(err)
+        if unreachable { Failure::IdpUnreachable(err) } else { Failure::Other(err) }
     }
 
     /// An ID token with at least a minute left, refreshed with the refresh token if needed.

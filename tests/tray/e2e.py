@@ -1,0 +1,349 @@
+#!/usr/bin/python3
+"""End-to-end test of the tray app, as a user meets it, on the sandbox org (run by e2e.sh).
+
+Real parts only: the app under tauri-driver + WebKitWebDriver (the status window is a real
+WebKit window under Xvfb), gnome-keyring's Secret Service, dunst as the notification daemon
+(its Notify calls observed with dbus-monitor), a StatusNotifierWatcher so the tray menu is read
+and clicked over D-Bus as a panel would, the sandbox org as a separate process (`ema sandbox`),
+and the scripted browser ($BROWSER) signing in through the app's real loopback redirect.
+
+Checks, in order (each prints "ok: ..." or fails the run):
+  1. signed out at first; "Sign in" in the window signs alice in; the window lists her
+     connectors with states and expiry countdowns; the tray menu shows the same rows;
+  2. a connector's authorization server rejects the grant: the window shows the message and fix
+     and a notification says so, once;
+  3. the IdP stops: connectors stay active until their tokens expire and say why renewal fails,
+     then turn expired; the IdP comes back and they recover without a browser;
+  4. "Start at login" in the window writes the autostart entry, and unticking removes it;
+  5. restarting the app keeps alice signed in (tokens from the keyring) with no browser;
+  6. closing the window ends its process: no browser-engine process runs beside the idle tray.
+Artifacts (screenshots, logs) go to $EMA_ARTIFACTS.
+Standard library + python3-dbus is all it needs; WebDriver is spoken as plain HTTP (W3C).
+"""
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SESSION = os.environ["EMA_TEST_SESSION_DIR"]
+ARTIFACTS = os.environ["EMA_ARTIFACTS"]
+APP = os.path.join(ROOT, "target", "debug", "ema-tray")
+EMA = os.path.join(ROOT, "target", "debug", "ema")
+DRIVER = "http://127.0.0.1:4444"
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+CONNECTOR_TTL = 75  # seconds: long enough for the checks, short enough to watch one expire
+passed = 0
+WINDOW = None  # the open window, described when a check fails
+
+
+def ok(msg):
+    global passed
+    passed += 1
+    print(f"ok: {msg}", flush=True)
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", flush=True)
+    if WINDOW:
+        try:
+            print(f"window: identity={WINDOW.text('#identity')!r} error={WINDOW.text('#error')!r} "
+                  f"note={WINDOW.text('#idp-note')!r} rows={WINDOW.rows()}", flush=True)
+            WINDOW.screenshot("failure.png", check=False)
+        except Exception as e:
+            print(f"(cannot read the window: {e})", flush=True)
+    for name in ("tray.log", "driver.log", "browser.log", "sandbox.log"):
+        path = os.path.join(SESSION, name)
+        if os.path.exists(path):
+            print(f"--- {name} (last 40 lines)", flush=True)
+            with open(path, encoding="utf-8", errors="replace") as f:
+                print("".join(f.readlines()[-40:]), flush=True)
+    sys.exit(1)
+
+
+def wait_for(what, probe, timeout=30, every=0.25):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = probe()
+        except Exception as e:  # a probe may race the window; keep trying until the deadline
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def http(method, url, body=None, timeout=60):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{method} {url}: {e.code} {e.read()[:500]!r}") from None
+
+
+# ---- WebDriver (W3C, over tauri-driver) ------------------------------------------------------
+
+class Window:
+    def __init__(self, args):
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "wry",
+                                                 "tauri:options": {"application": APP, "args": args}}}}
+        self.sid = http("POST", f"{DRIVER}/session", caps)["value"]["sessionId"]
+        global WINDOW
+        WINDOW = self
+
+    def cmd(self, method, path, body=None):
+        return http(method, f"{DRIVER}/session/{self.sid}{path}", body)["value"]
+
+    def js(self, script, *args):
+        return self.cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def click(self, css):
+        el = self.cmd("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+        self.cmd("POST", f"/element/{el}/click", {})
+
+    def set_checkbox(self, css, checked):
+        """Clicks a checkbox until it shows `checked`: a click can miss while the rows above are
+        re-rendered and the layout shifts under the pointer."""
+        for _ in range(3):
+            if self.js("return document.querySelector(arguments[0]).checked", css) == checked:
+                return
+            self.click(css)
+            time.sleep(0.5)
+        fail(f"{css} did not become {'checked' if checked else 'unchecked'}")
+
+    def rows(self):
+        return self.js("""return [...document.querySelectorAll('#connectors tr')].map(tr => ({
+            id: tr.dataset.connector, name: tr.cells[0].textContent, state: tr.cells[1].textContent,
+            expires: tr.cells[2].textContent, scopes: tr.cells[3].textContent}))""")
+
+    def text(self, css):
+        return self.js("const e = document.querySelector(arguments[0]); return e && !e.hidden ? e.textContent : ''", css)
+
+    def screenshot(self, name, check=True):
+        time.sleep(0.3)  # let WebKit paint the last change before the snapshot
+        png = base64.b64decode(self.cmd("GET", "/screenshot"))
+        path = os.path.join(ARTIFACTS, name)
+        with open(path, "wb") as f:
+            f.write(png)
+        if not check:
+            return
+        if not png.startswith(b"\x89PNG") or len(png) < 2000:
+            fail(f"screenshot {name} is not a real PNG of the window ({len(png)} bytes)")
+        ok(f"saved a screenshot of the window: {path} ({len(png)} bytes)")
+
+    def quit(self):
+        try:
+            http("DELETE", f"{DRIVER}/session/{self.sid}")
+        except Exception:
+            pass
+
+
+def row(rows, connector_id):
+    return next((r for r in rows if r["id"] == connector_id), None)
+
+
+# ---- The tray menu over D-Bus (dbusmenu), as a panel reads and clicks it --------------------
+
+def menu_layout():
+    items = [line.split() for line in open(os.path.join(SESSION, "items"), encoding="utf-8") if line.strip()]
+    sender, item = items[-1]
+    path = item
+    if not item.startswith("/"):
+        tree = subprocess.run(["gdbus", "introspect", "--session", "--dest", sender, "--object-path", "/", "--recurse"],
+                              capture_output=True, text=True).stdout
+        path = re.search(r"/org/ayatana/NotificationItem/\S+", tree).group(0)
+    out = subprocess.run(["gdbus", "call", "--session", "--dest", sender, "--object-path", f"{path}/Menu",
+                          "--method", "com.canonical.dbusmenu.GetLayout", "--", "0", "-1", '["label"]'],
+                         capture_output=True, text=True)
+    return out.stdout
+
+
+def menu_labels():
+    return re.findall(r"'label': <'([^']*)'>", menu_layout())
+
+
+# ---- Notifications observed on the bus ------------------------------------------------------
+
+def notifications():
+    """(summary, body) of every Notify call dbus-monitor saw so far."""
+    with open(os.path.join(SESSION, "notify.log"), encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    calls = []
+    for block in text.split("method call")[1:]:
+        if "member=Notify" not in block:
+            continue
+        strings = re.findall(r'^\s+string "(.*)"$', block, re.M)
+        # Notify(app_name, replaces_id, app_icon, summary, body, actions[], hints{}, timeout)
+        if len(strings) >= 4:
+            calls.append((strings[2], strings[3]))
+    return calls
+
+
+# ---- The sandbox org ------------------------------------------------------------------------
+
+def knobs(patch):
+    return http("POST", f"{SANDBOX}/_sandbox/knobs", patch)
+
+
+def browser_sign_ins():
+    path = os.path.join(SESSION, "browser.log")
+    if not os.path.exists(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.startswith("login-page"))
+
+
+def webkit_processes():
+    out = subprocess.run(["ps", "-eo", "pid,ppid,comm,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "WebKit" in line and "WebDriver" not in line]
+
+
+def main():
+    global SANDBOX
+    policy_path = os.path.join(SESSION, "policy.json")
+    subprocess.Popen([EMA, "sandbox", "--write-policy", policy_path, "--connector-token-ttl", str(CONNECTOR_TTL)],
+                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(SESSION, "sandbox.log"), "w"))
+    wait_for("the sandbox policy", lambda: os.path.exists(policy_path) and os.path.getsize(policy_path) > 0)
+    with open(policy_path, encoding="utf-8") as f:
+        policy = json.load(f)
+    SANDBOX = re.match(r"(http://127\.0\.0\.1:\d+)", policy["idp"]["issuer"]).group(1)
+    # Renew 10 s before expiry (the default 2 min is longer than these test tokens live).
+    policy.setdefault("settings", {})["renew_before_expiry_seconds"] = 10
+    with open(policy_path, "w", encoding="utf-8") as f:
+        json.dump(policy, f)
+    global APP_ARGS
+    APP_ARGS = ["--config", policy_path]
+
+    # 1. First start: signed out; sign in from the window; the connectors appear.
+    w = Window(APP_ARGS + ["--open"])
+    wait_for("the signed-out window", lambda: "Not signed in" in w.text("#identity"))
+    rows = w.rows()
+    if not rows or any(r["state"] != "Sign-in needed" for r in rows):
+        fail(f"before sign-in every connector should need sign-in: {rows}")
+    ok(f"the window opens signed out with {len(rows)} connectors needing sign-in")
+    w.screenshot("1-signed-out.png")
+    w.click("#sign-in")
+    wait_for("alice's connectors to turn active", lambda: (row(w.rows(), "linear") or {}).get("state") == "Active", 60)
+    rows = w.rows()
+    states = {r["id"]: r["state"] for r in rows}
+    want = {"linear": "Active", "supabase": "Active", "figma": "Not entitled"}
+    for cid, state in want.items():
+        if states.get(cid) != state:
+            fail(f"{cid} should be {state!r} for alice, the window says {states.get(cid)!r} ({rows})")
+    ok(f"after sign-in the window shows alice's connectors: {states}")
+    if "alice@example.com" not in w.text("#identity"):
+        fail(f"the window should name alice: {w.text('#identity')!r}")
+    linear = row(rows, "linear")
+    if not re.match(r"in \d+ s \(\d\d:\d\d", linear["expires"]) or linear["scopes"] == "":
+        fail(f"an active connector shows a countdown to its expiry and its scopes: {linear}")
+    ok(f"Linear shows its expiry countdown {linear['expires']!r} and scopes {linear['scopes']!r}")
+    w.screenshot("2-signed-in.png")
+    if browser_sign_ins() < 1:
+        fail("the scripted browser was never used for the sign-in")
+
+    labels = wait_for("the tray menu's connector rows", lambda: (lambda l: l if any("Linear - active" in x for x in l) else None)(menu_labels()))
+    for r in rows:
+        word = {"Active": "active", "Not entitled": "not entitled"}.get(r["state"])
+        if word and not any(lbl.startswith(f"{r['name']} - {word}") for lbl in labels):
+            fail(f"the tray menu should show {r['name']} as {word}: {labels}")
+    if "Signed in as alice@example.com" not in labels:
+        fail(f"the tray menu should name alice: {labels}")
+    ok(f"the tray menu (read over D-Bus) shows the same rows: {[x for x in labels if ' - ' in x]}")
+
+    # 2. Linear's authorization server rejects the grant.
+    knobs({"failing_connectors": {"linear": "invalid_grant"}})
+    w.click("#refresh")
+    # The token Linear already holds stays in use until it expires, so Linear is "expiring soon"
+    # (or "error" once nothing valid is left), and the row says what the AS answered and the fix.
+    wait_for("Linear's failure in the window", lambda: "invalid_grant" in (row(w.rows(), "linear") or {}).get("state", ""), 30)
+    state = row(w.rows(), "linear")["state"]
+    if not (state.startswith("Expiring soon") or state.startswith("Error")) or "export diagnostics" not in state:
+        fail(f"the window should say Linear's grant is refused and what to do: {state!r}")
+    ok(f"Linear's failure is explained in the window: {state!r}")
+    w.screenshot("3-linear-failed.png")
+    notes = wait_for("a notification about Linear", lambda: [n for n in notifications() if "Linear" in n[0]], 15)
+    ok(f"a notification was sent over D-Bus: {notes[0]}")
+    w.click("#refresh")  # the same cause again: no second notification
+    time.sleep(2)
+    again = [n for n in notifications() if "Linear" in n[0]]
+    if len(again) != 1:
+        fail(f"the same cause must be notified once, got {again}")
+    ok("the same failure is not notified twice")
+    knobs({"failing_connectors": {}})
+    w.click("#refresh")
+    wait_for("Linear to recover", lambda: (row(w.rows(), "linear") or {}).get("state") == "Active", 30)
+    ok("Linear recovers once its authorization server accepts the grant again")
+
+    # 3. The IdP stops: connectors keep working until their tokens expire, and say why.
+    knobs({"idp_down": True})
+    w.click("#refresh")
+    wait_for("the renewal failure in the window", lambda: "works until" in (row(w.rows(), "linear") or {}).get("state", ""), 30)
+    linear = row(w.rows(), "linear")
+    if not (linear["state"].startswith("Active") or linear["state"].startswith("Expiring soon")):
+        fail(f"with the IdP down Linear must stay usable until expiry: {linear}")
+    if "IdP unreachable" not in w.text("#idp-note"):
+        fail(f"the window should say the IdP is unreachable: {w.text('#idp-note')!r}")
+    ok(f"IdP down: Linear stays usable and says why: {linear['state']!r}")
+    w.screenshot("4-idp-down.png")
+    wait_for("Linear to expire", lambda: (row(w.rows(), "linear") or {}).get("state", "").startswith("Expired"), CONNECTOR_TTL + 15, 1)
+    ok("at its expiry time Linear turns expired")
+    knobs({"idp_down": False})
+    w.click("#refresh")
+    wait_for("recovery after the IdP returns", lambda: (row(w.rows(), "linear") or {}).get("state") == "Active", 30)
+    if browser_sign_ins() != 1:
+        fail(f"recovery must not need the browser (sign-ins: {browser_sign_ins()})")
+    ok("the IdP is back: connectors recover without a browser")
+
+    # 4. Start at login (tauri-plugin-autostart writes an XDG autostart entry).
+    entry = os.path.join(os.environ["HOME"], ".config", "autostart", "EMA.desktop")
+    w.set_checkbox("#autostart", True)
+    wait_for("the autostart entry", lambda: os.path.exists(entry), 10)
+    with open(entry, encoding="utf-8") as f:
+        desktop = f.read()
+    if APP not in desktop:
+        fail(f"the autostart entry should start the app: {desktop!r}")
+    ok(f"'Start at login' writes {entry}")
+    wait_for("the menu's check mark", lambda: "Start at login" in menu_labels())
+    w.set_checkbox("#autostart", False)
+    wait_for("the autostart entry to go", lambda: not os.path.exists(entry), 10)
+    ok("unticking 'Start at login' removes it")
+
+    # 5. Restart: still signed in, no browser.
+    w.quit()
+    wait_for("the app to exit", lambda: not [p for p in subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()], 15)
+    w = Window(APP_ARGS + ["--open"])
+    wait_for("alice after restart", lambda: "alice@example.com" in w.text("#identity"), 30)
+    wait_for("active connectors after restart", lambda: (row(w.rows(), "linear") or {}).get("state") == "Active", 30)
+    if browser_sign_ins() != 1:
+        fail(f"a restart must not open the browser (sign-ins: {browser_sign_ins()})")
+    ok("after a restart alice is still signed in, from the keyring, without a browser")
+    w.screenshot("5-after-restart.png")
+
+    # 6. Closing the window ends its process; the tray stays, with no browser engine.
+    body = w.cmd("POST", "/element", {"using": "css selector", "value": "body"})[ELEMENT]
+    if not webkit_processes():
+        fail("the open window should run in WebKit processes")
+    try:
+        w.cmd("POST", f"/element/{body}/value", {"text": "\ue00c"})  # Escape, as a user closes it
+    except RuntimeError:
+        pass  # the window (and the driver's view of it) went away while the key was delivered
+    wait_for("the window's browser-engine processes to exit", lambda: not webkit_processes(), 15)
+    tray = subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()
+    if not tray:
+        fail("closing the window must leave the tray app running")
+    ok(f"the window closed: the tray runs on (pid {tray[0]}) with no WebKit process")
+    w.quit()
+    print(f"tray-e2e: {passed} passed, 0 failed", flush=True)
+
+
+if __name__ == "__main__":
+    main()
