@@ -112,9 +112,14 @@ document.addEventListener("keydown", (e) => {
 const autostart = document.getElementById("autostart");
 autostart.addEventListener("change", () => act(null, "set_autostart", { enabled: autostart.checked }));
 listen("status", (e) => { snapshot = e.payload; render(); });
-listen("settings", (e) => { autostart.checked = e.payload.autostart; });
+function showSettings(s) {
+  autostart.checked = s.autostart;
+  autostart.disabled = s.autostart_locked;
+  autostart.title = s.autostart_locked ? "Set by your organisation" : "";
+}
+listen("settings", (e) => showSettings(e.payload));
 invoke("get_status").then((s) => { snapshot = s; render(); }, showError);
-invoke("get_settings").then((s) => { autostart.checked = s.autostart; }, showError);
+invoke("get_settings").then(showSettings, showError);
 // The countdowns tick every second; the data itself only changes on `status` events.
 setInterval(() => {
   for (const td of document.querySelectorAll("td[data-expires]")) {

@@ -41,7 +41,28 @@ fn context() -> tauri::Context<Wry> {
 }
 
 fn settings(app: &AppHandle) -> AppSettings {
-    AppSettings { autostart: app.autolaunch().is_enabled().unwrap_or(false) }
+    let engine = app.state::<Arc<Engine>>();
+    AppSettings {
+        autostart: app.autolaunch().is_enabled().unwrap_or(false),
+        autostart_locked: engine.policy().settings.locked.contains(&"start_at_login"),
+    }
+}
+
+/// Writes or removes the autostart entry (tauri-plugin-autostart: an XDG autostart file, a macOS
+/// launch agent, the Windows Run key).
+fn set_autostart(app: &AppHandle, enabled: bool) -> Result<(), CommandError> {
+    // auto-launch (under the plugin) creates ~/.config/autostart but not ~/.config, which a
+    // fresh account may not have yet.
+    #[cfg(target_os = "linux")]
+    if let Some(home) = std::env::var_os("HOME") {
+        let _ = std::fs::create_dir_all(std::path::Path::new(&home).join(".config"));
+    }
+    let autolaunch = app.autolaunch();
+    let done = if enabled { autolaunch.enable() } else { autolaunch.disable() };
+    done.map_err(|e| CommandError {
+        code: "autostart-failed".into(),
+        message: format!("Cannot change the start-at-login setting: {e}"),
+    })
 }
 
 /// Carries out a command from the menu or the window: one-line delegations to the engine and the
@@ -64,21 +85,16 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
             .map(|_| ())
             .map_err(|e| CommandError { code: e.code().into(), message: e.to_string() }),
         Command::SetAutostart { enabled } => {
-            // auto-launch (under the plugin) creates ~/.config/autostart but not ~/.config, which a
-            // fresh account may not have yet.
-            #[cfg(target_os = "linux")]
-            if let Some(home) = std::env::var_os("HOME") {
-                let _ = std::fs::create_dir_all(std::path::Path::new(&home).join(".config"));
+            if settings(app).autostart_locked {
+                return Err(CommandError {
+                    code: "setting-locked".into(),
+                    message: "Your organisation's policy sets whether EMA starts at login.".into(),
+                });
             }
-            let autolaunch = app.autolaunch();
-            let done = if enabled { autolaunch.enable() } else { autolaunch.disable() };
-            let current = settings(app);
-            app.state::<WindowHost>().send(ToWindow::Settings { settings: current });
+            let done = set_autostart(app, enabled);
+            app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
             render(app, &engine.snapshot());
-            done.map_err(|e| CommandError {
-                code: "autostart-failed".into(),
-                message: format!("Cannot change the start-at-login setting: {e}"),
-            })
+            done
         }
     }
 }
@@ -137,7 +153,7 @@ fn tray_image(icon: TrayIcon) -> Image<'static> {
     Image::from_bytes(bytes).expect("the tray icons are valid RGBA PNGs")
 }
 
-fn menu(app: &AppHandle, view: &TrayView, autostart: bool) -> tauri::Result<Menu<Wry>> {
+fn menu(app: &AppHandle, view: &TrayView, autostart: AppSettings) -> tauri::Result<Menu<Wry>> {
     let menu = Menu::new(app)?;
     menu.append(&MenuItem::with_id(app, "identity", &view.identity, false, None::<&str>)?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
@@ -153,7 +169,8 @@ fn menu(app: &AppHandle, view: &TrayView, autostart: bool) -> tauri::Result<Menu
     }
     menu.append(&MenuItem::with_id(app, "open", "Open status window", true, None::<&str>)?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&CheckMenuItem::with_id(app, "autostart", "Start at login", true, autostart, None::<&str>)?)?;
+    let (autostart, locked) = (autostart.autostart, autostart.autostart_locked);
+    menu.append(&CheckMenuItem::with_id(app, "autostart", "Start at login", !locked, autostart, None::<&str>)?)?;
     menu.append(&MenuItem::with_id(app, "quit", "Quit EMA", true, None::<&str>)?)?;
     Ok(menu)
 }
@@ -165,15 +182,19 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_icon(Some(tray_image(view.icon)));
         let _ = tray.set_tooltip(Some(&view.tooltip));
-        if let Ok(m) = menu(app, &view, settings(app).autostart) {
+        if let Ok(m) = menu(app, &view, settings(app)) {
             let _ = tray.set_menu(Some(m));
         }
     }
     if let Ok(json) = serde_json::to_value(snapshot) {
         app.state::<WindowHost>().send(ToWindow::Status { snapshot: json });
     }
-    let alerts = app.state::<Mutex<Alerts>>().lock().expect("alerts lock").update(snapshot, now);
-    for alert in alerts {
+    let alerts =
+        app.state::<Mutex<Alerts>>().lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(snapshot, now);
+    // The policy (or the user) can turn notifications off; the causes are still tracked, so
+    // turning them on later does not replay old news.
+    let notify = app.state::<Arc<Engine>>().policy().settings.notifications;
+    for alert in alerts.into_iter().filter(|_| notify) {
         let app = app.clone();
         tauri::async_runtime::spawn_blocking(move || notify::show(&alert, move || open_window(&app)));
     }
@@ -297,12 +318,20 @@ pub fn run() {
             let tray = TrayIconBuilder::with_id(TRAY_ID)
                 .icon(tray_image(view.icon))
                 .tooltip(&view.tooltip)
-                .menu(&menu(app.handle(), &view, settings(app.handle()).autostart)?)
+                .menu(&menu(app.handle(), &view, settings(app.handle()))?)
                 .show_menu_on_left_click(true)
                 .on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
             #[cfg(target_os = "macos")]
             let tray = tray.icon_as_template(true);
             tray.build(app)?;
+            // A policy that sets start-at-login is applied, not just shown.
+            let policy = &engine.policy().settings;
+            if policy.locked.contains(&"start_at_login")
+                && settings(app.handle()).autostart != policy.start_at_login
+                && let Err(e) = set_autostart(app.handle(), policy.start_at_login)
+            {
+                tracing::warn!("{}", e.message);
+            }
             tauri::async_runtime::spawn(follow_status(app.handle().clone(), engine.clone()));
             tauri::async_runtime::spawn(engine.clone().run_renewals());
             if opts.open_window {

@@ -26,6 +26,8 @@ pub struct CommandError {
 pub struct AppSettings {
     /// The app starts at login (tauri-plugin-autostart).
     pub autostart: bool,
+    /// The organisation's policy sets `start_at_login`: the user cannot change it.
+    pub autostart_locked: bool,
 }
 
 /// Tray → window.
@@ -77,7 +79,7 @@ mod tests {
     fn messages_are_single_lines_that_round_trip() {
         let msgs = vec![
             ToWindow::Status { snapshot: serde_json::json!({"organization": "Acme\nCorp"}) },
-            ToWindow::Settings { settings: AppSettings { autostart: true } },
+            ToWindow::Settings { settings: AppSettings { autostart: true, autostart_locked: false } },
             ToWindow::Focus,
             ToWindow::Reply { id: 7, error: Some(CommandError { code: "c".into(), message: "m".into() }) },
         ];

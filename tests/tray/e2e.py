@@ -317,8 +317,12 @@ def main():
     wait_for("the autostart entry to go", lambda: not os.path.exists(entry), 10)
     ok("unticking 'Start at login' removes it")
 
-    # 5. Restart: still signed in, no browser.
+    # 5. Restart: still signed in, no browser. Meanwhile IT's policy now sets start-at-login,
+    #    which the app applies at start and the user cannot untick.
     w.quit()
+    policy["settings"]["start_at_login"] = True
+    with open(policy_path, "w", encoding="utf-8") as f:
+        json.dump(policy, f)
     wait_for("the app to exit", lambda: not [p for p in subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()], 15)
     w = Window(APP_ARGS + ["--open"])
     wait_for("alice after restart", lambda: "alice@example.com" in w.text("#identity"), 30)
@@ -326,6 +330,9 @@ def main():
     if browser_sign_ins() != 1:
         fail(f"a restart must not open the browser (sign-ins: {browser_sign_ins()})")
     ok("after a restart alice is still signed in, from the keyring, without a browser")
+    wait_for("the policy's autostart entry", lambda: os.path.exists(entry), 10)
+    locked = wait_for("the locked checkbox", lambda: w.js("const a = document.getElementById('autostart'); return a.checked && a.disabled"))
+    ok(f"a policy that sets start-at-login writes the entry at start and locks the checkbox ({locked})")
     w.screenshot("5-after-restart.png")
 
     # 6. Closing the window ends its process; the tray stays, with no browser engine.

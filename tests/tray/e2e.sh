@@ -8,14 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 if [ -z "${EMA_IN_TEST_SESSION:-}" ]; then
-  scripts/install-deps.sh
-  missing=()
-  for p in xvfb xauth python3-dbus python3-gi webkit2gtk-driver dunst; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  scripts/install-deps.sh --headless
   command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --version '^2' --quiet
   cargo build -q -p ema-tray -p ema-cli
   export EMA_ARTIFACTS="$root/target/test-artifacts/tray"

@@ -7,14 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 if [ -z "${EMA_IN_TEST_SESSION:-}" ]; then
-  scripts/install-deps.sh
-  missing=()
-  for p in xvfb xauth python3-dbus python3-gi; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  scripts/install-deps.sh --headless
   cargo build -q -p ema-tray
   exec xvfb-run -a -s "-screen 0 1280x800x24" scripts/with-desktop-session.sh "$0" "$@"
 fi
