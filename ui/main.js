@@ -26,7 +26,8 @@ function clock(iso) {
 
 // Messages and fixes are sentences from the core, which writes them in lower case for the CLI.
 function sentence(text) {
-  return text ? text[0].toUpperCase() + text.slice(1) : "";
+  if (!text || /^[a-z]+:\/\//.test(text)) return text || "";
+  return text[0].toUpperCase() + text.slice(1);
 }
 
 function cell(text, cls) {
