@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
-use time::{Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+use crate::presenter::clock;
 
 /// A cause that cleared and came back within this period is not announced again.
 pub const QUIET_PERIOD: Duration = Duration::hours(1);
@@ -31,12 +33,8 @@ struct Cause {
     body: String,
 }
 
-fn clock(t: OffsetDateTime) -> String {
-    format!("{:02}:{:02} UTC", t.hour(), t.minute())
-}
-
-/// The causes present in `s`, in connector order.
-fn causes(s: &StatusSnapshot) -> Vec<Cause> {
+/// The causes present in `s`, in connector order, with times in the time zone `offset`.
+fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cause> {
     let mut out = Vec::new();
     match s.idp.state {
         IdpSessionState::Expired | IdpSessionState::StepUpRequired => out.push(Cause {
@@ -66,7 +64,7 @@ fn causes(s: &StatusSnapshot) -> Vec<Cause> {
                     .unwrap_or_else(|| "Open EMA and refresh, or sign in again.".into()),
             }),
             ConnectorState::ExpiringSoon if c.renewal_error.is_some() || !s.idp.renewable => {
-                let until = c.expires_at.map(clock).unwrap_or_default();
+                let until = c.expires_at.map(|e| clock(e, now, offset)).unwrap_or_default();
                 Some(Cause {
                     key: format!("expiring:{}", c.id),
                     summary: format!("{} stops working at {until}", c.display_name),
@@ -91,9 +89,10 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    /// The alerts that `s` (seen at `now`) deserves, given everything announced before.
-    pub fn update(&mut self, s: &StatusSnapshot, now: OffsetDateTime) -> Vec<Alert> {
-        let present = causes(s);
+    /// The alerts that `s` (seen at `now`) deserves, given everything announced before; times in
+    /// the alerts are in the time zone `offset`.
+    pub fn update(&mut self, s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Alert> {
+        let present = causes(s, now, offset);
         // Forget causes that cleared long enough ago to be news again if they come back.
         self.announced.retain(|k, at| present.iter().any(|c| &c.key == k) || now - *at < QUIET_PERIOD);
         let fresh: Vec<Cause> = present.into_iter().filter(|c| !self.announced.contains_key(&c.key)).collect();
@@ -171,7 +170,7 @@ mod tests {
         let mut alerts = Alerts::default();
         let s = snapshot(IdpSessionState::Active, vec![failed("Linear", "invalid-grant")]);
         assert_eq!(
-            alerts.update(&s, now()),
+            alerts.update(&s, now(), UtcOffset::UTC),
             vec![Alert {
                 summary: "Linear is not connected".into(),
                 body: "invalid-grant happened. Do the fix.".into()
@@ -179,11 +178,11 @@ mod tests {
         );
         // The same cause in every later snapshot: silence.
         for minute in 1..10 {
-            assert!(alerts.update(&s, now() + Duration::minutes(minute)).is_empty());
+            assert!(alerts.update(&s, now() + Duration::minutes(minute), UtcOffset::UTC).is_empty());
         }
         // A different cause for the same connector is news.
         let s = snapshot(IdpSessionState::Active, vec![failed("Linear", "mcp-unauthorized")]);
-        assert_eq!(alerts.update(&s, now() + Duration::minutes(11)).len(), 1);
+        assert_eq!(alerts.update(&s, now() + Duration::minutes(11), UtcOffset::UTC).len(), 1);
     }
 
     #[test]
@@ -191,13 +190,13 @@ mod tests {
         let mut alerts = Alerts::default();
         let bad = snapshot(IdpSessionState::Active, vec![failed("Linear", "server-error")]);
         let good = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active)]);
-        assert_eq!(alerts.update(&bad, now()).len(), 1);
-        assert!(alerts.update(&good, now() + Duration::minutes(1)).is_empty());
-        assert!(alerts.update(&bad, now() + Duration::minutes(2)).is_empty());
-        assert!(alerts.update(&good, now() + Duration::minutes(3)).is_empty());
+        assert_eq!(alerts.update(&bad, now(), UtcOffset::UTC).len(), 1);
+        assert!(alerts.update(&good, now() + Duration::minutes(1), UtcOffset::UTC).is_empty());
+        assert!(alerts.update(&bad, now() + Duration::minutes(2), UtcOffset::UTC).is_empty());
+        assert!(alerts.update(&good, now() + Duration::minutes(3), UtcOffset::UTC).is_empty());
         let later = now() + QUIET_PERIOD + Duration::minutes(5);
-        assert!(alerts.update(&good, later).is_empty());
-        assert_eq!(alerts.update(&bad, later + Duration::seconds(1)).len(), 1);
+        assert!(alerts.update(&good, later, UtcOffset::UTC).is_empty());
+        assert_eq!(alerts.update(&bad, later + Duration::seconds(1), UtcOffset::UTC).len(), 1);
     }
 
     #[test]
@@ -207,39 +206,39 @@ mod tests {
             IdpSessionState::Active,
             vec![failed("Linear", "x"), failed("Asana", "x"), failed("Figma", "x"), failed("Canva", "x")],
         );
-        let out = alerts.update(&s, now());
+        let out = alerts.update(&s, now(), UtcOffset::UTC);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].summary, "4 connector problems need your attention");
         assert!(out[0].body.contains("Linear is not connected; Asana is not connected"), "{}", out[0].body);
-        assert!(alerts.update(&s, now()).is_empty());
+        assert!(alerts.update(&s, now(), UtcOffset::UTC).is_empty());
     }
 
     #[test]
     fn expiring_without_renewal_is_announced_but_expiring_with_renewal_is_not() {
         let mut alerts = Alerts::default();
         let renewing = snapshot(IdpSessionState::Active, vec![connector("Figma", ConnectorState::ExpiringSoon)]);
-        assert!(alerts.update(&renewing, now()).is_empty());
+        assert!(alerts.update(&renewing, now(), UtcOffset::UTC).is_empty());
         let mut figma = connector("Figma", ConnectorState::ExpiringSoon);
         figma.renewal_error = Some(error("idp-unreachable"));
         let stuck = snapshot(IdpSessionState::Unreachable, vec![figma]);
-        let out = alerts.update(&stuck, now());
+        let out = alerts.update(&stuck, now(), UtcOffset::UTC);
         assert_eq!(out.len(), 1);
-        assert!(out[0].summary.starts_with("Figma stops working at "), "{}", out[0].summary);
+        assert_eq!(out[0].summary, "Figma stops working at 08:04");
         assert!(out[0].body.contains("idp-unreachable happened."), "{}", out[0].body);
         // The IdP gave no refresh token: the same warning, with the reason.
         let mut alerts = Alerts::default();
         let mut s = snapshot(IdpSessionState::Active, vec![connector("Figma", ConnectorState::ExpiringSoon)]);
         s.idp.renewable = false;
-        assert!(alerts.update(&s, now())[0].body.contains("no way to renew"));
+        assert!(alerts.update(&s, now(), UtcOffset::UTC)[0].body.contains("no way to renew"));
     }
 
     #[test]
     fn an_ended_sign_in_is_one_alert_and_a_signed_out_app_says_nothing() {
         let mut alerts = Alerts::default();
         let signed_out = snapshot(IdpSessionState::SignedOut, vec![connector("Linear", ConnectorState::Expired)]);
-        assert!(alerts.update(&signed_out, now()).is_empty());
+        assert!(alerts.update(&signed_out, now(), UtcOffset::UTC).is_empty());
         let ended = snapshot(IdpSessionState::Expired, vec![connector("Linear", ConnectorState::NeedsSignIn)]);
-        let out = alerts.update(&ended, now());
+        let out = alerts.update(&ended, now(), UtcOffset::UTC);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].summary, "Sign in to keep your connectors");
     }

@@ -178,7 +178,7 @@ fn menu(app: &AppHandle, view: &TrayView, autostart: AppSettings) -> tauri::Resu
 /// Copies a snapshot into the tray, the window (when open) and the notifications it deserves.
 fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     let now = time::OffsetDateTime::now_utc();
-    let view = tray_view(snapshot, now);
+    let view = tray_view(snapshot, now, local_offset());
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_icon(Some(tray_image(view.icon)));
         let _ = tray.set_tooltip(Some(&view.tooltip));
@@ -189,8 +189,11 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     if let Ok(json) = serde_json::to_value(snapshot) {
         app.state::<WindowHost>().send(ToWindow::Status { snapshot: json });
     }
-    let alerts =
-        app.state::<Mutex<Alerts>>().lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(snapshot, now);
+    let alerts = app.state::<Mutex<Alerts>>().lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(
+        snapshot,
+        now,
+        local_offset(),
+    );
     // The policy (or the user) can turn notifications off; the causes are still tracked, so
     // turning them on later does not replay old news.
     let notify = app.state::<Arc<Engine>>().policy().settings.notifications;
@@ -200,9 +203,9 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     }
 }
 
-/// Follows the engine: re-renders on every status change, at the next time-driven state change
-/// (a token entering the warning window or expiring, `StatusSnapshot::next_transition`), and
-/// once a minute so "52 min" stays true (a display clock, not a poll of the engine).
+/// Follows the engine: re-renders on every status change and at the next time-driven state
+/// change (a token entering the warning window or expiring, `StatusSnapshot::next_transition`).
+/// Nothing else wakes the idle app: the tray shows wall-clock times, which stay true.
 async fn follow_status(app: AppHandle, engine: Arc<Engine>) {
     let mut rx = engine.subscribe();
     let warning = time::Duration::try_from(engine.policy().settings.expiry_warning).unwrap_or(time::Duration::ZERO);
@@ -210,22 +213,33 @@ async fn follow_status(app: AppHandle, engine: Arc<Engine>) {
         let snapshot = engine.snapshot();
         render(&app, &snapshot);
         let now = time::OffsetDateTime::now_utc();
-        let next_minute = Duration::from_secs(60 - (now.second() as u64).min(59));
         let next_transition = snapshot
             .next_transition(warning)
-            .and_then(|t| Duration::try_from(t - now).ok())
-            .map(|d| d + Duration::from_millis(50));
-        let tick = tokio::time::sleep(next_transition.map_or(next_minute, |t| t.min(next_minute)));
+            .map(|t| Duration::try_from(t - now).unwrap_or_default() + Duration::from_millis(50));
         tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() {
                     return;
                 }
             }
-            _ = tick => {}
+            _ = sleep_or_forever(next_transition) => {}
         }
         rx.borrow_and_update();
     }
+}
+
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The user's current UTC offset (chrono reads the system time zone; `time` refuses to in a
+/// multi-threaded process on Linux). Asked on every render, so a DST change is picked up.
+fn local_offset() -> time::UtcOffset {
+    let secs = chrono::Local::now().offset().local_minus_utc();
+    time::UtcOffset::from_whole_seconds(secs).unwrap_or(time::UtcOffset::UTC)
 }
 
 /// Opens the status window (a process of its own), or raises it when it is open.
@@ -314,7 +328,7 @@ pub fn run() {
         .manage(WindowHost::default())
         .manage(Mutex::new(Alerts::default()))
         .setup(move |app| {
-            let view = tray_view(&engine.snapshot(), time::OffsetDateTime::now_utc());
+            let view = tray_view(&engine.snapshot(), time::OffsetDateTime::now_utc(), local_offset());
             let tray = TrayIconBuilder::with_id(TRAY_ID)
                 .icon(tray_image(view.icon))
                 .tooltip(&view.tooltip)

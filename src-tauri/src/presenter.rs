@@ -2,8 +2,8 @@
 //! one row per connector. Pure functions of the snapshot, so they are unit-tested without a
 //! display; the shell only copies the result into the tray.
 
-use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot, relative};
-use time::OffsetDateTime;
+use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot};
+use time::{OffsetDateTime, UtcOffset};
 
 /// The four tray icons (files `icons/tray-<name>.png`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,17 +21,30 @@ pub struct TrayView {
     pub tooltip: String,
     /// "Signed in as alice@example.com" or "Not signed in".
     pub identity: String,
-    /// One line per connector: "Linear - active, 52 min".
+    /// One line per connector: "Linear - active until 14:32".
     pub rows: Vec<String>,
     pub signed_in: bool,
 }
 
-fn state_words(c: &ConnectorStatus, now: OffsetDateTime) -> String {
-    let left = || c.expires_at.map(|e| relative(e, now).trim_start_matches("in ").to_string()).unwrap_or_default();
+/// A wall-clock time for the tray, in the user's time zone: "14:32", or "Tue 14:32" when not today.
+/// The tray says *when* rather than "in 52 min": a relative label would need a timer to stay true
+/// (tray hosts cannot ask before showing a menu), and the idle app wakes only for renewals.
+pub fn clock(t: OffsetDateTime, now: OffsetDateTime, offset: UtcOffset) -> String {
+    let (t, now) = (t.to_offset(offset), now.to_offset(offset));
+    if t.date() == now.date() {
+        format!("{:02}:{:02}", t.hour(), t.minute())
+    } else {
+        let day = t.weekday().to_string();
+        format!("{} {:02}:{:02}", &day[..3], t.hour(), t.minute())
+    }
+}
+
+fn state_words(c: &ConnectorStatus, now: OffsetDateTime, offset: UtcOffset) -> String {
+    let at = || c.expires_at.map(|e| clock(e, now, offset)).unwrap_or_default();
     match c.state {
-        ConnectorState::Active if c.renewal_error.is_some() => format!("active, {} (renewal failing)", left()),
-        ConnectorState::Active => format!("active, {}", left()),
-        ConnectorState::ExpiringSoon => format!("expires in {}", left()),
+        ConnectorState::Active if c.renewal_error.is_some() => format!("active until {} (renewal failing)", at()),
+        ConnectorState::Active => format!("active until {}", at()),
+        ConnectorState::ExpiringSoon => format!("expires at {}", at()),
         ConnectorState::Expired => "expired".into(),
         ConnectorState::NotEntitled => "not entitled".into(),
         ConnectorState::NeedsSignIn => "sign-in needed".into(),
@@ -40,8 +53,8 @@ fn state_words(c: &ConnectorStatus, now: OffsetDateTime) -> String {
     }
 }
 
-/// The tray's view of `s` at `now`.
-pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime) -> TrayView {
+/// The tray's view of `s` at `now`, with times in the time zone `offset`.
+pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> TrayView {
     let signed_in = !matches!(s.idp.state, IdpSessionState::SignedOut);
     let entitled: Vec<&ConnectorStatus> =
         s.connectors.iter().filter(|c| c.state != ConnectorState::NotEntitled).collect();
@@ -70,7 +83,7 @@ pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime) -> TrayView {
     if let Some(c) = failing {
         tooltip.push_str(&format!(" - {} failed", c.display_name));
     } else if let Some((e, c)) = expiring {
-        tooltip.push_str(&format!(" - {} expires {}", c.display_name, relative(e, now)));
+        tooltip.push_str(&format!(" - {} expires at {}", c.display_name, clock(e, now, offset)));
     } else if s.idp.state == IdpSessionState::Unreachable {
         tooltip.push_str(" - IdP unreachable");
     }
@@ -79,7 +92,7 @@ pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime) -> TrayView {
         (None, true) => "Signed in".to_string(),
         _ => "Not signed in".to_string(),
     };
-    let rows = s.connectors.iter().map(|c| format!("{} - {}", c.display_name, state_words(c, now))).collect();
+    let rows = s.connectors.iter().map(|c| format!("{} - {}", c.display_name, state_words(c, now, offset))).collect();
     TrayView { icon, tooltip, identity, rows, signed_in }
 }
 
@@ -134,11 +147,11 @@ mod tests {
             IdpSessionState::Active,
             vec![connector("Linear", ConnectorState::Active, 52), connector("Figma", ConnectorState::NotEntitled, 0)],
         );
-        let v = tray_view(&s, now());
+        let v = tray_view(&s, now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::Active);
         assert_eq!(v.tooltip, "1 of 1 connectors active");
         assert_eq!(v.identity, "Signed in as alice@example.com");
-        assert_eq!(v.rows, vec!["Linear - active, 52 min", "Figma - not entitled"]);
+        assert_eq!(v.rows, vec!["Linear - active until 08:52", "Figma - not entitled"]);
     }
 
     #[test]
@@ -147,10 +160,10 @@ mod tests {
         figma.renewal_error =
             Some(StatusError { code: "idp-unreachable".into(), message: "m".into(), fix: "f".into(), at: now() });
         let s = snapshot(IdpSessionState::Unreachable, vec![connector("Linear", ConnectorState::Active, 52), figma]);
-        let v = tray_view(&s, now());
+        let v = tray_view(&s, now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::Attention);
-        assert_eq!(v.tooltip, "2 of 2 connectors active - Figma expires in 4 min");
-        assert_eq!(v.rows[1], "Figma - expires in 4 min");
+        assert_eq!(v.tooltip, "2 of 2 connectors active - Figma expires at 08:04");
+        assert_eq!(v.rows[1], "Figma - expires at 08:04");
     }
 
     #[test]
@@ -159,14 +172,25 @@ mod tests {
             IdpSessionState::Active,
             vec![connector("Linear", ConnectorState::Error, 0), connector("Asana", ConnectorState::Active, 30)],
         );
-        let v = tray_view(&s, now());
+        let v = tray_view(&s, now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::Error);
         assert_eq!(v.tooltip, "1 of 2 connectors active - Linear failed");
         let s = snapshot(IdpSessionState::SignedOut, vec![connector("Linear", ConnectorState::NeedsSignIn, 0)]);
-        let v = tray_view(&s, now());
+        let v = tray_view(&s, now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::SignedOut);
         assert_eq!(v.identity, "Not signed in");
         assert!(!v.signed_in);
         assert_eq!(v.rows, vec!["Linear - sign-in needed"]);
+    }
+
+    #[test]
+    fn times_are_local_and_name_the_day_when_not_today() {
+        let paris = UtcOffset::from_hms(1, 0, 0).unwrap();
+        let s = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active, 52)]);
+        assert_eq!(tray_view(&s, now(), paris).rows, vec!["Linear - active until 09:52"]);
+        // 08:00 UTC Friday + 20 h = 04:00 UTC Saturday.
+        let s = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active, 20 * 60)]);
+        assert_eq!(tray_view(&s, now(), UtcOffset::UTC).rows, vec!["Linear - active until Sat 04:00"]);
+        assert_eq!(clock(now(), now(), UtcOffset::from_hms(-5, 0, 0).unwrap()), "03:00");
     }
 }
