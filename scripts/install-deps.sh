@@ -8,7 +8,7 @@ runtime=(dbus gnome-keyring libsecret-tools python3 ca-certificates libwebkit2gt
 # The tray app (Tauri 2) needs WebKitGTK, appindicator, rsvg and xdo headers to build.
 build=(pkg-config libdbus-1-dev libssl-dev build-essential libwebkit2gtk-4.1-dev libxdo-dev \
   libayatana-appindicator3-dev librsvg2-dev file)
-headless=(xvfb xauth python3-dbus python3-gi dunst webkit2gtk-driver imagemagick x11-utils curl)
+headless=(xvfb xauth python3-dbus python3-gi dunst webkit2gtk-driver imagemagick x11-utils xdotool curl)
 want=("${runtime[@]}")
 [ "${1:-}" = "--runtime" ] || want+=("${build[@]}")
 [ "${1:-}" = "--headless" ] && want+=("${headless[@]}")

@@ -167,6 +167,23 @@ def menu_layout():
     return out.stdout
 
 
+def menu_click(label):
+    """Clicks a menu item as a panel does (dbusmenu Event "clicked")."""
+    items = [line.split() for line in open(os.path.join(SESSION, "items"), encoding="utf-8") if line.strip()]
+    sender = items[-1][0]
+    layout = menu_layout()
+    found = re.search(r"\((\d+), \{[^}]*'label': <'" + re.escape(label) + "'>", layout)
+    if not found:
+        fail(f"the tray menu has no item {label!r}: {layout}")
+    path = re.search(r"/org/ayatana/NotificationItem/\S+", subprocess.run(
+        ["gdbus", "introspect", "--session", "--dest", sender, "--object-path", "/", "--recurse"],
+        capture_output=True, text=True).stdout)
+    path = path.group(0) if path else items[-1][1]
+    subprocess.run(["gdbus", "call", "--session", "--dest", sender, "--object-path", f"{path}/Menu", "--method",
+                    "com.canonical.dbusmenu.Event", "--", found.group(1), "clicked", '<"">', "0"],
+                   check=True, capture_output=True)
+
+
 def menu_labels():
     return re.findall(r"'label': <'([^']*)'>", menu_layout())
 
@@ -348,6 +365,20 @@ def main():
     if not tray:
         fail("closing the window must leave the tray app running")
     ok(f"the window closed: the tray runs on (pid {tray[0]}) with no WebKit process")
+
+    # 7. With the window closed: "Refresh now" from the tray menu (clicked over D-Bus) meets a
+    #    refusing AS; the notification says so, and clicking it (dunst's default action) opens the window.
+    knobs({"failing_connectors": {"supabase": "invalid_grant"}})
+    before = len(notifications())
+    menu_click("Refresh now")
+    note = wait_for("a notification about Supabase", lambda: [n for n in notifications()[before:] if "Supabase" in n[0]], 30)
+    ok(f"'Refresh now' clicked in the tray menu; the failure is notified: {note[0][0]!r}")
+    if webkit_processes():
+        fail("the window must still be closed before the notification is clicked")
+    subprocess.run(["dunstctl", "action", "0"], check=True)
+    wait_for("the status window to open from the notification", lambda: subprocess.run(
+        ["xdotool", "search", "--name", "EMA - your connectors"], capture_output=True, text=True).stdout.strip(), 20)
+    ok("clicking the notification opens the status window")
     w.quit()
     print(f"tray-e2e: {passed} passed, 0 failed", flush=True)
 
