@@ -17,6 +17,7 @@ pub mod mcp_check;
 pub mod oauth;
 pub mod records;
 pub mod redact;
+pub mod scan;
 pub mod secret;
 pub mod signin;
 pub mod status;
