@@ -21,6 +21,7 @@ Artifacts (screenshots, logs) go to $EMA_ARTIFACTS.
 Standard library + python3-dbus is all it needs; WebDriver is spoken as plain HTTP (W3C).
 """
 import base64
+import http.client as http_client
 import json
 import os
 import re
@@ -80,14 +81,27 @@ def wait_for(what, probe, timeout=30, every=0.25):
     fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-def http(method, url, body=None, timeout=60):
+def http(method, url, body=None, timeout=60, retries=2):
+    """One W3C WebDriver (or sandbox) call. A dropped connection is retried: tauri-driver proxies
+    to WebKitWebDriver over pooled keep-alive connections and does not retry when the driver has
+    just closed an idle one (seen once in CI as RemoteDisconnected between two commands)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{method} {url}: {e.code} {e.read()[:500]!r}") from None
+        body_text = e.read()[:500]
+        if e.code >= 500 and b"connection" in body_text.lower() and retries > 0:
+            time.sleep(0.3)
+            return http(method, url, body, timeout, retries - 1)
+        raise RuntimeError(f"{method} {url}: {e.code} {body_text!r}") from None
+    except (ConnectionError, http_client.RemoteDisconnected, urllib.error.URLError) as e:
+        if retries > 0:
+            print(f"(retrying {method} {url} after a dropped connection: {e})", flush=True)
+            time.sleep(0.3)
+            return http(method, url, body, timeout, retries - 1)
+        raise
 
 
 # ---- WebDriver (W3C, over tauri-driver) ------------------------------------------------------
