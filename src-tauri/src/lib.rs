@@ -320,9 +320,6 @@ pub fn run() {
             std::process::exit(2);
         }
     };
-    // Plugins connect to D-Bus while the app is built: inside the runtime, zbus uses tokio's pool.
-    let runtime = tauri::async_runtime::handle();
-    let _entered = runtime.inner().enter();
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| open_window(app)))
         .plugin(tauri_plugin_autostart::Builder::new().app_name("EMA").build())
