@@ -113,50 +113,16 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ema_core::status::{ConnectorStatus, IdpStatus, STATUS_SCHEMA_VERSION, StatusError};
-
-    fn now() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-    }
+    use crate::test_fixtures::{self as fixtures, now, snapshot};
+    use ema_core::status::{ConnectorStatus, StatusError};
 
     fn error(code: &str) -> StatusError {
         StatusError { code: code.into(), message: format!("{code} happened."), fix: "Do the fix.".into(), at: now() }
     }
 
+    /// A connector whose token expires in 4 minutes.
     fn connector(name: &str, state: ConnectorState) -> ConnectorStatus {
-        ConnectorStatus {
-            id: name.to_lowercase(),
-            display_name: name.into(),
-            mcp_url: format!("https://{name}.example/mcp"),
-            state,
-            identity: None,
-            authorization_server: None,
-            expires_at: Some(now() + Duration::minutes(4)),
-            scopes: vec![],
-            last_renewal: None,
-            token_fingerprint: None,
-            error: None,
-            renewal_error: None,
-        }
-    }
-
-    fn snapshot(idp: IdpSessionState, connectors: Vec<ConnectorStatus>) -> StatusSnapshot {
-        StatusSnapshot {
-            schema_version: STATUS_SCHEMA_VERSION,
-            generated_at: now(),
-            organization: "Example".into(),
-            policy_source: "test".into(),
-            idp: IdpStatus {
-                issuer: "https://idp.example".into(),
-                state: idp,
-                identity: None,
-                id_token_expires_at: None,
-                signed_in_at: None,
-                last_error: None,
-                renewable: true,
-            },
-            connectors,
-        }
+        fixtures::connector(name, state, 4)
     }
 
     fn failed(name: &str, code: &str) -> ConnectorStatus {

@@ -10,6 +10,8 @@
 mod alerts;
 mod notify;
 mod presenter;
+#[cfg(test)]
+mod test_fixtures;
 mod window_app;
 mod window_host;
 mod window_protocol;

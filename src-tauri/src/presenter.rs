@@ -99,47 +99,8 @@ pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ema_core::status::{Identity, IdpStatus, STATUS_SCHEMA_VERSION, StatusError};
-
-    fn now() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-    }
-
-    fn connector(id: &str, state: ConnectorState, minutes_left: i64) -> ConnectorStatus {
-        ConnectorStatus {
-            id: id.to_lowercase(),
-            display_name: id.into(),
-            mcp_url: format!("https://{id}.example/mcp"),
-            state,
-            identity: None,
-            authorization_server: None,
-            expires_at: Some(now() + time::Duration::minutes(minutes_left)),
-            scopes: vec![],
-            last_renewal: None,
-            token_fingerprint: None,
-            error: None,
-            renewal_error: None,
-        }
-    }
-
-    fn snapshot(idp: IdpSessionState, connectors: Vec<ConnectorStatus>) -> StatusSnapshot {
-        StatusSnapshot {
-            schema_version: STATUS_SCHEMA_VERSION,
-            generated_at: now(),
-            organization: "Example".into(),
-            policy_source: "/etc/ema/policy.json".into(),
-            idp: IdpStatus {
-                issuer: "https://idp.example".into(),
-                state: idp,
-                identity: Some(Identity { sub: "s".into(), email: Some("alice@example.com".into()), name: None }),
-                id_token_expires_at: None,
-                signed_in_at: None,
-                last_error: None,
-                renewable: true,
-            },
-            connectors,
-        }
-    }
+    use crate::test_fixtures::{connector, now, snapshot};
+    use ema_core::status::StatusError;
 
     #[test]
     fn all_active_is_green_with_a_count() {
