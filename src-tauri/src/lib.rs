@@ -201,7 +201,7 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     let notify = app.state::<Arc<Engine>>().policy().settings.notifications;
     for alert in alerts.into_iter().filter(|_| notify) {
         let app = app.clone();
-        tauri::async_runtime::spawn_blocking(move || notify::show(&alert, move || open_window(&app)));
+        tauri::async_runtime::spawn(notify::show(alert, move || open_window(&app)));
     }
 }
 

@@ -13,40 +13,47 @@ use crate::alerts::Alert;
 const APP_ID: &str = "dev.ema.desktop";
 const APP_NAME: &str = "EMA";
 
-/// Shows `alert`; `on_click` runs (on a background thread) when the user clicks it.
-pub fn show(alert: &Alert, on_click: impl FnOnce() + Send + 'static) {
+/// Shows `alert`; `on_click` runs when the user clicks it.
+///
+/// On Linux this is async end to end (notify-rust's zbus API on the app's tokio runtime): waiting
+/// for the click holds no thread, and zbus needs no thread pool of its own (see `Cargo.toml`).
+pub async fn show(alert: Alert, on_click: impl FnOnce() + Send + 'static) {
     let mut n = notify_rust::Notification::new();
     n.summary(&alert.summary).body(&alert.body).appname(APP_NAME);
     #[cfg(all(unix, not(target_os = "macos")))]
     {
         n.action("default", "Open EMA").icon("dialog-warning").hint(notify_rust::Hint::DesktopEntry(APP_ID.into()));
-        match n.show() {
+        match n.show_async().await {
+            // Resolves when the notification is clicked or closed.
             Ok(handle) => {
-                // Blocks until the notification is clicked or closed, so it gets its own thread.
-                std::thread::spawn(move || {
-                    handle.wait_for_action(|action| {
-                        if action == "default" {
+                handle
+                    .wait_for_action_async(|response| {
+                        if matches!(response, notify_rust::ActionResponse::Custom("default")) {
                             on_click();
                         }
                     })
-                });
+                    .await
             }
             Err(e) => tracing::warn!("cannot show a notification: {e}"),
         }
     }
     #[cfg(target_os = "macos")]
     {
-        let _ = notify_rust::set_application(APP_ID);
         let _ = on_click;
-        if let Err(e) = n.show() {
+        let shown = tokio::task::spawn_blocking(move || {
+            let _ = notify_rust::set_application(APP_ID);
+            n.show().map(drop)
+        });
+        if let Ok(Err(e)) = shown.await {
             tracing::warn!("cannot show a notification: {e}");
         }
     }
     #[cfg(target_os = "windows")]
     {
-        n.app_id(APP_ID);
         let _ = on_click;
-        if let Err(e) = n.show() {
+        n.app_id(APP_ID);
+        let shown = tokio::task::spawn_blocking(move || n.show());
+        if let Ok(Err(e)) = shown.await {
             tracing::warn!("cannot show a notification: {e}");
         }
     }

@@ -383,6 +383,9 @@ def main():
     # 7. With the window closed: "Refresh now" from the tray menu (clicked over D-Bus) meets a
     #    refusing AS; the notification says so, and clicking it (dunst's default action) opens the window.
     knobs({"failing_connectors": {"supabase": "invalid_grant"}})
+    # Notifications from before the restart may still be on screen, and their sender is gone;
+    # `dunstctl action 0` must reach the one this step is about.
+    subprocess.run(["dunstctl", "close-all"], check=True)
     before = len(notifications())
     menu_click("Refresh now")
     note = wait_for("a notification about Supabase", lambda: [n for n in notifications()[before:] if "Supabase" in n[0]], 30)
