@@ -5,6 +5,7 @@
 //! `gh auth status`: a human table by default, `--json` for scripts, exit status 1 when
 //! anything needs the user, fix hints next to every problem.
 
+mod personal;
 mod render;
 mod sandbox_cmd;
 
@@ -17,6 +18,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use ema_core::config::{Policy, UserSettings, locate_policy, user_settings_path};
 use ema_core::engine::{Engine, EngineParts};
+use ema_core::remedy::Action;
+use ema_core::scan::Catalog;
 use ema_core::signin::{BrowserOpener, PrintUrl, SystemBrowser};
 use ema_core::status::ConnectorState;
 
@@ -54,6 +57,43 @@ enum Command {
     },
     /// Forget all tokens and revoke the IdP session where the IdP supports it.
     Logout,
+    /// Find personal-account connections in other AI clients' MCP settings (exit 1 when one is flagged).
+    Scan {
+        #[arg(long)]
+        json: bool,
+        /// Also list the entries that are fine.
+        #[arg(long)]
+        all: bool,
+        /// A project directory to check too (`.mcp.json`, `.vscode/mcp.json`, `.cursor/mcp.json`); repeatable.
+        #[arg(long, value_name = "DIR")]
+        project: Vec<PathBuf>,
+    },
+    /// Remove a flagged entry, or replace it by the company connection (backup kept; `ema undo` restores).
+    #[command(group = clap::ArgGroup::new("action").required(true).args(["remove", "replace"]))]
+    Fix {
+        /// The finding's id, as `ema scan` shows it.
+        id: String,
+        /// Delete the entry (or the cached sign-in).
+        #[arg(long)]
+        remove: bool,
+        /// Replace the entry by the company connection (Claude Code and VS Code).
+        #[arg(long)]
+        replace: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "DIR")]
+        project: Vec<PathBuf>,
+    },
+    /// Restore the file changed by the last `ema fix`.
+    Undo {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print `{"Authorization": "Bearer ..."}` for a connector (Claude Code's `headersHelper`).
+    Headers {
+        /// The connector's id in the policy (`linear`).
+        connector: String,
+    },
     /// Serve the embedded sandbox org (a local IdP and connectors) and print its policy.
     Sandbox(sandbox_cmd::SandboxArgs),
 }
@@ -82,13 +122,30 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Sandbox(args) = &cli.command {
-        return sandbox_cmd::run(args).await;
+    match &cli.command {
+        Command::Sandbox(args) => return sandbox_cmd::run(args).await,
+        Command::Scan { json, all, project } => {
+            let policy = load_policy(cli.config.clone())?;
+            let report = personal::scan_now(&policy, project)?;
+            let flagged = personal::print_scan(&report, &Catalog::from_policy(&policy), *all, *json);
+            return Ok(if flagged { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        }
+        Command::Fix { id, remove, replace: _, json, project } => {
+            let action = if *remove { Action::Remove } else { Action::Replace };
+            personal::fix(&load_policy(cli.config.clone())?, id, action, project, *json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Undo { json } => {
+            personal::undo(*json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let engine = load_engine(cli.config.clone()).await?;
     match cli.command {
         Command::Login { no_browser, timeout } => login(&engine, no_browser, timeout).await,
         Command::Status { json } => Ok(print_status(&engine, json)),
+        Command::Headers { connector } => headers(&engine, &connector).await,
         Command::Refresh { json } => {
             if !engine.is_signed_in().await {
                 eprintln!("You are not signed in. Run `ema login`.");
@@ -108,11 +165,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sandbox(_) => unreachable!("handled above"),
+        Command::Sandbox(_) | Command::Scan { .. } | Command::Fix { .. } | Command::Undo { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
-async fn load_engine(explicit: Option<PathBuf>) -> Result<Arc<Engine>> {
+/// `ema headers`: Claude Code runs it before connecting and gives it 10 s; it answers well
+/// inside that, renewing first when the token expires within a minute.
+async fn headers(engine: &Arc<Engine>, connector: &str) -> Result<ExitCode> {
+    let token = tokio::time::timeout(HEADERS_DEADLINE, engine.fresh_access_token(connector, Duration::from_secs(60)))
+        .await
+        .map_err(|_| anyhow!("no token for {connector} within {} s; run `ema status`", HEADERS_DEADLINE.as_secs()))??;
+    let header = serde_json::json!({ "Authorization": format!("Bearer {}", token.secret()) });
+    println!("{header}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Inside Claude Code's 10 s limit for a `headersHelper`, with room for process start-up.
+const HEADERS_DEADLINE: Duration = Duration::from_secs(8);
+
+fn load_policy(explicit: Option<PathBuf>) -> Result<Policy> {
     let source = locate_policy(explicit).map_err(|tried| {
         anyhow!(
             "no policy found (looked for {}). Ask IT for the EMA policy, or pass --config PATH",
@@ -127,6 +200,11 @@ async fn load_engine(explicit: Option<PathBuf>) -> Result<Arc<Engine>> {
             Err(e) => eprintln!("warning: your settings are ignored: {e}"),
         }
     }
+    Ok(policy)
+}
+
+async fn load_engine(explicit: Option<PathBuf>) -> Result<Arc<Engine>> {
+    let policy = load_policy(explicit)?;
     let parts = EngineParts::production(&policy)?;
     let engine = Engine::new(policy, parts);
     engine.load().await.context("cannot read the stored sign-in")?;
@@ -156,10 +234,21 @@ async fn login(engine: &Arc<Engine>, no_browser: bool, timeout: u64) -> Result<E
 
 fn print_status(engine: &Engine, json: bool) -> ExitCode {
     let snapshot = engine.snapshot();
+    // The scan reads a few small files (about 10 ms); a failure to find the home directory
+    // only leaves the section out.
+    let scan = personal::scan_now(engine.policy(), &[]).ok();
     if json {
-        println!("{}", serde_json::to_string_pretty(&snapshot).expect("status always serialises"));
+        let mut value = serde_json::to_value(&snapshot).expect("status always serialises");
+        if let Some(report) = &scan {
+            value["personal_connections"] = personal::status_json(report);
+        }
+        println!("{}", serde_json::to_string_pretty(&value).expect("status always serialises"));
     } else {
         print!("{}", render::status_table(&snapshot, engine.policy()));
+        if let Some(report) = &scan {
+            print!("{}", personal::status_section(report, &Catalog::from_policy(engine.policy())));
+        }
     }
-    if snapshot.needs_attention() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    let flagged = scan.as_ref().is_some_and(|r| r.flagged().next().is_some());
+    if snapshot.needs_attention() || flagged { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }

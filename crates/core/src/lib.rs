@@ -7,6 +7,7 @@
 //! IdP entitles them to. Both faces of the product, the `ema` CLI and the tray app, are thin
 //! clients of this crate; it has no GUI dependency.
 
+pub mod atomic_file;
 pub mod config;
 pub mod discovery;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod mcp_check;
 pub mod oauth;
 pub mod records;
 pub mod redact;
+pub mod remedy;
 pub mod scan;
 pub mod secret;
 pub mod signin;

@@ -4,7 +4,7 @@
 //! a directory, a symlink loop or unreadable. Each outcome is a value ([`Read`]), never a panic,
 //! and nothing is read past [`ScanLimits::max_file_bytes`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
@@ -47,6 +47,9 @@ pub(super) struct Reader<'a> {
     files_visited: usize,
     pub(super) files_read: usize,
     pub(super) limit_reached: bool,
+    /// SHA-256 (hex) of each file read, by the path it was asked for: a remedy refuses to edit
+    /// a file whose content is no longer what the scan judged.
+    pub(super) digests: HashMap<PathBuf, String>,
 }
 
 fn is_missing(e: &io::Error) -> bool {
@@ -56,7 +59,14 @@ fn is_missing(e: &io::Error) -> bool {
 
 impl<'a> Reader<'a> {
     pub(super) fn new(limits: &'a ScanLimits) -> Self {
-        Reader { limits, visited: HashSet::new(), files_visited: 0, files_read: 0, limit_reached: false }
+        Reader {
+            limits,
+            visited: HashSet::new(),
+            files_visited: 0,
+            files_read: 0,
+            limit_reached: false,
+            digests: HashMap::new(),
+        }
     }
 
     /// Reads `path` as UTF-8 text within the limits.
@@ -109,6 +119,7 @@ impl<'a> Reader<'a> {
             return Read::Failed(too_big(bytes.len() as u64, max));
         }
         self.files_read += 1;
+        self.digests.insert(path.to_path_buf(), crate::remedy::sha256_hex(&bytes));
         match String::from_utf8(bytes) {
             Ok(text) => Read::Text(text),
             Err(_) => Read::Failed("it is not UTF-8 text".into()),

@@ -20,7 +20,8 @@
 //! - **Injectable.** Every location comes from [`ScanRoots`], so tests scan a fixture home;
 //!   [`ScanRoots::for_current_user`] builds the real per-OS locations.
 //!
-//! Remediation (deleting a cached token, rewriting an entry) is not done here.
+//! Remediation (removing or replacing an entry, with backups and undo) is in [`crate::remedy`];
+//! a finding carries what it needs: the file, the entry's JSON pointer and the file's digest.
 
 mod entry;
 mod fsread;
@@ -172,7 +173,7 @@ impl Default for ScanLimits {
 }
 
 /// The AI client a file belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub enum Client {
     /// Anthropic's desktop app.
     #[serde(rename = "claude_desktop")]
@@ -333,6 +334,8 @@ pub enum MatchBasis {
 /// One MCP server entry (or token cache, or unreadable file) and what to make of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// A short stable name for the finding (from its file and key path), for `ema fix <id>`.
+    pub id: String,
     /// The client the file belongs to.
     pub client: Client,
     /// The configuration layer.
@@ -357,6 +360,16 @@ pub struct Finding {
     pub what_to_do: String,
     /// Identifies the secret value without revealing it.
     pub fingerprint: Option<Fingerprint>,
+    /// SHA-256 (hex) of the file as the scan read it; `None` when it could not be read.
+    pub file_sha256: Option<String>,
+}
+
+/// The short id of the finding at `key_path` in `path`: 8 hex digits of a SHA-256.
+fn finding_id(path: &Path, key_path: &str) -> String {
+    let mut input = path.to_string_lossy().into_owned().into_bytes();
+    input.push(0);
+    input.extend_from_slice(key_path.as_bytes());
+    crate::remedy::sha256_hex(&input)[..8].to_string()
 }
 
 impl Finding {
@@ -449,6 +462,7 @@ impl Ctx<'_> {
     /// Records that `path` could not be checked.
     fn could_not_read(&mut self, client: Client, scope: Scope, path: &Path, reason: String) {
         self.findings.push(Finding {
+            id: finding_id(path, ""),
             client,
             scope,
             path: path.to_path_buf(),
@@ -463,6 +477,7 @@ impl Ctx<'_> {
             class: CredentialClass::CouldNotRead { reason },
             verdict: Verdict::Review,
             fingerprint: None,
+            file_sha256: None,
         });
     }
 
@@ -476,6 +491,8 @@ impl Ctx<'_> {
             None => format!("{} (not a connector of the company catalog).", a.why),
         };
         self.findings.push(Finding {
+            id: finding_id(site.path, &key_path),
+            file_sha256: self.reader.digests.get(site.path).cloned(),
             client: site.client,
             scope: site.scope,
             path: site.path.to_path_buf(),
