@@ -7,90 +7,19 @@
 // clippy.toml allows unwrap in `#[test]` functions only; the fixture helpers here are test code too.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use ema_core::config::{ConfigSource, Policy};
 use ema_core::scan::{
-    Catalog, Client, CompanyIdentity, CredentialClass, Finding, IdentityKind, ScanLimits, ScanReport, ScanRoots, Scope,
-    SecretLocation, Verdict, scan,
+    Client, CredentialClass, IdentityKind, ScanLimits, ScanReport, ScanRoots, Scope, SecretLocation, Verdict,
 };
 use ema_core::secret::Fingerprint;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/scan");
-
-/// A temporary copy of the fixture tree (`home/`, `managed/`), with `@HOME@` in file contents
-/// replaced by the copy's home path.
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        let home = root.join("home");
-        copy_tree(&Path::new(FIXTURES).join("home"), &home, &home);
-        copy_tree(&Path::new(FIXTURES).join("managed"), &root.join("managed"), &home);
-        Fixture { _dir: dir, root }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.root.join("home")
-    }
-
-    fn roots(&self) -> ScanRoots {
-        let mut roots = ScanRoots::under_home(self.home());
-        roots.managed_dirs = vec![self.root.join("managed")];
-        roots
-    }
-
-    fn scan(&self) -> ScanReport {
-        self.scan_with(&self.roots(), &ScanLimits::default())
-    }
-
-    fn scan_with(&self, roots: &ScanRoots, limits: &ScanLimits) -> ScanReport {
-        let policy = policy();
-        scan(roots, &Catalog::from_policy(&policy), &CompanyIdentity::from_policy(&policy), limits)
-    }
-
-    /// A finding's path relative to the fixture root, `/`-separated.
-    fn rel(&self, f: &Finding) -> String {
-        f.path.strip_prefix(&self.root).unwrap().to_string_lossy().replace('\\', "/")
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path, home: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target, home);
-        } else {
-            let text = fs::read_to_string(entry.path()).unwrap();
-            // JSON-escape the path (Windows backslashes).
-            let home_json = serde_json::to_string(&home.to_string_lossy()).unwrap();
-            fs::write(&target, text.replace("@HOME@", home_json.trim_matches('"'))).unwrap();
-        }
-    }
-}
-
-fn policy() -> Policy {
-    Policy::load(ConfigSource::Explicit(Path::new(FIXTURES).join("policy.json"))).unwrap()
-}
-
-fn canaries() -> Vec<String> {
-    fs::read_to_string(Path::new(FIXTURES).join("canaries.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect()
-}
+use common::{Fixture, canaries};
 
 /// RFC 6901 escaping, to build the expected key path of a project entry.
 fn pointer_token(s: &str) -> String {
