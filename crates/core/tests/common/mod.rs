@@ -81,4 +81,3 @@ pub fn canaries() -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
-
