@@ -1,5 +1,5 @@
-// The status window: renders the engine's status snapshot (docs/status-schema.md) and keeps the
-// countdowns live. All state comes from the `status` and `settings` events and the matching
+// The status window: renders the engine's status snapshot (docs/status-schema.md) and the
+// personal-account findings (docs/personal-connections.md), and keeps the countdowns live. All state comes from the `status` and `settings` events and the matching
 // `get_*` commands (relayed from the tray process); the buttons are one-line calls to commands.
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
@@ -10,6 +10,7 @@ const STATE_WORDS = {
 };
 
 let snapshot = null;
+let personal = null;
 
 function left(iso) {
   if (!iso) return "";
@@ -84,6 +85,58 @@ function render() {
   }
 }
 
+function connectorName(id) {
+  const c = snapshot && snapshot.connectors.find((c) => c.id === id);
+  return c ? c.display_name : (id || "An entry");
+}
+
+// The personal-account findings that need the user, each with the remedies its client allows.
+function renderPersonal() {
+  if (!personal) return;
+  const section = document.getElementById("personal");
+  const list = document.getElementById("personal-list");
+  list.replaceChildren();
+  for (const f of personal.findings) {
+    const li = document.createElement("li");
+    li.dataset.finding = f.id;
+    li.className = `verdict-${f.verdict}`;
+    const name = connectorName(f.connector);
+    const title = document.createElement("strong");
+    title.textContent = `${f.connector ? name : (f.server_name || "A file")} in ${f.client_name}`;
+    li.appendChild(title);
+    const where = document.createElement("code");
+    where.textContent = f.key_path ? `${f.path} ${f.key_path}` : f.path;
+    li.appendChild(where);
+    for (const [text, cls] of [[f.why, "why"], [f.what_to_do, "todo"]]) {
+      const p = document.createElement("p");
+      p.className = cls;
+      p.textContent = text;
+      li.appendChild(p);
+    }
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const label = f.connector ? name : (f.server_name || "this entry");
+    if (f.can_replace) actions.appendChild(fixButton(f, "replace", "Use the company connection", `Replace ${label} in ${f.client_name} by the company connection`));
+    if (f.can_remove) actions.appendChild(fixButton(f, "remove", "Remove", `Remove ${label} from ${f.client_name}`));
+    li.appendChild(actions);
+    list.appendChild(li);
+  }
+  const undo = document.getElementById("personal-undo");
+  undo.hidden = !personal.undo;
+  undo.querySelector("span").textContent = personal.undo ? `${personal.undo}. A backup was kept.` : "";
+  section.hidden = personal.findings.length === 0 && !personal.undo;
+}
+
+function fixButton(f, action, text, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.setAttribute("aria-label", label);
+  b.dataset.action = action;
+  b.addEventListener("click", () => act(b, "fix_personal", { id: f.id, action }));
+  return b;
+}
+
 function showError(e) {
   const err = document.getElementById("error");
   err.textContent = `${e.message || e} [${e.code || "error"}]`;
@@ -112,14 +165,18 @@ document.addEventListener("keydown", (e) => {
 });
 const autostart = document.getElementById("autostart");
 autostart.addEventListener("change", () => act(null, "set_autostart", { enabled: autostart.checked }));
-listen("status", (e) => { snapshot = e.payload; render(); });
+listen("status", (e) => { snapshot = e.payload; render(); renderPersonal(); });
+listen("personal", (e) => { personal = e.payload; renderPersonal(); });
+const undoButton = document.getElementById("undo");
+undoButton.addEventListener("click", () => act(undoButton, "undo_personal"));
 function showSettings(s) {
   autostart.checked = s.autostart;
   autostart.disabled = s.autostart_locked;
   autostart.title = s.autostart_locked ? "Set by your organisation" : "";
 }
 listen("settings", (e) => showSettings(e.payload));
-invoke("get_status").then((s) => { snapshot = s; render(); }, showError);
+invoke("get_status").then((s) => { snapshot = s; render(); renderPersonal(); }, showError);
+invoke("get_personal").then((p) => { personal = p; renderPersonal(); }, showError);
 invoke("get_settings").then(showSettings, showError);
 // The countdowns tick every second; the data itself only changes on `status` events.
 setInterval(() => {

@@ -1,7 +1,8 @@
 //! Which desktop notifications a status change deserves: each cause is said once, never a storm.
 //!
 //! A *cause* is one thing the user must know about (the IdP session ended, Linear failed with
-//! `invalid_grant`, Figma expires without a way to renew). Each snapshot yields the set of causes
+//! `invalid_grant`, Figma expires without a way to renew, a personal Linear token found in Claude
+//! Desktop). Each snapshot yields the set of causes
 //! present; only causes not already announced produce an alert, and a cause that clears and comes
 //! back within [`QUIET_PERIOD`] stays quiet (a flapping server must not flap the desktop). When
 //! several causes appear at once they become one alert naming them all. Pure logic over the
@@ -9,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use ema_core::remedy::client_name;
+use ema_core::scan::{CredentialClass, Finding};
 use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
@@ -81,6 +84,32 @@ fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cau
     out
 }
 
+/// One cause per flagged personal connection: a new finding is news, the same one on every
+/// rescan is not (its key is the entry and the credential's fingerprint).
+fn personal_causes(s: &StatusSnapshot, flagged: &[Finding]) -> Vec<Cause> {
+    flagged
+        .iter()
+        .map(|f| {
+            let id = f.connector.as_deref().unwrap_or("");
+            let name = s.connectors.iter().find(|c| c.id == id).map_or(id, |c| c.display_name.as_str());
+            let what = match f.class {
+                CredentialClass::PersonalOAuth { .. } => "sign-in",
+                _ => "token",
+            };
+            let credential =
+                f.fingerprint.as_ref().map_or_else(|| f.class.code().to_string(), |fp| fp.as_str().to_string());
+            Cause {
+                key: format!("personal:{}:{credential}", f.id),
+                summary: format!("Personal {name} {what} in {}", client_name(f.client)),
+                body: format!(
+                    "Your company requires {name} to go through its sign-in. Open EMA to replace or remove this \
+                     connection."
+                ),
+            }
+        })
+        .collect()
+}
+
 /// Remembers which causes were announced and when.
 #[derive(Debug, Default)]
 pub struct Alerts {
@@ -91,8 +120,16 @@ pub struct Alerts {
 impl Alerts {
     /// The alerts that `s` (seen at `now`) deserves, given everything announced before; times in
     /// the alerts are in the time zone `offset`.
-    pub fn update(&mut self, s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Alert> {
-        let present = causes(s, now, offset);
+    /// `flagged` are the personal-account findings flagged by the last scan.
+    pub fn update(
+        &mut self,
+        s: &StatusSnapshot,
+        flagged: &[Finding],
+        now: OffsetDateTime,
+        offset: UtcOffset,
+    ) -> Vec<Alert> {
+        let mut present = causes(s, now, offset);
+        present.extend(personal_causes(s, flagged));
         // Forget causes that cleared long enough ago to be news again if they come back.
         self.announced.retain(|k, at| present.iter().any(|c| &c.key == k) || now - *at < QUIET_PERIOD);
         let fresh: Vec<Cause> = present.into_iter().filter(|c| !self.announced.contains_key(&c.key)).collect();
@@ -102,7 +139,7 @@ impl Alerts {
         if fresh.len() > MAX_SEPARATE {
             let names: Vec<&str> = fresh.iter().map(|c| c.summary.as_str()).collect();
             return vec![Alert {
-                summary: format!("{} connector problems need your attention", fresh.len()),
+                summary: format!("{} problems need your attention", fresh.len()),
                 body: format!("{}. Open EMA for the details and the fix.", names.join("; ")),
             }];
         }
@@ -136,7 +173,7 @@ mod tests {
         let mut alerts = Alerts::default();
         let s = snapshot(IdpSessionState::Active, vec![failed("Linear", "invalid-grant")]);
         assert_eq!(
-            alerts.update(&s, now(), UtcOffset::UTC),
+            alerts.update(&s, &[], now(), UtcOffset::UTC),
             vec![Alert {
                 summary: "Linear is not connected".into(),
                 body: "invalid-grant happened. Do the fix.".into()
@@ -144,11 +181,29 @@ mod tests {
         );
         // The same cause in every later snapshot: silence.
         for minute in 1..10 {
-            assert!(alerts.update(&s, now() + Duration::minutes(minute), UtcOffset::UTC).is_empty());
+            assert!(alerts.update(&s, &[], now() + Duration::minutes(minute), UtcOffset::UTC).is_empty());
         }
         // A different cause for the same connector is news.
         let s = snapshot(IdpSessionState::Active, vec![failed("Linear", "mcp-unauthorized")]);
-        assert_eq!(alerts.update(&s, now() + Duration::minutes(11), UtcOffset::UTC).len(), 1);
+        assert_eq!(alerts.update(&s, &[], now() + Duration::minutes(11), UtcOffset::UTC).len(), 1);
+    }
+
+    #[test]
+    fn each_new_personal_connection_is_announced_once() {
+        use ema_core::scan::Client;
+        let s = snapshot(IdpSessionState::Active, vec![fixtures::connector("Linear", ConnectorState::Active, 52)]);
+        let first = fixtures::flagged_finding("aaaa1111", "linear", Client::ClaudeDesktop, "lin_api_CANARY1");
+        let mut alerts = Alerts::default();
+        let out = alerts.update(&s, std::slice::from_ref(&first), now(), UtcOffset::UTC);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].summary, "Personal Linear token in Claude Desktop");
+        assert!(out[0].body.contains("replace or remove"), "{}", out[0].body);
+        assert!(!format!("{out:?}").contains("CANARY"), "no secret in an alert");
+        // The same finding on every rescan: quiet. A second one: news.
+        assert!(alerts.update(&s, std::slice::from_ref(&first), now(), UtcOffset::UTC).is_empty());
+        let second = fixtures::flagged_finding("bbbb2222", "linear", Client::Cursor, "lin_api_CANARY2");
+        let out = alerts.update(&s, &[first, second], now(), UtcOffset::UTC);
+        assert_eq!(out.iter().map(|a| a.summary.as_str()).collect::<Vec<_>>(), ["Personal Linear token in Cursor"]);
     }
 
     #[test]
@@ -156,13 +211,13 @@ mod tests {
         let mut alerts = Alerts::default();
         let bad = snapshot(IdpSessionState::Active, vec![failed("Linear", "server-error")]);
         let good = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active)]);
-        assert_eq!(alerts.update(&bad, now(), UtcOffset::UTC).len(), 1);
-        assert!(alerts.update(&good, now() + Duration::minutes(1), UtcOffset::UTC).is_empty());
-        assert!(alerts.update(&bad, now() + Duration::minutes(2), UtcOffset::UTC).is_empty());
-        assert!(alerts.update(&good, now() + Duration::minutes(3), UtcOffset::UTC).is_empty());
+        assert_eq!(alerts.update(&bad, &[], now(), UtcOffset::UTC).len(), 1);
+        assert!(alerts.update(&good, &[], now() + Duration::minutes(1), UtcOffset::UTC).is_empty());
+        assert!(alerts.update(&bad, &[], now() + Duration::minutes(2), UtcOffset::UTC).is_empty());
+        assert!(alerts.update(&good, &[], now() + Duration::minutes(3), UtcOffset::UTC).is_empty());
         let later = now() + QUIET_PERIOD + Duration::minutes(5);
-        assert!(alerts.update(&good, later, UtcOffset::UTC).is_empty());
-        assert_eq!(alerts.update(&bad, later + Duration::seconds(1), UtcOffset::UTC).len(), 1);
+        assert!(alerts.update(&good, &[], later, UtcOffset::UTC).is_empty());
+        assert_eq!(alerts.update(&bad, &[], later + Duration::seconds(1), UtcOffset::UTC).len(), 1);
     }
 
     #[test]
@@ -172,22 +227,22 @@ mod tests {
             IdpSessionState::Active,
             vec![failed("Linear", "x"), failed("Asana", "x"), failed("Figma", "x"), failed("Canva", "x")],
         );
-        let out = alerts.update(&s, now(), UtcOffset::UTC);
+        let out = alerts.update(&s, &[], now(), UtcOffset::UTC);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].summary, "4 connector problems need your attention");
+        assert_eq!(out[0].summary, "4 problems need your attention");
         assert!(out[0].body.contains("Linear is not connected; Asana is not connected"), "{}", out[0].body);
-        assert!(alerts.update(&s, now(), UtcOffset::UTC).is_empty());
+        assert!(alerts.update(&s, &[], now(), UtcOffset::UTC).is_empty());
     }
 
     #[test]
     fn expiring_without_renewal_is_announced_but_expiring_with_renewal_is_not() {
         let mut alerts = Alerts::default();
         let renewing = snapshot(IdpSessionState::Active, vec![connector("Figma", ConnectorState::ExpiringSoon)]);
-        assert!(alerts.update(&renewing, now(), UtcOffset::UTC).is_empty());
+        assert!(alerts.update(&renewing, &[], now(), UtcOffset::UTC).is_empty());
         let mut figma = connector("Figma", ConnectorState::ExpiringSoon);
         figma.renewal_error = Some(error("idp-unreachable"));
         let stuck = snapshot(IdpSessionState::Unreachable, vec![figma]);
-        let out = alerts.update(&stuck, now(), UtcOffset::UTC);
+        let out = alerts.update(&stuck, &[], now(), UtcOffset::UTC);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].summary, "Figma stops working at 08:04");
         assert!(out[0].body.contains("idp-unreachable happened."), "{}", out[0].body);
@@ -195,16 +250,16 @@ mod tests {
         let mut alerts = Alerts::default();
         let mut s = snapshot(IdpSessionState::Active, vec![connector("Figma", ConnectorState::ExpiringSoon)]);
         s.idp.renewable = false;
-        assert!(alerts.update(&s, now(), UtcOffset::UTC)[0].body.contains("no way to renew"));
+        assert!(alerts.update(&s, &[], now(), UtcOffset::UTC)[0].body.contains("no way to renew"));
     }
 
     #[test]
     fn an_ended_sign_in_is_one_alert_and_a_signed_out_app_says_nothing() {
         let mut alerts = Alerts::default();
         let signed_out = snapshot(IdpSessionState::SignedOut, vec![connector("Linear", ConnectorState::Expired)]);
-        assert!(alerts.update(&signed_out, now(), UtcOffset::UTC).is_empty());
+        assert!(alerts.update(&signed_out, &[], now(), UtcOffset::UTC).is_empty());
         let ended = snapshot(IdpSessionState::Expired, vec![connector("Linear", ConnectorState::NeedsSignIn)]);
-        let out = alerts.update(&ended, now(), UtcOffset::UTC);
+        let out = alerts.update(&ended, &[], now(), UtcOffset::UTC);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].summary, "Sign in to keep your connectors");
     }

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod notify;
+mod personal;
 mod presenter;
 #[cfg(test)]
 mod test_fixtures;
@@ -22,10 +23,12 @@ use std::time::Duration;
 use alerts::Alerts;
 use ema_core::config::{ConfigSource, Policy, UserSettings, locate_policy, user_settings_path};
 use ema_core::engine::{Engine, EngineParts};
+use ema_core::scan::{Catalog, CompanyIdentity};
 use ema_core::signin::SystemBrowser;
 use ema_core::status::StatusSnapshot;
 use ema_sandbox::{Sandbox, SandboxOptions};
-use presenter::{TrayIcon, TrayView, tray_view};
+use personal::Personal;
+use presenter::{PersonalCounts, TrayIcon, TrayView, tray_view};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -86,6 +89,26 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
             .await
             .map(|_| ())
             .map_err(|e| CommandError { code: e.code().into(), message: e.to_string() }),
+        Command::FixPersonal { id, action } => {
+            let personal = app.state::<Personal>();
+            personal
+                .fix(&id, action)
+                .await
+                .map(drop)
+                .map_err(|message| CommandError { code: "personal-fix-refused".into(), message })
+        }
+        Command::UndoPersonal => {
+            let personal = app.state::<Personal>();
+            personal
+                .undo()
+                .await
+                .map(drop)
+                .map_err(|message| CommandError { code: "personal-undo-refused".into(), message })
+        }
+        Command::ScanPersonal => {
+            app.state::<Personal>().rescan();
+            Ok(())
+        }
         Command::SetAutostart { enabled } => {
             if settings(app).autostart_locked {
                 return Err(CommandError {
@@ -162,6 +185,10 @@ fn menu(app: &AppHandle, view: &TrayView, autostart: AppSettings) -> tauri::Resu
     for (i, row) in view.rows.iter().enumerate() {
         menu.append(&MenuItem::with_id(app, format!("connector-{i}"), row, false, None::<&str>)?)?;
     }
+    if let Some(personal) = &view.personal {
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+        menu.append(&MenuItem::with_id(app, "personal", personal, true, None::<&str>)?)?;
+    }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
     if view.signed_in {
         menu.append(&MenuItem::with_id(app, "refresh", "Refresh now", true, None::<&str>)?)?;
@@ -180,7 +207,11 @@ fn menu(app: &AppHandle, view: &TrayView, autostart: AppSettings) -> tauri::Resu
 /// Copies a snapshot into the tray, the window (when open) and the notifications it deserves.
 fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     let now = time::OffsetDateTime::now_utc();
-    let view = tray_view(snapshot, now, local_offset());
+    // Before the first scan (or if the scan is not managed yet) there is nothing to show.
+    let personal = app.try_state::<Personal>();
+    let counts = personal.as_ref().map(|p| p.counts()).unwrap_or_default();
+    let flagged = personal.as_ref().map(|p| p.flagged()).unwrap_or_default();
+    let view = tray_view(snapshot, counts, now, local_offset());
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_icon(Some(tray_image(view.icon)));
         let _ = tray.set_tooltip(Some(&view.tooltip));
@@ -191,8 +222,12 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     if let Ok(json) = serde_json::to_value(snapshot) {
         app.state::<WindowHost>().send(ToWindow::Status { snapshot: json });
     }
+    if let Some(p) = &personal {
+        app.state::<WindowHost>().send(ToWindow::Personal { view: p.window_view() });
+    }
     let alerts = app.state::<Mutex<Alerts>>().lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(
         snapshot,
+        &flagged,
         now,
         local_offset(),
     );
@@ -251,13 +286,16 @@ fn open_window(app: &AppHandle) {
     if let Ok(json) = serde_json::to_value(engine.snapshot()) {
         initial.push(ToWindow::Status { snapshot: json });
     }
+    if let Some(p) = app.try_state::<Personal>() {
+        initial.push(ToWindow::Personal { view: p.window_view() });
+    }
     app.state::<WindowHost>().open(app, initial);
 }
 
 fn on_menu(app: &AppHandle, id: &str) {
     let command = match id {
         "quit" => return app.exit(0),
-        "open" => return open_window(app),
+        "open" | "personal" => return open_window(app),
         "refresh" => Command::Refresh,
         "sign-in" => Command::SignIn,
         "sign-out" => Command::SignOut,
@@ -330,7 +368,12 @@ pub fn run() {
         .manage(WindowHost::default())
         .manage(Mutex::new(Alerts::default()))
         .setup(move |app| {
-            let view = tray_view(&engine.snapshot(), time::OffsetDateTime::now_utc(), local_offset());
+            let view = tray_view(
+                &engine.snapshot(),
+                PersonalCounts::default(),
+                time::OffsetDateTime::now_utc(),
+                local_offset(),
+            );
             let tray = TrayIconBuilder::with_id(TRAY_ID)
                 .icon(tray_image(view.icon))
                 .tooltip(&view.tooltip)
@@ -348,6 +391,14 @@ pub fn run() {
             {
                 tracing::warn!("{}", e.message);
             }
+            // The personal-account scan: at start and when the files it read change.
+            let handle = app.handle().clone();
+            let personal = Personal::start(
+                Catalog::from_policy(engine.policy()),
+                CompanyIdentity::from_policy(engine.policy()),
+                move || render(&handle, &handle.state::<Arc<Engine>>().snapshot()),
+            );
+            app.manage(personal);
             tauri::async_runtime::spawn(follow_status(app.handle().clone(), engine.clone()));
             tauri::async_runtime::spawn(engine.clone().run_renewals());
             if opts.open_window {

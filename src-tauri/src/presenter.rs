@@ -1,5 +1,5 @@
-//! What the tray shows for a status snapshot: which icon, the tooltip, the identity line and
-//! one row per connector. Pure functions of the snapshot, so they are unit-tested without a
+//! What the tray shows for a status snapshot and the personal-account scan: which icon, the
+//! tooltip, the identity line, one row per connector and a row for personal connections. Pure functions of the snapshot, so they are unit-tested without a
 //! display; the shell only copies the result into the tray.
 
 use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot};
@@ -23,7 +23,18 @@ pub struct TrayView {
     pub identity: String,
     /// One line per connector: "Linear - active until 14:32".
     pub rows: Vec<String>,
+    /// "2 personal connections to remove..." when the scan flagged (or wants a look at) some.
+    pub personal: Option<String>,
     pub signed_in: bool,
+}
+
+/// How many personal-account findings need the user, from the last scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PersonalCounts {
+    /// Personal credentials for connectors that must go through the IdP.
+    pub flagged: usize,
+    /// Entries a person should look at.
+    pub review: usize,
 }
 
 /// A wall-clock time for the tray, in the user's time zone: "14:32", or "Tue 14:32" when not today.
@@ -54,7 +65,7 @@ fn state_words(c: &ConnectorStatus, now: OffsetDateTime, offset: UtcOffset) -> S
 }
 
 /// The tray's view of `s` at `now`, with times in the time zone `offset`.
-pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> TrayView {
+pub fn tray_view(s: &StatusSnapshot, personal: PersonalCounts, now: OffsetDateTime, offset: UtcOffset) -> TrayView {
     let signed_in = !matches!(s.idp.state, IdpSessionState::SignedOut);
     let entitled: Vec<&ConnectorStatus> =
         s.connectors.iter().filter(|c| c.state != ConnectorState::NotEntitled).collect();
@@ -70,7 +81,7 @@ pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> 
         TrayIcon::SignedOut
     } else if failing.is_some() {
         TrayIcon::Error
-    } else if s.needs_attention() || expiring.is_some() || !s.idp.renewable {
+    } else if s.needs_attention() || expiring.is_some() || !s.idp.renewable || personal.flagged > 0 {
         TrayIcon::Attention
     } else {
         TrayIcon::Active
@@ -86,6 +97,8 @@ pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> 
         tooltip.push_str(&format!(" - {} expires at {}", c.display_name, clock(e, now, offset)));
     } else if s.idp.state == IdpSessionState::Unreachable {
         tooltip.push_str(" - IdP unreachable");
+    } else if personal.flagged > 0 {
+        tooltip.push_str(&format!(" - {}", plural(personal.flagged, "personal connection", "to remove")));
     }
     let identity = match (&s.idp.identity, signed_in) {
         (Some(i), true) => format!("Signed in as {}", i.email.as_deref().unwrap_or(&i.sub)),
@@ -93,7 +106,17 @@ pub fn tray_view(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> 
         _ => "Not signed in".to_string(),
     };
     let rows = s.connectors.iter().map(|c| format!("{} - {}", c.display_name, state_words(c, now, offset))).collect();
-    TrayView { icon, tooltip, identity, rows, signed_in }
+    let personal = match personal {
+        PersonalCounts { flagged: 0, review: 0 } => None,
+        PersonalCounts { flagged: 0, review } => Some(format!("{}...", plural(review, "connection", "to review"))),
+        PersonalCounts { flagged, .. } => Some(format!("{}...", plural(flagged, "personal connection", "to remove"))),
+    };
+    TrayView { icon, tooltip, identity, rows, personal, signed_in }
+}
+
+/// "1 personal connection to remove", "2 personal connections to remove".
+fn plural(n: usize, noun: &str, rest: &str) -> String {
+    format!("{n} {noun}{} {rest}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
@@ -103,12 +126,25 @@ mod tests {
     use ema_core::status::StatusError;
 
     #[test]
+    fn a_flagged_personal_connection_turns_green_to_attention_with_a_menu_row() {
+        let s = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active, 52)]);
+        let v = tray_view(&s, PersonalCounts { flagged: 2, review: 1 }, now(), UtcOffset::UTC);
+        assert_eq!(v.icon, TrayIcon::Attention);
+        assert_eq!(v.tooltip, "1 of 1 connectors active - 2 personal connections to remove");
+        assert_eq!(v.personal.as_deref(), Some("2 personal connections to remove..."));
+        let review_only = tray_view(&s, PersonalCounts { flagged: 0, review: 1 }, now(), UtcOffset::UTC);
+        assert_eq!(review_only.icon, TrayIcon::Active, "an entry to review is not an alarm");
+        assert_eq!(review_only.personal.as_deref(), Some("1 connection to review..."));
+        assert_eq!(tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC).personal, None);
+    }
+
+    #[test]
     fn all_active_is_green_with_a_count() {
         let s = snapshot(
             IdpSessionState::Active,
             vec![connector("Linear", ConnectorState::Active, 52), connector("Figma", ConnectorState::NotEntitled, 0)],
         );
-        let v = tray_view(&s, now(), UtcOffset::UTC);
+        let v = tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::Active);
         assert_eq!(v.tooltip, "1 of 1 connectors active");
         assert_eq!(v.identity, "Signed in as alice@example.com");
@@ -121,7 +157,7 @@ mod tests {
         figma.renewal_error =
             Some(StatusError { code: "idp-unreachable".into(), message: "m".into(), fix: "f".into(), at: now() });
         let s = snapshot(IdpSessionState::Unreachable, vec![connector("Linear", ConnectorState::Active, 52), figma]);
-        let v = tray_view(&s, now(), UtcOffset::UTC);
+        let v = tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::Attention);
         assert_eq!(v.tooltip, "2 of 2 connectors active - Figma expires at 08:04");
         assert_eq!(v.rows[1], "Figma - expires at 08:04");
@@ -133,11 +169,11 @@ mod tests {
             IdpSessionState::Active,
             vec![connector("Linear", ConnectorState::Error, 0), connector("Asana", ConnectorState::Active, 30)],
         );
-        let v = tray_view(&s, now(), UtcOffset::UTC);
+        let v = tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::Error);
         assert_eq!(v.tooltip, "1 of 2 connectors active - Linear failed");
         let s = snapshot(IdpSessionState::SignedOut, vec![connector("Linear", ConnectorState::NeedsSignIn, 0)]);
-        let v = tray_view(&s, now(), UtcOffset::UTC);
+        let v = tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::SignedOut);
         assert_eq!(v.identity, "Not signed in");
         assert!(!v.signed_in);
@@ -148,10 +184,13 @@ mod tests {
     fn times_are_local_and_name_the_day_when_not_today() {
         let paris = UtcOffset::from_hms(1, 0, 0).unwrap();
         let s = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active, 52)]);
-        assert_eq!(tray_view(&s, now(), paris).rows, vec!["Linear - active until 09:52"]);
+        assert_eq!(tray_view(&s, PersonalCounts::default(), now(), paris).rows, vec!["Linear - active until 09:52"]);
         // 08:00 UTC Friday + 20 h = 04:00 UTC Saturday.
         let s = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active, 20 * 60)]);
-        assert_eq!(tray_view(&s, now(), UtcOffset::UTC).rows, vec!["Linear - active until Sat 04:00"]);
+        assert_eq!(
+            tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC).rows,
+            vec!["Linear - active until Sat 04:00"]
+        );
         assert_eq!(clock(now(), now(), UtcOffset::from_hms(-5, 0, 0).unwrap()), "03:00");
     }
 }

@@ -48,3 +48,33 @@ pub fn snapshot(idp: IdpSessionState, connectors: Vec<ConnectorStatus>) -> Statu
         connectors,
     }
 }
+
+/// A flagged personal-account finding: a static token for `connector` in `client`'s file.
+pub fn flagged_finding(
+    id: &str,
+    connector: &str,
+    client: ema_core::scan::Client,
+    secret: &str,
+) -> ema_core::scan::Finding {
+    use ema_core::scan::{CredentialClass, Finding, Scope, SecretLocation, Verdict};
+    Finding {
+        id: id.into(),
+        client,
+        scope: Scope::User,
+        path: "/home/alice/.config/Claude/claude_desktop_config.json".into(),
+        key_path: format!("/mcpServers/{connector}"),
+        server_name: Some(connector.into()),
+        connector: Some(connector.into()),
+        matched_by: None,
+        class: CredentialClass::StaticToken {
+            location: SecretLocation::Env,
+            name: "LINEAR_API_KEY".into(),
+            value_in_file: true,
+        },
+        verdict: Verdict::Flagged,
+        why: "A secret is written in the environment variable `LINEAR_API_KEY`.".into(),
+        what_to_do: "Remove it.".into(),
+        fingerprint: Some(ema_core::secret::Fingerprint::of(secret)),
+        file_sha256: Some("0".repeat(64)),
+    }
+}

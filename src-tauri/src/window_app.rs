@@ -22,6 +22,7 @@ const FIRST_STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 struct Link {
     status: watch::Sender<Option<serde_json::Value>>,
     settings: watch::Sender<Option<AppSettings>>,
+    personal: watch::Sender<Option<serde_json::Value>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Option<CommandError>>>>,
     next_id: AtomicU64,
     out: Mutex<std::io::Stdout>,
@@ -71,6 +72,26 @@ async fn get_settings(link: State<'_, Link>) -> Result<AppSettings, CommandError
 }
 
 #[tauri::command]
+async fn get_personal(link: State<'_, Link>) -> Result<serde_json::Value, CommandError> {
+    first(&link.personal).await
+}
+
+#[tauri::command]
+async fn fix_personal(link: State<'_, Link>, id: String, action: ema_core::remedy::Action) -> Result<(), CommandError> {
+    link.request(Command::FixPersonal { id, action }).await
+}
+
+#[tauri::command]
+async fn undo_personal(link: State<'_, Link>) -> Result<(), CommandError> {
+    link.request(Command::UndoPersonal).await
+}
+
+#[tauri::command]
+async fn scan_personal(link: State<'_, Link>) -> Result<(), CommandError> {
+    link.request(Command::ScanPersonal).await
+}
+
+#[tauri::command]
 async fn sign_in(link: State<'_, Link>) -> Result<(), CommandError> {
     link.request(Command::SignIn).await
 }
@@ -101,6 +122,10 @@ fn apply(app: &AppHandle, msg: ToWindow) {
         ToWindow::Settings { settings } => {
             let _ = app.emit("settings", settings);
             link.settings.send_replace(Some(settings));
+        }
+        ToWindow::Personal { view } => {
+            let _ = app.emit("personal", &view);
+            link.personal.send_replace(Some(view));
         }
         ToWindow::Focus => {
             if let Some(w) = app.get_webview_window(WINDOW) {
@@ -143,13 +168,25 @@ pub fn run() {
     let link = Link {
         status: watch::Sender::new(None),
         settings: watch::Sender::new(None),
+        personal: watch::Sender::new(None),
         pending: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         out: Mutex::new(std::io::stdout()),
     };
     let built = tauri::Builder::default()
         .manage(link)
-        .invoke_handler(tauri::generate_handler![get_status, get_settings, sign_in, refresh, sign_out, set_autostart])
+        .invoke_handler(tauri::generate_handler![
+            get_status,
+            get_settings,
+            get_personal,
+            fix_personal,
+            undo_personal,
+            scan_personal,
+            sign_in,
+            refresh,
+            sign_out,
+            set_autostart
+        ])
         .setup(|app| {
             WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
                 .title("EMA - your connectors")

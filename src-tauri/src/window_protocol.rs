@@ -38,6 +38,9 @@ pub enum ToWindow {
     Status { snapshot: serde_json::Value },
     /// The current app settings.
     Settings { settings: AppSettings },
+    /// The personal-account findings that need the user, with their remedies, and the change
+    /// an undo would restore (`personal::Personal::window_view`).
+    Personal { view: serde_json::Value },
     /// Raise and focus the window (the user opened it again from the tray).
     Focus,
     /// The outcome of the window's request `id`.
@@ -51,7 +54,18 @@ pub enum Command {
     SignIn,
     Refresh,
     SignOut,
-    SetAutostart { enabled: bool },
+    SetAutostart {
+        enabled: bool,
+    },
+    /// Remove or replace the personal connection `id` of the last scan.
+    FixPersonal {
+        id: String,
+        action: ema_core::remedy::Action,
+    },
+    /// Restore the file of the last fix.
+    UndoPersonal,
+    /// Scan the other clients' files again now.
+    ScanPersonal,
 }
 
 /// Window → tray.

@@ -180,22 +180,7 @@ fn remedy() -> Result<Remedy> {
     Ok(r.with_helper_program(helper_program()))
 }
 
-/// How Claude Code's `headersHelper` should call this program: `ema` when that is what the
-/// user's `PATH` finds, else the absolute path (quoted for the shell when needed).
+/// This program, as Claude Code's `headersHelper` should call it.
 fn helper_program() -> String {
-    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
-        return "ema".into();
-    };
-    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| std::fs::canonicalize(d.join("ema")).is_ok_and(|found| found == me))
-    });
-    if on_path {
-        return "ema".into();
-    }
-    let text = me.display().to_string();
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) {
-        text
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+    std::env::current_exe().map_or_else(|_| "ema".into(), |me| remedy::helper_command(&me))
 }

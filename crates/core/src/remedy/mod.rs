@@ -435,6 +435,28 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// How a `headersHelper` (run by the user's shell) should call the `ema` program at `ema`:
+/// plain `ema` when that is what the user's `PATH` finds, else its absolute path, quoted for the
+/// shell when needed.
+pub fn helper_command(ema: &Path) -> String {
+    let Ok(me) = fs::canonicalize(ema) else {
+        return "ema".into();
+    };
+    let exe = if cfg!(windows) { "ema.exe" } else { "ema" };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| fs::canonicalize(d.join(exe)).is_ok_and(|found| found == me))
+    });
+    if on_path {
+        return "ema".into();
+    }
+    let text = me.display().to_string();
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// The client's name as users know it.
 pub fn client_name(client: Client) -> &'static str {
     match client {

@@ -50,6 +50,9 @@ pub(super) struct Reader<'a> {
     /// SHA-256 (hex) of each file read, by the path it was asked for: a remedy refuses to edit
     /// a file whose content is no longer what the scan judged.
     pub(super) digests: HashMap<PathBuf, String>,
+    /// Every file asked for, present or not, and every directory listed: what a watcher watches.
+    pub(super) looked_at: Vec<PathBuf>,
+    pub(super) listed: Vec<PathBuf>,
 }
 
 fn is_missing(e: &io::Error) -> bool {
@@ -66,11 +69,14 @@ impl<'a> Reader<'a> {
             files_read: 0,
             limit_reached: false,
             digests: HashMap::new(),
+            looked_at: Vec::new(),
+            listed: Vec::new(),
         }
     }
 
     /// Reads `path` as UTF-8 text within the limits.
     pub(super) fn read(&mut self, path: &Path) -> Read {
+        self.looked_at.push(path.to_path_buf());
         match fs::symlink_metadata(path) {
             Err(e) if is_missing(&e) => return Read::Missing,
             Err(e) => return Read::Failed(e.to_string()),
@@ -148,16 +154,17 @@ impl<'a> Reader<'a> {
     }
 
     /// The sub-directories of `dir` (not following symlinks), sorted; empty when missing.
-    pub(super) fn subdirs(&self, dir: &Path) -> Vec<PathBuf> {
+    pub(super) fn subdirs(&mut self, dir: &Path) -> Vec<PathBuf> {
         self.list(dir, |t| t.is_dir())
     }
 
     /// The files and symlinks in `dir`, sorted; empty when missing.
-    pub(super) fn files(&self, dir: &Path) -> Vec<PathBuf> {
+    pub(super) fn files(&mut self, dir: &Path) -> Vec<PathBuf> {
         self.list(dir, |t| t.is_file() || t.is_symlink())
     }
 
-    fn list(&self, dir: &Path, keep: impl Fn(&fs::FileType) -> bool) -> Vec<PathBuf> {
+    fn list(&mut self, dir: &Path, keep: impl Fn(&fs::FileType) -> bool) -> Vec<PathBuf> {
+        self.listed.push(dir.to_path_buf());
         let Ok(entries) = fs::read_dir(dir) else {
             return Vec::new();
         };

@@ -28,6 +28,7 @@ mod fsread;
 mod identity;
 mod known;
 mod sources;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +40,7 @@ use crate::config::Policy;
 use crate::secret::Fingerprint;
 
 pub use identity::IdentityKind;
+pub use watch::WatchPlan;
 
 /// Where the scan looks: the user's home, the per-user application-config directory, project
 /// directories and the machine-wide managed directories.
@@ -393,6 +395,12 @@ pub struct ScanReport {
     /// Wall-clock time the scan took.
     #[serde(rename = "duration_ms", serialize_with = "serialize_millis")]
     pub duration: Duration,
+    /// Every file the scan looked for (present or not): what [`WatchPlan`] watches.
+    #[serde(skip)]
+    pub looked_at: Vec<PathBuf>,
+    /// Every directory the scan listed (mcp-remote's cache).
+    #[serde(skip)]
+    pub listed_dirs: Vec<PathBuf>,
 }
 
 impl ScanReport {
@@ -437,6 +445,8 @@ pub fn scan(roots: &ScanRoots, catalog: &Catalog, company: &CompanyIdentity, lim
         entries_seen: ctx.entries_seen,
         file_limit_reached: ctx.reader.limit_reached,
         duration: started.elapsed(),
+        looked_at: ctx.reader.looked_at,
+        listed_dirs: ctx.reader.listed,
     }
 }
 

@@ -1,0 +1,214 @@
+//! The personal-account scan in the tray: one scan at start, a rescan whenever a file it read
+//! changes, and the remedies the window asks for.
+//!
+//! Why file watching and not a timer: the idle tray must not wake up (docs/tray.md), and a
+//! change is what makes a rescan worth it. The watch is narrow ([`WatchPlan`]: the directories of
+//! the files the scan read, one level each) through the notify crate (inotify on Linux,
+//! FSEvents on macOS, ReadDirectoryChangesW on Windows), whose thread blocks until the kernel
+//! has an event. Events are debounced here on the tokio runtime (no ticking debouncer thread):
+//! editors and Claude Code write a file in bursts, one rescan follows the last write.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ema_core::remedy::{self, Action, Change, Remedy};
+use ema_core::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, Verdict, WatchPlan, scan};
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::presenter::PersonalCounts;
+
+/// Quiet time after the last change before rescanning.
+const DEBOUNCE: Duration = Duration::from_millis(400);
+
+/// The scan's last result and the way to ask for another; managed as Tauri state.
+pub struct Personal {
+    shared: Arc<Shared>,
+    catalog: Catalog,
+}
+
+struct Shared {
+    report: Mutex<Option<Arc<ScanReport>>>,
+    wake: mpsc::UnboundedSender<()>,
+}
+
+impl Personal {
+    /// Starts scanning (on the tauri runtime); `on_report` runs after each scan.
+    pub fn start(catalog: Catalog, company: CompanyIdentity, on_report: impl Fn() + Send + Sync + 'static) -> Self {
+        let (wake, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared { report: Mutex::new(None), wake });
+        tauri::async_runtime::spawn(scan_loop(shared.clone(), rx, catalog.clone(), company, on_report));
+        Personal { shared, catalog }
+    }
+
+    /// The last scan's result (`None` before the first one ends).
+    pub fn report(&self) -> Option<Arc<ScanReport>> {
+        self.shared.report.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The findings that need the user: flagged, then to review.
+    pub fn needing_attention(&self) -> Vec<Finding> {
+        self.report()
+            .map(|r| r.findings.iter().filter(|f| f.verdict != Verdict::Ok).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn flagged(&self) -> Vec<Finding> {
+        self.report().map(|r| r.flagged().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn counts(&self) -> PersonalCounts {
+        let needing = self.needing_attention();
+        let flagged = needing.iter().filter(|f| f.is_flagged()).count();
+        PersonalCounts { flagged, review: needing.len() - flagged }
+    }
+
+    /// Scans again now.
+    pub fn rescan(&self) {
+        let _ = self.shared.wake.send(());
+    }
+
+    /// What the window shows: each finding needing the user with the remedies it allows, and
+    /// whether there is a change to undo.
+    pub fn window_view(&self) -> serde_json::Value {
+        let remedy = remedies();
+        let findings: Vec<serde_json::Value> = self
+            .needing_attention()
+            .iter()
+            .map(|f| {
+                let (can_remove, can_replace) = remedy.options(f, &self.catalog);
+                let mut v = serde_json::to_value(f).expect("findings serialise");
+                v["client_name"] = remedy::client_name(f.client).into();
+                v["can_remove"] = can_remove.into();
+                v["can_replace"] = can_replace.into();
+                v
+            })
+            .collect();
+        let last = remedy.history().ok().and_then(|h| h.into_iter().rev().find(|c| !c.undone));
+        serde_json::json!({
+            "scanned": self.report().is_some(),
+            "findings": findings,
+            "undo": last.map(|c| describe(&c)),
+        })
+    }
+
+    /// Applies `action` to the finding `id` of the last scan (the user clicked it), then rescans.
+    pub async fn fix(&self, id: &str, action: Action) -> Result<Change, String> {
+        let finding = self
+            .report()
+            .and_then(|r| r.findings.iter().find(|f| f.id == id).cloned())
+            .ok_or_else(|| "This finding is gone: the files changed since. Look at the new list.".to_string())?;
+        let catalog = self.catalog.clone();
+        let done = tokio::task::spawn_blocking(move || remedies().apply(&finding, action, &catalog))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.rescan();
+        done.map_err(|e| e.to_string())
+    }
+
+    /// Restores the file of the last change, then rescans.
+    pub async fn undo(&self) -> Result<Change, String> {
+        let done = tokio::task::spawn_blocking(|| remedies().undo_last()).await.map_err(|e| e.to_string())?;
+        self.rescan();
+        done.map_err(|e| e.to_string())
+    }
+}
+
+/// "Replaced linear in ~/.claude.json": what the undo button will restore.
+fn describe(c: &Change) -> String {
+    let name = c.server_name.as_deref().or(c.connector.as_deref()).unwrap_or("an entry");
+    let verb = match c.action {
+        Action::Remove => "Removed",
+        Action::Replace => "Replaced",
+    };
+    format!("{verb} {name} in {}", c.path.display())
+}
+
+/// The remedies, with the `ema` CLI installed beside this app as Claude Code's helper.
+fn remedies() -> Remedy {
+    let remedy =
+        Remedy::for_current_user().unwrap_or_else(|| Remedy::new(std::env::temp_dir().join("ema-remediation")));
+    let exe = if cfg!(windows) { "ema.exe" } else { "ema" };
+    match std::env::current_exe().ok().and_then(|me| me.parent().map(|d| d.join(exe))).filter(|p| p.is_file()) {
+        Some(ema) => remedy.with_helper_program(remedy::helper_command(&ema)),
+        None => remedy,
+    }
+}
+
+async fn scan_loop(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<()>,
+    catalog: Catalog,
+    company: CompanyIdentity,
+    on_report: impl Fn() + Send + Sync + 'static,
+) {
+    let Some(roots) = ScanRoots::for_current_user() else {
+        tracing::warn!("no home directory: the personal-account scan is off");
+        return;
+    };
+    let plan = Arc::new(Mutex::new(WatchPlan::default()));
+    let mut watcher = match watcher(plan.clone(), shared.wake.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("cannot watch files ({e}); the personal-account scan runs at start and on request only");
+            None
+        }
+    };
+    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    loop {
+        let (r, c, co) = (roots.clone(), catalog.clone(), company.clone());
+        let Ok(report) = tokio::task::spawn_blocking(move || scan(&r, &c, &co, &ScanLimits::default())).await else {
+            tracing::error!("the personal-account scan panicked");
+            return;
+        };
+        let next = WatchPlan::from_report(&report);
+        if let Some(w) = watcher.as_mut() {
+            watched = rewatch(w, &watched, &next);
+        }
+        *plan.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        tracing::debug!(
+            findings = report.findings.len(),
+            flagged = report.flagged().count(),
+            ms = report.duration.as_millis(),
+            "personal-account scan"
+        );
+        *shared.report.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(report));
+        on_report();
+        // Sleep until a relevant change (or a request), then until the burst is over.
+        if rx.recv().await.is_none() {
+            return;
+        }
+        while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+    }
+}
+
+/// A watcher whose events wake the scan loop when the current plan says they matter.
+fn watcher(plan: Arc<Mutex<WatchPlan>>, wake: mpsc::UnboundedSender<()>) -> notify::Result<notify::RecommendedWatcher> {
+    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let plan = plan.lock().unwrap_or_else(PoisonError::into_inner);
+        if event.need_rescan() || event.paths.iter().any(|p| plan.is_relevant(p)) {
+            let _ = wake.send(());
+        }
+    })
+}
+
+/// Moves the watches from `watched` to the plan's directories; returns what is now watched.
+fn rewatch(w: &mut notify::RecommendedWatcher, watched: &BTreeSet<PathBuf>, plan: &WatchPlan) -> BTreeSet<PathBuf> {
+    let want: BTreeSet<PathBuf> = plan.dirs().map(Path::to_path_buf).collect();
+    for gone in watched.difference(&want) {
+        let _ = w.unwatch(gone);
+    }
+    let mut now = watched.intersection(&want).cloned().collect::<BTreeSet<_>>();
+    for dir in want.difference(watched) {
+        match w.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                now.insert(dir.clone());
+            }
+            Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
+        }
+    }
+    now
+}
