@@ -16,7 +16,12 @@ Checks, in order (each prints "ok: ..." or fails the run):
      then turn expired; the IdP comes back and they recover without a browser;
   4. "Start at login" in the window writes the autostart entry, and unticking removes it;
   5. restarting the app keeps alice signed in (tokens from the keyring) with no browser;
-  6. closing the window ends its process: no browser-engine process runs beside the idle tray.
+  6. a personal Linear token planted in Claude Code's ~/.claude.json is noticed by the file
+     watcher: one notification, a tray menu row, the finding in the window; "Use the company
+     connection" rewrites the entry to a headersHelper whose token works, keeping the rest of
+     the file; Undo restores the file byte for byte; the token appears in no log or notification;
+  7. closing the window ends its process: no browser-engine process runs beside the idle tray;
+  8. "Refresh now" in the tray menu meets a refusing AS; clicking the notification opens the window.
 Artifacts (screenshots, logs) go to $EMA_ARTIFACTS.
 Standard library + python3-dbus is all it needs; WebDriver is spoken as plain HTTP (W3C).
 """
@@ -366,7 +371,78 @@ def main():
     ok(f"a policy that sets start-at-login writes the entry at start and locks the checkbox ({locked})")
     w.screenshot("5-after-restart.png")
 
-    # 6. Closing the window ends its process; the tray stays, with no browser engine.
+    # 6. A personal Linear token appears in Claude Code's settings while the app runs.
+    linear_url = next(c["mcp_url"] for c in policy["connectors"] if c["id"] == "linear")
+    canary = "lin_api_E2ECANARY0123456789abcdefXYZ"
+    claude_json = os.path.join(os.environ["HOME"], ".claude.json")
+    planted = json.dumps({
+        "numStartups": 3,
+        "mcpServers": {
+            "my-linear": {"type": "http", "url": linear_url, "headers": {"Authorization": f"Bearer {canary}"}},
+            "notes": {"command": "uvx", "args": ["notes-mcp"]},
+        },
+        "projects": {},
+    }, indent=2) + "\n"
+    before = len(notifications())
+    with open(claude_json + ".tmp", "w", encoding="utf-8") as f:
+        f.write(planted)
+    os.replace(claude_json + ".tmp", claude_json)  # as Claude Code writes it
+    note = wait_for("a notification about the personal Linear token",
+                    lambda: [n for n in notifications()[before:] if n[0].startswith("Personal Linear")], 20)
+    ok(f"the file watcher noticed the personal token: notification {note[0][0]!r}")
+    wait_for("the tray menu row", lambda: "1 personal connection to remove..." in menu_labels(), 15)
+    ok("the tray menu shows '1 personal connection to remove...'")
+    item = wait_for("the finding in the window", lambda: w.js(
+        "const li = document.querySelector('#personal-list li'); return li && !document.getElementById('personal').hidden"
+        " ? li.textContent : ''"), 15)
+    if "Linear in Claude Code" not in item or ".claude.json" not in item or "/mcpServers/my-linear" not in item:
+        fail(f"the window should name the client, file and entry: {item!r}")
+    labels = w.js("return [...document.querySelectorAll('#personal-list button')].map(b => b.getAttribute('aria-label'))")
+    if labels != ["Replace Linear in Claude Code by the company connection", "Remove Linear from Claude Code"]:
+        fail(f"the remedies should be offered with accessible names: {labels}")
+    ok(f"the window shows the finding and its remedies: {labels}")
+    w.screenshot("6-personal-connection.png")
+    w.click("#personal-list li button[data-action='replace']")
+    def replaced():
+        with open(claude_json, encoding="utf-8") as f:
+            doc = json.load(f)
+        return doc if "headersHelper" in doc["mcpServers"]["my-linear"] else None
+    doc = wait_for("the entry to be replaced", replaced, 15)
+    entry = doc["mcpServers"]["my-linear"]
+    if entry["url"] != linear_url or entry["type"] != "http" or not entry["headersHelper"].endswith(" headers linear"):
+        fail(f"the replaced entry should be the managed connection: {entry}")
+    if doc["mcpServers"]["notes"] != {"command": "uvx", "args": ["notes-mcp"]} or doc["numStartups"] != 3:
+        fail(f"the rest of the file must stay: {doc}")
+    helper = subprocess.run(["sh", "-c", entry["headersHelper"]], capture_output=True, text=True, timeout=10,
+                            env={**os.environ, "EMA_CONFIG": policy_path})
+    try:
+        header = json.loads(helper.stdout).get("Authorization", "")
+    except ValueError:
+        header = ""
+    if helper.returncode != 0 or not header.startswith("Bearer ") or len(header) < 30:
+        fail(f"the helper should print a bearer token: exit {helper.returncode}, {len(helper.stdout)} bytes "
+             f"starting {helper.stdout[:20]!r}, stderr {helper.stderr[-500:]!r}")
+    ok(f"'Use the company connection' wrote a headersHelper that prints a token: {entry['headersHelper']!r}")
+    wait_for("the menu row to go", lambda: not any("personal connection" in l for l in menu_labels()), 15)
+    undo = wait_for("the undo offer", lambda: w.text("#personal-undo"), 15)
+    ok(f"the finding is gone from the menu; the window offers: {undo.strip()!r}")
+    w.click("#undo")
+    def restored():
+        with open(claude_json, encoding="utf-8") as f:
+            return f.read() == planted
+    wait_for("the file to be restored", restored, 15)
+    ok("Undo restored ~/.claude.json byte for byte")
+    logs = ""
+    for name in ("notify.log", "driver.log"):
+        with open(os.path.join(SESSION, name), encoding="utf-8", errors="replace") as f:
+            logs += f.read()
+    if canary in logs or canary in w.js("return document.body.innerText"):
+        fail("the planted token appeared in a notification, the app's log or the window")
+    ok("the planted token is in no notification, log or window text")
+    os.remove(claude_json)
+    wait_for("the finding to clear", lambda: not any("personal connection" in l for l in menu_labels()), 15)
+
+    # 7. Closing the window ends its process; the tray stays, with no browser engine.
     body = w.cmd("POST", "/element", {"using": "css selector", "value": "body"})[ELEMENT]
     if not webkit_processes():
         fail("the open window should run in WebKit processes")
@@ -380,7 +456,7 @@ def main():
         fail("closing the window must leave the tray app running")
     ok(f"the window closed: the tray runs on (pid {tray[0]}) with no WebKit process")
 
-    # 7. With the window closed: "Refresh now" from the tray menu (clicked over D-Bus) meets a
+    # 8. With the window closed: "Refresh now" from the tray menu (clicked over D-Bus) meets a
     #    refusing AS; the notification says so, and clicking it (dunst's default action) opens the window.
     knobs({"failing_connectors": {"supabase": "invalid_grant"}})
     # Notifications from before the restart may still be on screen, and their sender is gone;
