@@ -206,6 +206,37 @@ mod tests {
         assert_eq!(out.iter().map(|a| a.summary.as_str()).collect::<Vec<_>>(), ["Personal Linear token in Cursor"]);
     }
 
+    /// Every flagged finding of the scan fixture home (ema-core's), as notifications: none of
+    /// the secrets planted there may be in one.
+    #[test]
+    fn notifications_about_the_fixture_home_carry_no_planted_secret() {
+        use ema_core::config::{ConfigSource, Policy};
+        use ema_core::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/core/tests/fixtures/scan");
+        let policy = Policy::load(ConfigSource::Explicit(fixtures.join("policy.json"))).unwrap();
+        let report = scan(
+            &ScanRoots::under_home(fixtures.join("home")),
+            &Catalog::from_policy(&policy),
+            &CompanyIdentity::from_policy(&policy),
+            &ScanLimits::default(),
+        );
+        let flagged: Vec<Finding> = report.flagged().cloned().collect();
+        assert!(flagged.len() >= 5, "the fixture's personal connections: {}", flagged.len());
+        let s = snapshot(IdpSessionState::Active, vec![fixtures::connector("Linear", ConnectorState::Active, 52)]);
+        // One at a time (not merged), so that every finding's own text is checked.
+        let mut texts = String::new();
+        for f in &flagged {
+            for a in Alerts::default().update(&s, std::slice::from_ref(f), now(), UtcOffset::UTC) {
+                texts.push_str(&format!("{}\n{}\n", a.summary, a.body));
+            }
+        }
+        assert!(texts.matches("Personal ").count() >= flagged.len(), "{texts}");
+        let canaries = std::fs::read_to_string(fixtures.join("canaries.txt")).unwrap();
+        for canary in canaries.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            assert!(!texts.contains(canary), "planted secret {canary} in a notification");
+        }
+    }
+
     #[test]
     fn a_flapping_cause_stays_quiet_for_the_quiet_period() {
         let mut alerts = Alerts::default();

@@ -92,6 +92,7 @@ fn scan_finds_every_entry_of_the_fixture_home_exactly() {
         row(Ok, ClaudeCode, Project, "home/src/alpha/.mcp.json", "/mcpServers/canva", Some("canva"), "no_credential"),
         row(Ok, ClaudeCode, Managed, "managed/managed-mcp.json", "/mcpServers/linear", Some("linear"), "managed"),
         row(Ok, VsCode, User, "home/.config/Code/User/mcp.json", "/servers/linear", Some("linear"), "managed"),
+        row(Ok, VsCode, User, "home/.config/Code/User/profiles/-5f1a2b3c/mcp.json", "/servers/figma", Some("figma"), "static_token"),
         row(Ok, VsCode, User, "home/.config/Code/User/settings.json", "/mcp/servers/granola", Some("granola"), "static_token"),
         row(Ok, Cursor, User, "home/.cursor/mcp.json", "/mcpServers/atlassian", Some("atlassian"), "no_credential"),
         row(Ok, McpRemote, TokenCache, &format!("{remote}/00000000000000000000000000000000_tokens.json"), "", None, "personal_oauth"),
@@ -101,9 +102,9 @@ fn scan_finds_every_entry_of_the_fixture_home_exactly() {
     assert_eq!(actual, expected, "\nactual:\n{actual:#?}");
     assert_eq!(report.flagged().count(), 7);
     assert!(!report.file_limit_reached);
-    // 11 files parse or fail; the broken Windsurf file counts as read (it was read, then failed to parse).
-    assert_eq!(report.files_read, 13);
-    assert_eq!(report.entries_seen, 18);
+    // 14 files read, the broken Windsurf file included (it was read, then failed to parse).
+    assert_eq!(report.files_read, 14);
+    assert_eq!(report.entries_seen, 19);
 }
 
 #[test]
