@@ -58,7 +58,7 @@ fn scan_text(report: &ScanReport, catalog: &Catalog, all: bool) -> String {
         let _ = writeln!(out, "  ✓ No personal connection to a company connector that must go through the IdP");
     }
     for f in shown {
-        out.push_str(&finding_text(f, remedy.options(f, catalog)));
+        out.push_str(&finding_text(f, catalog, remedy.options(f, catalog)));
     }
     if report.file_limit_reached {
         let _ = writeln!(out, "  ! The scan stopped at its file limit; some files were not checked");
@@ -66,13 +66,14 @@ fn scan_text(report: &ScanReport, catalog: &Catalog, all: bool) -> String {
     out
 }
 
-fn finding_text(f: &Finding, options: (bool, bool)) -> String {
+fn finding_text(f: &Finding, catalog: &Catalog, options: (bool, bool)) -> String {
     let mark = match f.verdict {
         Verdict::Flagged => "X",
         Verdict::Review => "!",
         Verdict::Ok => "✓",
     };
-    let what = f.connector.as_deref().or(f.server_name.as_deref()).unwrap_or("file");
+    let connector = f.connector.as_deref().and_then(|id| catalog.connectors().iter().find(|c| c.id == id));
+    let what = connector.map(|c| c.display_name.as_str()).or(f.server_name.as_deref()).unwrap_or("A file");
     let at = if f.key_path.is_empty() { String::new() } else { format!(", {}", f.key_path) };
     let mut out = format!(
         "  {mark} [{}] {what} in {} ({}{at})\n    {}\n    - {}\n",
@@ -120,7 +121,7 @@ pub fn status_section(report: &ScanReport, catalog: &Catalog) -> String {
         return out;
     }
     for f in report.findings.iter().filter(|f| f.verdict != Verdict::Ok) {
-        out.push_str(&finding_text(f, remedy.options(f, catalog)));
+        out.push_str(&finding_text(f, catalog, remedy.options(f, catalog)));
     }
     out
 }
