@@ -1,22 +1,33 @@
 //! Scrubbing of untrusted text before it reaches status, logs or diagnostics.
 //!
 //! Server error descriptions and parser messages are not ours: a misbehaving server may echo
-//! the assertion we sent. [`scrub`] replaces anything shaped like a JWT or a long opaque
-//! token with `[redacted]`, drops control characters and truncates.
+//! the assertion we sent. [`scrub`] replaces with `[redacted]`, whatever their length:
+//! - anything shaped like a JWT or a long opaque token (32+ token characters: base64, hex);
+//! - the word after `Bearer` or `Basic`;
+//! - a word starting with a known secret prefix (`sbp_`, `lin_api_`, `ghp_`, `sk-`, ...);
+//! - the value of a query or form parameter named like a secret (`code`, `token`,
+//!   `client_secret`, `assertion`, ...);
+//!
+//! and drops control characters and truncates.
 
 /// Replaces token-like words, strips control characters and truncates to `max_chars`.
 pub fn scrub(text: &str, max_chars: usize) -> String {
     let mut out = String::new();
+    let mut after_scheme = false;
     // Any whitespace separates words: control characters are dropped below, so a token after
     // a newline or tab would otherwise be glued to the previous word and escape detection.
     for (i, word) in text.split(char::is_whitespace).enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        if looks_like_token(word) {
+        if looks_like_token(word) || (after_scheme && !word.is_empty()) {
             out.push_str("[redacted]");
         } else {
             scrub_runs(word, &mut out);
+        }
+        if !word.is_empty() {
+            let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+            after_scheme = bare.eq_ignore_ascii_case("bearer") || bare.eq_ignore_ascii_case("basic");
         }
     }
     if out.chars().count() > max_chars {
@@ -30,10 +41,20 @@ pub fn scrub(text: &str, max_chars: usize) -> String {
 /// own. A run starting with `//` is the rest of a URL (`https` `://` `host/path`) and is kept.
 fn scrub_runs(word: &str, out: &mut String) {
     let mut rest = word;
+    // The previous run named a secret and was followed by `:` (JSON `"token":"..."`).
+    let mut value_of_secret = false;
     while !rest.is_empty() {
         let end = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
         let (run, tail) = rest.split_at(end);
-        if !run.starts_with("//") && looks_like_token(run) {
+        if value_of_secret && !run.is_empty() {
+            out.push_str("[redacted]");
+        } else if let Some((name, value)) = run.split_once('=')
+            && is_secret_parameter(name)
+            && !value.is_empty()
+        {
+            out.push_str(name);
+            out.push_str("=[redacted]");
+        } else if !run.starts_with("//") && (looks_like_token(run) || has_secret_prefix(run)) {
             out.push_str("[redacted]");
         } else {
             out.push_str(run);
@@ -41,8 +62,64 @@ fn scrub_runs(word: &str, out: &mut String) {
         let end = tail.find(is_token_char).unwrap_or(tail.len());
         let (separators, tail) = tail.split_at(end);
         out.extend(separators.chars().filter(|c| !c.is_control()));
+        value_of_secret = !value_of_secret && is_secret_parameter(run) && separators.contains(':');
         rest = tail;
     }
+}
+
+/// Names of query, form and JSON parameters whose values are secrets.
+const SECRET_PARAMETERS: &[&str] = &[
+    "code",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "subject_token",
+    "actor_token",
+    "assertion",
+    "client_secret",
+    "client_assertion",
+    "secret",
+    "password",
+    "api_key",
+    "apikey",
+    "key",
+    "code_verifier",
+];
+
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.rsplit(['?', '&', '"', '\'', '{', ',']).next().unwrap_or(name);
+    SECRET_PARAMETERS.iter().any(|p| name.eq_ignore_ascii_case(p))
+}
+
+/// Documented prefixes of personal and API tokens (vendors of the catalog and common ones).
+const SECRET_PREFIXES: &[&str] = &[
+    "lin_api_",
+    "lin_oauth_",
+    "sbp_",
+    "figd_",
+    "ATATT",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "AKIA",
+    "ASIA",
+    "ya29.",
+];
+
+/// A run that starts with a known secret prefix and has something after it.
+fn has_secret_prefix(run: &str) -> bool {
+    SECRET_PREFIXES.iter().any(|p| run.len() >= p.len() + 6 && run.starts_with(p))
 }
 
 fn is_token_char(c: char) -> bool {
@@ -88,14 +165,35 @@ mod tests {
             (format!("Invalid assertion {jwt}."), "Invalid assertion [redacted]".to_string()),
             (format!("assertion:{jwt}"), "assertion:[redacted]".to_string()),
             (format!(r#"{{"assertion":"{jwt}"}}"#), r#"{"assertion":"[redacted]"}"#.to_string()),
-            (format!("grant_type=x&assertion={jwt}&scope=read"), "grant_type=x&[redacted]&scope=read".to_string()),
+            (
+                format!("grant_type=x&assertion={jwt}&scope=read"),
+                "grant_type=x&assertion=[redacted]&scope=read".to_string(),
+            ),
             (format!("jwe {jwt}.aGVsbG8.d29ybGQ"), "jwe [redacted]".to_string()),
             (
                 "see https://idp.example.com/docs/errors/access-denied-explained?code=x".to_string(),
-                "see https://idp.example.com/docs/errors/access-denied-explained?code=x".to_string(),
+                "see https://idp.example.com/docs/errors/access-denied-explained?code=[redacted]".to_string(),
             ),
         ] {
             assert_eq!(scrub(&text, 200), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_redacted_by_context_not_length() {
+        for (text, expected) in [
+            ("Authorization: Bearer abc123", "Authorization: Bearer [redacted]"),
+            ("authorization: basic dXNlcjpw", "authorization: basic [redacted]"),
+            ("callback?code=abc123&state=xyz", "callback?code=[redacted]&state=xyz"),
+            ("client_secret=s3cr3t", "client_secret=[redacted]"),
+            ("{\"access_token\":\"short\",\"scope\":\"read\"}", "{\"access_token\":\"[redacted]\",\"scope\":\"read\"}"),
+            ("got key sbp_abc123def and lin_api_Zz9876543", "got key [redacted] and [redacted]"),
+            ("ghp_0123456789 rejected", "[redacted] rejected"),
+            ("the code was wrong", "the code was wrong"),
+            ("state=xyz&scope=read", "state=xyz&scope=read"),
+            ("", ""),
+        ] {
+            assert_eq!(scrub(text, 200), expected, "{text}");
         }
     }
 
