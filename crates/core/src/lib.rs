@@ -9,6 +9,7 @@
 
 pub mod atomic_file;
 pub mod config;
+pub mod diagnostics;
 pub mod discovery;
 pub mod engine;
 pub mod grants;
