@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use ema_core::config::{Policy, UserSettings, locate_policy, user_settings_path};
+use ema_core::diagnostics::doctor::{DOCTOR_DEADLINE, diagnose};
 use ema_core::engine::{Engine, EngineParts};
 use ema_core::remedy::Action;
 use ema_core::scan::Catalog;
@@ -89,6 +90,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run every check (policy, keyring, IdP, clock, each connector's legs live) and say what to fix; exit 1 when one fails.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print `{"Authorization": "Bearer ..."}` for a connector (Claude Code's `headersHelper`).
     Headers {
         /// The connector's id in the policy (`linear`).
@@ -139,6 +145,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             personal::undo(*json)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Doctor { json } => {
+            let policy = load_policy(cli.config.clone())?;
+            let store: Arc<dyn ema_core::store::SecretStore> = Arc::new(ema_core::store::KeyringStore::new());
+            let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy, store))
+                .await
+                .map_err(|_| anyhow!("the checks did not finish within {} s", DOCTOR_DEADLINE.as_secs()))?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&diagnosis).expect("a diagnosis serialises"));
+            } else {
+                print!("{}", render::doctor_text(&diagnosis));
+            }
+            return Ok(if diagnosis.needs_attention() { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        }
         _ => {}
     }
     let engine = load_engine(cli.config.clone()).await?;
@@ -165,7 +184,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sandbox(_) | Command::Scan { .. } | Command::Fix { .. } | Command::Undo { .. } => {
+        Command::Sandbox(_)
+        | Command::Scan { .. }
+        | Command::Fix { .. }
+        | Command::Undo { .. }
+        | Command::Doctor { .. } => {
             unreachable!("handled above")
         }
     }

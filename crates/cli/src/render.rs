@@ -154,3 +154,29 @@ pub async fn follow_progress(mut rx: watch::Receiver<StatusSnapshot>) {
         }
     }
 }
+
+/// The `ema doctor` report: one line per check with its fix, like `gh auth status`.
+pub fn doctor_text(d: &ema_core::diagnostics::doctor::Diagnosis) -> String {
+    use ema_core::diagnostics::doctor::Outcome;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} - diagnostics {} ({})", d.organization, d.support_id, d.generated_at);
+    for c in &d.checks {
+        let mark = match c.outcome {
+            Outcome::Pass => "✓",
+            Outcome::Warn => "!",
+            Outcome::Fail => "X",
+            Outcome::Skip => "-",
+        };
+        let _ = writeln!(out, "  {mark} {}: {} ({} ms)", c.name, c.summary, c.duration_ms);
+        if let Some(fix) = &c.fix
+            && c.outcome != Outcome::Pass
+        {
+            let _ = writeln!(out, "    - {fix}");
+        }
+    }
+    if d.needs_attention() {
+        let desk = d.help_desk.as_ref().map_or_else(|| "your help desk".to_string(), |h| h.name.clone());
+        let _ = writeln!(out, "\nIf this does not help, contact {desk} and give them the support ID {}.", d.support_id);
+    }
+    out
+}

@@ -3,4 +3,5 @@
 //! This first part is the protocol trace ([`trace`]); the named checks, `ema doctor` and the
 //! export bundle build on it.
 
+pub mod doctor;
 pub mod trace;

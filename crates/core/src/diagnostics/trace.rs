@@ -76,6 +76,11 @@ pub struct Step {
     pub server_date: Option<String>,
     /// Tokens sent (`subject_token`, `assertion`) and received (`access_token`, `id_token`).
     pub tokens: Vec<TokenView>,
+    /// The request's RFC 8707 `resource` and RFC 8693 `audience` (which connector it is for).
+    pub resource: Option<String>,
+    pub audience: Option<String>,
+    /// This computer's clock when the response came (Unix seconds), against `server_date`.
+    pub at_unix: i64,
 }
 
 /// A [`Transport`] that records a [`Step`] per request.
@@ -105,6 +110,8 @@ impl<T: Transport> Transport for TracingTransport<T> {
             let form = form_fields(request.body());
             let leg = leg_of(&method, url.as_ref(), &form);
             let mut tokens = sent_tokens(&form);
+            let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| scrub(v, 300));
+            let (resource, audience) = (field("resource"), field("audience"));
             let started = Instant::now();
             let result = self.inner.send(request).await;
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -119,6 +126,9 @@ impl<T: Transport> Transport for TracingTransport<T> {
                 duration_ms,
                 server_date: None,
                 tokens: Vec::new(),
+                resource,
+                audience,
+                at_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
             };
             match &result {
                 Ok(response) => {

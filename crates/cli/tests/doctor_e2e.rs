@@ -1,0 +1,126 @@
+//! `ema doctor` against the sandbox org with injected faults, through the binary: each check's
+//! outcome, the failing leg named per connector, the likely cause (the clock), the support ID
+//! and the trace, and no token anywhere in the output.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+use ema_core::store::SecretStore;
+use ema_e2e::{Org, require_keyring_session, scripted_browser};
+use serde_json::Value;
+
+fn ema(org: &Org, user: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ema"))
+        .args(args)
+        .env("EMA_CONFIG", &org.policy_path)
+        .env("BROWSER", scripted_browser())
+        .env("EMA_TEST_USER", user)
+        .env("EMA_TEST_BROWSER_LOG", org.dir.join("browser.log"))
+        .env("EMA_LOG", "trace")
+        .output()
+        .expect("the ema binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn doctor(org: &Org) -> (Value, Output) {
+    let out = ema(org, "-", &["doctor", "--json"]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("doctor --json: {e}\n{}", text(&out)));
+    (v, out)
+}
+
+fn check<'v>(d: &'v Value, name: &str) -> &'v Value {
+    d["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name}: {d}"))
+}
+
+fn connector<'v>(d: &'v Value, id: &str) -> &'v Value {
+    d["connectors"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_failing_leg_and_the_likely_cause_for_each_fault() {
+    require_keyring_session();
+    let org = Org::start("doctor").await;
+    let login = ema(&org, "alice", &["login"]);
+    assert!(login.status.code().is_some_and(|c| c <= 1), "{}", text(&login));
+    let mut outputs = String::new();
+
+    // Healthy: every check passes; Figma is not assigned to alice, which is not an error.
+    let (d, out) = doctor(&org);
+    outputs.push_str(&text(&out));
+    assert_eq!(out.status.code(), Some(0), "{d:#}");
+    assert_eq!(d["version"], 1);
+    let id = d["support_id"].as_str().unwrap();
+    assert!(id.starts_with("EMA-") && id.len() == 13, "{id}");
+    for name in ["policy-valid", "keyring-available", "idp-discovery", "idp-jwks", "clock-skew", "connector-linear"] {
+        assert_eq!(check(&d, name)["outcome"], "pass", "{name}: {d:#}");
+    }
+    assert!(check(&d, "connector-figma")["summary"].as_str().unwrap().contains("not assigned"), "{d:#}");
+    let legs: Vec<&str> =
+        connector(&d, "linear")["trace"].as_array().unwrap().iter().map(|s| s["leg"].as_str().unwrap()).collect();
+    assert!(
+        legs.contains(&"token-exchange") && legs.contains(&"jwt-bearer-grant"),
+        "the trace shows both legs: {legs:?}"
+    );
+    let grant =
+        connector(&d, "linear")["trace"].as_array().unwrap().iter().find(|s| s["leg"] == "jwt-bearer-grant").unwrap();
+    assert_eq!(grant["tokens"][0]["typ"], "oauth-id-jag+jwt", "the ID-JAG's header and claims: {grant}");
+    assert!(grant["tokens"][0]["claims"]["jti"].is_string());
+
+    // The AS refuses Linear's grant: the leg, the code and the fix.
+    org.sandbox.knobs().update(|k| {
+        k.failing_connectors.insert("linear".into(), ema_sandbox::ConnectorFailure::InvalidGrant);
+    });
+    let (d, out) = doctor(&org);
+    outputs.push_str(&text(&out));
+    assert_eq!(out.status.code(), Some(1));
+    let linear = connector(&d, "linear");
+    assert_eq!(linear["failed_leg"], "grant", "{linear:#}");
+    assert_eq!(linear["code"], "connector-grant-oauth-invalid-grant");
+    assert_ne!(check(&d, "connector-linear")["outcome"], "pass");
+    let human = ema(&org, "-", &["doctor"]);
+    outputs.push_str(&text(&human));
+    let t = text(&human);
+    assert!(t.contains("the grant at the connector's authorization server"), "{t}");
+    assert!(t.contains("Sandbox Help Desk") && t.contains("support ID EMA-"), "{t}");
+    org.sandbox.knobs().update(|k| k.failing_connectors.clear());
+
+    // The IdP is down: discovery fails and renewals fail at sign-in or the exchange.
+    org.sandbox.knobs().update(|k| k.idp_down = true);
+    let (d, out) = doctor(&org);
+    outputs.push_str(&text(&out));
+    assert_eq!(check(&d, "idp-discovery")["outcome"], "fail", "{d:#}");
+    assert_eq!(check(&d, "idp-jwks")["outcome"], "skip");
+    let linear = connector(&d, "linear");
+    assert!(matches!(linear["failed_leg"].as_str(), Some("sign-in" | "token-exchange")), "{linear:#}");
+    org.sandbox.knobs().update(|k| k.idp_down = false);
+
+    // The servers' clocks are 5 minutes ahead: the clock is named.
+    org.sandbox.knobs().update(|k| k.clock_offset_secs = 300);
+    let (d, out) = doctor(&org);
+    outputs.push_str(&text(&out));
+    let skew = check(&d, "clock-skew");
+    assert_eq!(skew["outcome"], "fail", "{skew}");
+    let summary = skew["summary"].as_str().unwrap();
+    assert!(summary.contains("ahead of this computer's clock"), "{summary}");
+    let secs: i64 = summary.split(" s ahead").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((298..=302).contains(&secs), "{summary}");
+    assert!(skew["fix"].as_str().unwrap().contains("automatic time"), "{skew}");
+    org.sandbox.knobs().update(|k| k.clock_offset_secs = 0);
+
+    // No token in any output (trace logging on).
+    let issuer = org.sandbox.idp_issuer();
+    let doc = ema_core::store::KeyringStore::new().get(&format!("connectors:{issuer}#ema-desktop")).unwrap().unwrap();
+    let records: Value = serde_json::from_str(&doc).unwrap();
+    let mut tokens = 0;
+    for (_, r) in records["records"].as_object().unwrap() {
+        if let Some(t) = r["access_token"].as_str() {
+            tokens += 1;
+            assert!(!outputs.contains(t), "an access token in doctor's output");
+        }
+    }
+    assert!(tokens >= 3, "alice's tokens are the positive control");
+}

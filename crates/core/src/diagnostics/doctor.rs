@@ -1,0 +1,430 @@
+//! `ema doctor`: named checks, each saying what it found and going on when it fails, and a
+//! diagnosis per connector naming the leg that failed (sign-in, token exchange at the IdP, the
+//! grant at the connector's authorization server, the MCP server), the likely cause and the fix.
+//!
+//! The connector legs are run live, through a [`TracingTransport`], so the diagnosis carries the
+//! Inspector-style trace of what went over the wire. Clock skew is measured against every
+//! server's `Date` header (RFC 9110 §6.6.1): servers accept 30 to 60 s, so a larger skew is named
+//! as the likely cause of a refused assertion.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::trace::{Leg, Step, TracingTransport};
+use crate::config::Policy;
+use crate::engine::{Engine, EngineParts};
+use crate::http::{HttpTransport, Transport};
+use crate::mcp_check::RmcpProbe;
+use crate::status::{ConnectorState, ConnectorStatus};
+use crate::store::SecretStore;
+
+/// Version of the diagnosis JSON (`ema doctor --json`, the bundle's `diagnostics.json`).
+pub const DIAGNOSIS_VERSION: u32 = 1;
+/// Skew servers tolerate at most (assertion `iat`/`exp` leeway is usually 30 to 60 s).
+const SKEW_WARN_SECS: i64 = 30;
+const SKEW_FAIL_SECS: i64 = 60;
+
+/// A check's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+    /// Not run (it needs something that failed or is missing).
+    Skip,
+}
+
+/// One named check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// kebab-case, stable: `policy-valid`, `keyring-available`, `idp-discovery`, `idp-jwks`,
+    /// `clock-skew`, `connector-<id>`.
+    pub name: String,
+    pub outcome: Outcome,
+    /// What was found, in plain words.
+    pub summary: String,
+    /// What to do (a command where there is one).
+    pub fix: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// Which leg of a connector failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailedLeg {
+    /// Signing in at the IdP, or the IdP session (refresh) itself.
+    SignIn,
+    /// Finding the connector's authorization server (RFC 9728 / RFC 8414 metadata).
+    Discovery,
+    /// The RFC 8693 token exchange at the IdP (ID token for an ID-JAG).
+    TokenExchange,
+    /// The RFC 7523 grant at the connector's authorization server (ID-JAG for an access token).
+    Grant,
+    /// The MCP server refused or failed `initialize` with the token.
+    McpServer,
+}
+
+impl FailedLeg {
+    /// Plain words for the summary.
+    pub fn words(self) -> &'static str {
+        match self {
+            FailedLeg::SignIn => "sign-in at the IdP",
+            FailedLeg::Discovery => "finding the connector's authorization server",
+            FailedLeg::TokenExchange => "the token exchange at the IdP",
+            FailedLeg::Grant => "the grant at the connector's authorization server",
+            FailedLeg::McpServer => "the MCP server",
+        }
+    }
+}
+
+/// One connector's diagnosis.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorDiagnosis {
+    pub id: String,
+    pub display_name: String,
+    pub state: ConnectorState,
+    pub failed_leg: Option<FailedLeg>,
+    /// Stable error code (`connector-grant-oauth-invalid-grant`).
+    pub code: Option<String>,
+    /// Why, in plain words (the likely cause first when the clock is off).
+    pub cause: Option<String>,
+    pub fix: Option<String>,
+    /// The requests made for it during the check, in order.
+    pub trace: Vec<Step>,
+}
+
+/// Everything `ema doctor` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    pub version: u32,
+    /// Short, shareable: the help desk refers to it (`EMA-7K3Q-9XWD`).
+    pub support_id: String,
+    /// RFC 3339, UTC.
+    pub generated_at: String,
+    pub organization: String,
+    pub help_desk: Option<HelpDesk>,
+    pub checks: Vec<Check>,
+    pub connectors: Vec<ConnectorDiagnosis>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HelpDesk {
+    pub name: String,
+    pub url: Option<String>,
+}
+
+impl Diagnosis {
+    /// Whether a check failed or warns (`ema doctor` then exits 1, like `gh auth status`).
+    pub fn needs_attention(&self) -> bool {
+        self.checks.iter().any(|c| matches!(c.outcome, Outcome::Fail | Outcome::Warn))
+    }
+}
+
+/// A new support ID: 8 random Crockford base32 characters, `EMA-XXXX-XXXX`.
+pub fn support_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let chars: String = (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect();
+    format!("EMA-{}-{}", &chars[..4], &chars[4..])
+}
+
+/// Runs every check against `policy` with the tokens in `store`; connector legs run live.
+pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis {
+    let mut checks = Vec::new();
+    let organization = policy.organization.name.clone();
+    let help_desk =
+        policy.organization.help_desk.as_ref().map(|h| HelpDesk { name: h.name.clone(), url: Some(h.url.to_string()) });
+    checks.push(Check {
+        name: "policy-valid".into(),
+        outcome: Outcome::Pass,
+        summary: format!("policy from {} with {} connectors", policy.source.path().display(), policy.connectors.len()),
+        fix: None,
+        duration_ms: 0,
+    });
+    let started = Instant::now();
+    checks.push(match store.get("ema-doctor-probe") {
+        Ok(_) => check("keyring-available", Outcome::Pass, "the OS keyring answers".into(), None, started),
+        Err(e) => check(
+            "keyring-available",
+            Outcome::Fail,
+            format!("the OS keyring does not answer: {e}"),
+            Some("unlock or start your keyring (GNOME Keyring, KWallet, Keychain), then run `ema doctor` again".into()),
+            started,
+        ),
+    });
+    let http = match HttpTransport::new(policy.settings.request_timeout) {
+        Ok(h) => h,
+        Err(e) => {
+            checks.push(check("http-client", Outcome::Fail, e.to_string(), None, Instant::now()));
+            return Diagnosis {
+                version: DIAGNOSIS_VERSION,
+                support_id: support_id(),
+                generated_at: now_rfc3339(),
+                organization,
+                help_desk,
+                checks,
+                connectors: Vec::new(),
+            };
+        }
+    };
+    let mcp = Arc::new(RmcpProbe::new(http.reqwest_client(), policy.settings.request_timeout));
+    let tracing = Arc::new(TracingTransport::new(http));
+    checks.extend(idp_checks(&policy, tracing.as_ref()).await);
+    let _ = tracing.take();
+
+    let engine = Engine::new(policy.clone(), EngineParts { transport: tracing.clone(), store, mcp });
+    let signed_in = engine.load().await.is_ok() && engine.is_signed_in().await;
+    if signed_in {
+        engine.connect_all(true).await;
+    }
+    let steps = tracing.take();
+    let snapshot = engine.snapshot();
+    let skew = clock_skew(&steps);
+    checks.push(skew_check(skew.clone()));
+    let mut connectors = Vec::new();
+    for c in &snapshot.connectors {
+        let trace: Vec<Step> = steps.iter().filter(|s| belongs(s, c)).cloned().collect();
+        let d = diagnose_connector(c, trace, skew.clone());
+        checks.push(connector_check(&d, signed_in));
+        connectors.push(d);
+    }
+    Diagnosis {
+        version: DIAGNOSIS_VERSION,
+        support_id: support_id(),
+        generated_at: now_rfc3339(),
+        organization,
+        help_desk,
+        checks,
+        connectors,
+    }
+}
+
+fn check(name: &str, outcome: Outcome, summary: String, fix: Option<String>, started: Instant) -> Check {
+    Check {
+        name: name.into(),
+        outcome,
+        summary,
+        fix,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// `idp-discovery` and `idp-jwks`: the IdP's OpenID metadata and signing keys.
+async fn idp_checks(policy: &Policy, transport: &dyn Transport) -> Vec<Check> {
+    let issuer = policy.idp.issuer.as_str().trim_end_matches('/').to_string();
+    let url = format!("{issuer}/.well-known/openid-configuration");
+    let started = Instant::now();
+    let fetched = get_json(transport, &url).await;
+    let metadata = match fetched {
+        Ok(m) if m.get("issuer").and_then(Value::as_str).map(|i| i.trim_end_matches('/')) == Some(issuer.as_str()) => m,
+        Ok(m) => {
+            let said = m.get("issuer").and_then(Value::as_str).unwrap_or("nothing");
+            return vec![
+                check(
+                    "idp-discovery",
+                    Outcome::Fail,
+                    format!("{url} names the issuer {}, not {issuer}", crate::redact::scrub(said, 200)),
+                    Some("the policy's idp.issuer must be exactly the IdP's issuer; ask IT".into()),
+                    started,
+                ),
+                skipped("idp-jwks", "the IdP's metadata is not usable"),
+            ];
+        }
+        Err(why) => {
+            return vec![
+                check(
+                    "idp-discovery",
+                    Outcome::Fail,
+                    format!("cannot read {url}: {why}"),
+                    Some("check your network or VPN; if others are affected, the IdP is down".into()),
+                    started,
+                ),
+                skipped("idp-jwks", "the IdP's metadata could not be read"),
+            ];
+        }
+    };
+    let mut out = vec![check("idp-discovery", Outcome::Pass, format!("{url} answers for {issuer}"), None, started)];
+    let started = Instant::now();
+    out.push(match metadata.get("jwks_uri").and_then(Value::as_str) {
+        None => check("idp-jwks", Outcome::Fail, "the IdP's metadata has no jwks_uri".into(), None, started),
+        Some(jwks) => match get_json(transport, jwks).await {
+            Ok(v) => {
+                let keys = v.get("keys").and_then(Value::as_array).map_or(0, Vec::len);
+                let outcome = if keys > 0 { Outcome::Pass } else { Outcome::Fail };
+                check("idp-jwks", outcome, format!("{keys} signing keys at {jwks}"), None, started)
+            }
+            Err(why) => check("idp-jwks", Outcome::Fail, format!("cannot read {jwks}: {why}"), None, started),
+        },
+    });
+    out
+}
+
+fn skipped(name: &str, why: &str) -> Check {
+    Check { name: name.into(), outcome: Outcome::Skip, summary: format!("not run: {why}"), fix: None, duration_ms: 0 }
+}
+
+async fn get_json(transport: &dyn Transport, url: &str) -> Result<Value, String> {
+    let request = http::Request::builder()
+        .uri(url)
+        .header("accept", "application/json")
+        .body(Vec::new())
+        .map_err(|_| "not a valid URL".to_string())?;
+    let response = transport.send(request).await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status().as_u16()));
+    }
+    serde_json::from_slice(response.body()).map_err(|_| "the answer is not JSON".to_string())
+}
+
+/// The largest difference (server minus this computer, seconds) seen in any `Date` header.
+fn clock_skew(steps: &[Step]) -> Option<(i64, String)> {
+    let format = time::format_description::well_known::Rfc2822;
+    steps
+        .iter()
+        .filter_map(|s| {
+            let date = s.server_date.as_deref()?.replace("GMT", "+0000");
+            let server = time::OffsetDateTime::parse(&date, &format).ok()?;
+            Some((server.unix_timestamp() - s.at_unix, s.endpoint.clone()))
+        })
+        .max_by_key(|(skew, _)| skew.abs())
+}
+
+fn skew_check(skew: Option<(i64, String)>) -> Check {
+    let Some((secs, endpoint)) = skew else {
+        return skipped("clock-skew", "no server answered with a Date header");
+    };
+    let ahead = if secs > 0 { "ahead of" } else { "behind" };
+    let summary = format!("{endpoint} says the time is {} s {ahead} this computer's clock", secs.abs());
+    let fix = Some(
+        "turn on automatic time (NTP) on this computer: servers accept 30 to 60 s of difference, and sign-in and \
+         grants fail beyond that"
+            .to_string(),
+    );
+    match secs.abs() {
+        s if s >= SKEW_FAIL_SECS => check("clock-skew", Outcome::Fail, summary, fix, Instant::now()),
+        s if s >= SKEW_WARN_SECS => check("clock-skew", Outcome::Warn, summary, fix, Instant::now()),
+        _ => check("clock-skew", Outcome::Pass, summary, None, Instant::now()),
+    }
+}
+
+/// Whether a traced request was made for connector `c`: its exchange names the connector's MCP
+/// URL as `resource`, its grant carries an ID-JAG for it, or it went to its MCP server or AS.
+fn belongs(s: &Step, c: &ConnectorStatus) -> bool {
+    let mcp = c.mcp_url.trim_end_matches('/');
+    let resource_is = |r: &str| r.trim_end_matches('/') == mcp;
+    s.resource.as_deref().is_some_and(resource_is)
+        || s.tokens.iter().any(|t| t.claims.get("resource").and_then(Value::as_str).is_some_and(resource_is))
+        || s.endpoint.starts_with(mcp)
+        || c.authorization_server.as_deref().is_some_and(|a| s.endpoint.starts_with(a.trim_end_matches('/')))
+        || (s.leg == Leg::Discovery
+            && s.endpoint.ends_with(&format!("/.well-known/oauth-protected-resource{}", path_of(mcp))))
+}
+
+fn path_of(url: &str) -> String {
+    url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_default()
+}
+
+/// The leg a connector's error code belongs to (codes: docs/status-schema.md).
+fn leg_of_code(code: &str, trace: &[Step]) -> Option<FailedLeg> {
+    let leg = match code {
+        c if c.starts_with("mcp-") => FailedLeg::McpServer,
+        c if c.starts_with("connector-grant-") || c == "client-auth-key" => FailedLeg::Grant,
+        c if c.starts_with("token-exchange-") || c == "not-entitled" || c == "step-up-required" => {
+            FailedLeg::TokenExchange
+        }
+        c if c.starts_with("discovery-") || c == "as-pin-mismatch" => FailedLeg::Discovery,
+        "idp-session-invalid" | "idp-unreachable" | "sign-in-required" => FailedLeg::SignIn,
+        // A transport code (`unreachable`, `timeout`): the last request that got no answer.
+        _ => match trace
+            .iter()
+            .rev()
+            .find(|s| s.transport_error.is_some() || s.http_status.is_some_and(|h| h >= 400))?
+            .leg
+        {
+            Leg::TokenExchange => FailedLeg::TokenExchange,
+            Leg::JwtBearerGrant => FailedLeg::Grant,
+            Leg::SignIn | Leg::Jwks | Leg::Revocation => FailedLeg::SignIn,
+            Leg::Discovery | Leg::Other => FailedLeg::Discovery,
+        },
+    };
+    Some(leg)
+}
+
+fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, String)>) -> ConnectorDiagnosis {
+    let problem = c.error.as_ref().or(c.renewal_error.as_ref());
+    let failed_leg = problem.and_then(|e| leg_of_code(&e.code, &trace));
+    let skewed = skew.filter(|(s, _)| s.abs() >= SKEW_WARN_SECS);
+    let cause = problem.map(|e| match (&skewed, failed_leg) {
+        (Some((secs, _)), Some(FailedLeg::Grant | FailedLeg::TokenExchange | FailedLeg::SignIn)) => format!(
+            "Likely cause: this computer's clock is {} s off the servers' time, and tokens look expired or not yet valid to them. {}",
+            secs.abs(),
+            e.message
+        ),
+        _ => e.message.clone(),
+    });
+    ConnectorDiagnosis {
+        id: c.id.clone(),
+        display_name: c.display_name.clone(),
+        state: c.state,
+        failed_leg,
+        code: problem.map(|e| e.code.clone()),
+        cause,
+        fix: problem.map(|e| e.fix.clone()),
+        trace,
+    }
+}
+
+fn connector_check(d: &ConnectorDiagnosis, signed_in: bool) -> Check {
+    let name = format!("connector-{}", d.id);
+    let (outcome, summary) = match (d.state, d.failed_leg) {
+        _ if !signed_in => return skipped(&name, "not signed in; run `ema login`"),
+        (ConnectorState::Active | ConnectorState::ExpiringSoon, Some(leg)) => (
+            Outcome::Warn,
+            format!(
+                "{} works for now, but its renewal fails at {}: {}",
+                d.display_name,
+                leg.words(),
+                d.cause.as_deref().unwrap_or("no reason given")
+            ),
+        ),
+        (ConnectorState::Active, None) => (Outcome::Pass, format!("{} works: every leg answered", d.display_name)),
+        (ConnectorState::NotEntitled, _) => {
+            (Outcome::Pass, format!("{} is not assigned to you at the IdP (not an error)", d.display_name))
+        }
+        (_, Some(leg)) => (
+            Outcome::Fail,
+            format!("{} fails at {}: {}", d.display_name, leg.words(), d.cause.as_deref().unwrap_or("no reason given")),
+        ),
+        (state, None) => (Outcome::Warn, format!("{} is {state:?} with no error recorded", d.display_name)),
+    };
+    let total: u64 = d.trace.iter().map(|s| s.duration_ms).sum();
+    Check { name, outcome, summary, fix: d.fix.clone(), duration_ms: total }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// How long a whole `ema doctor` may take before the CLI gives up.
+pub const DOCTOR_DEADLINE: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn support_ids_are_short_unambiguous_and_different() {
+        let a = support_id();
+        assert_eq!(a.len(), 13, "{a}");
+        assert!(a.starts_with("EMA-"));
+        assert!(!a.contains(['I', 'L', 'O', 'U']), "{a}");
+        assert_ne!(a, support_id());
+    }
+}
