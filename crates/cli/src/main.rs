@@ -17,7 +17,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use ema_core::config::{Policy, UserSettings, locate_policy, user_settings_path};
+use ema_core::diagnostics::bundle;
 use ema_core::diagnostics::doctor::{DOCTOR_DEADLINE, diagnose};
+use ema_core::diagnostics::log_ring::LogRing;
 use ema_core::engine::{Engine, EngineParts};
 use ema_core::remedy::Action;
 use ema_core::scan::Catalog;
@@ -95,6 +97,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a diagnostics bundle (one zip, no secret in it) for your help desk.
+    Diagnostics {
+        /// Where to write it (default: ./ema-diagnostics-<support id>.zip).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Print exactly what would be shared, file by file, instead of writing it.
+        #[arg(long)]
+        preview: bool,
+    },
     /// Print `{"Authorization": "Bearer ..."}` for a connector (Claude Code's `headersHelper`).
     Headers {
         /// The connector's id in the policy (`linear`).
@@ -104,11 +115,22 @@ enum Command {
     Sandbox(sandbox_cmd::SandboxArgs),
 }
 
+/// The recent log of this run, for `ema diagnostics`.
+static LOG: std::sync::OnceLock<LogRing> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
     render::init_local_offset();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMA_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
+    let ring = LOG.get_or_init(|| LogRing::new(ema_core::diagnostics::log_ring::DEFAULT_LINES));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(EnvFilter::try_from_env("EMA_LOG").unwrap_or_else(|_| "warn".into())),
+        )
+        .with(ring.layer().with_filter(EnvFilter::new("warn,ema_core=debug,ema_cli=debug")))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -144,6 +166,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Undo { json } => {
             personal::undo(*json)?;
             return Ok(ExitCode::SUCCESS);
+        }
+        Command::Diagnostics { out, preview } => {
+            return diagnostics_bundle(load_policy(cli.config.clone())?, out.clone(), *preview).await;
         }
         Command::Doctor { json } => {
             let policy = load_policy(cli.config.clone())?;
@@ -188,7 +213,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Scan { .. }
         | Command::Fix { .. }
         | Command::Undo { .. }
-        | Command::Doctor { .. } => {
+        | Command::Doctor { .. }
+        | Command::Diagnostics { .. } => {
             unreachable!("handled above")
         }
     }
@@ -202,6 +228,41 @@ async fn headers(engine: &Arc<Engine>, connector: &str) -> Result<ExitCode> {
         .map_err(|_| anyhow!("no token for {connector} within {} s; run `ema status`", HEADERS_DEADLINE.as_secs()))??;
     let header = serde_json::json!({ "Authorization": format!("Bearer {}", token.secret()) });
     println!("{header}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ema diagnostics`: the checks, the personal-account scan and this run's log, in one zip.
+async fn diagnostics_bundle(policy: Policy, out: Option<PathBuf>, preview: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let store: Arc<dyn ema_core::store::SecretStore> = Arc::new(ema_core::store::KeyringStore::new());
+    let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy.clone(), store))
+        .await
+        .map_err(|_| anyhow!("the checks did not finish within {} s", DOCTOR_DEADLINE.as_secs()))?;
+    let personal = personal::scan_now(&policy, &[]).map(|r| r.findings).unwrap_or_default();
+    let input = bundle::BundleInput {
+        diagnosis: &diagnosis,
+        policy: &policy,
+        personal: &personal,
+        log: LOG.get().map(LogRing::lines).unwrap_or_default(),
+        app: concat!("ema ", env!("CARGO_PKG_VERSION")).to_string(),
+        utc_offset: render::local_offset(),
+    };
+    if preview {
+        for (name, content) in bundle::contents(&input) {
+            println!("===== {name} =====\n{content}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = out.unwrap_or_else(|| PathBuf::from(bundle::file_name(&diagnosis)));
+    let written = bundle::write(&input, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    let desk = diagnosis.help_desk.as_ref().map_or_else(|| "your help desk".to_string(), |h| h.name.clone());
+    println!(
+        "Saved {} ({} KiB, in {} ms). Support ID: {}. Send the file to {desk}; it holds no token or password.",
+        written.path.display(),
+        written.bytes.div_ceil(1024),
+        started.elapsed().as_millis(),
+        diagnosis.support_id
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,6 +16,11 @@ pub fn init_local_offset() {
     let _ = LOCAL_OFFSET.set(time::UtcOffset::current_local_offset().ok());
 }
 
+/// The local UTC offset read at start-up, when known.
+pub fn local_offset() -> Option<time::UtcOffset> {
+    LOCAL_OFFSET.get().copied().flatten()
+}
+
 /// Wall-clock time, local when known, else marked UTC.
 fn hhmm(t: OffsetDateTime) -> String {
     match LOCAL_OFFSET.get().copied().flatten() {

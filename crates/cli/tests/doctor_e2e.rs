@@ -124,3 +124,93 @@ async fn doctor_names_the_failing_leg_and_the_likely_cause_for_each_fault() {
     }
     assert!(tokens >= 3, "alice's tokens are the positive control");
 }
+
+/// Every string value under a key named like a secret, anywhere in `v`.
+fn secrets_in(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if matches!(k.as_str(), "client_secret" | "access_token" | "refresh_token" | "id_token" | "private_key")
+                    && let Some(s) = v.as_str()
+                {
+                    out.push(s.to_string());
+                }
+                secrets_in(v, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| secrets_in(v, out)),
+        _ => {}
+    }
+}
+
+/// Each form a secret could take in a file: raw, base64 (standard and URL-safe, padded or not)
+/// and URL-encoded.
+fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut out = vec![secret.to_string(), url::form_urlencoded::byte_serialize(secret.as_bytes()).collect()];
+    for e in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        out.push(e.encode(secret));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_bundle_holds_no_planted_secret_in_any_encoding() {
+    require_keyring_session();
+    let org = Org::start("bundle").await;
+    let login = ema(&org, "dave", &["login"]);
+    assert!(login.status.code().is_some_and(|c| c <= 1), "{}", text(&login));
+    // A failing connector and a skewed clock, so that errors and traces are in the bundle.
+    org.sandbox.knobs().update(|k| {
+        k.failing_connectors.insert("linear".into(), ema_sandbox::ConnectorFailure::InvalidGrant);
+        k.clock_offset_secs = 90;
+    });
+    let zip_path = org.dir.join("bundle.zip");
+    let out = ema(&org, "-", &["diagnostics", "--out", zip_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("Support ID: EMA-") && said.contains("Sandbox Help Desk"), "{said}");
+
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        files.insert(f.name().to_string(), s);
+    }
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["diagnostics.json", "log.txt", "policy.json", "summary.html", "summary.txt"]);
+    let summary = &files["summary.txt"];
+    assert!(summary.contains("Linear (works for now; its renewal fails): fails at the grant"), "{summary}");
+    assert!(summary.contains("clock-skew"), "{summary}");
+    assert!(summary.contains("Not assigned to you (not an error): Asana, Granola"), "{summary}");
+    assert!(!summary.contains("- Asana"), "not being assigned is not a failure: {summary}");
+    assert!(files["summary.html"].contains("<h1>EMA diagnostics - Sandbox Org</h1>"));
+    let json: Value = serde_json::from_str(&files["diagnostics.json"]).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["support_id"], json["diagnosis"]["support_id"]);
+    let log = &files["log.txt"];
+    assert!(log.contains("/idp/.well-known/openid-configuration"), "this run's log, endpoints readable: {log}");
+    let policy: Value = serde_json::from_str(&files["policy.json"]).unwrap();
+    assert!(policy["connectors"][0]["client_auth"].is_string(), "auth methods by name: {policy}");
+
+    // The secrets: the policy's client secrets and every token in the keyring.
+    let mut secrets = Vec::new();
+    secrets_in(&serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap(), &mut secrets);
+    let issuer = org.sandbox.idp_issuer();
+    let store = ema_core::store::KeyringStore::new();
+    for account in [format!("session:{issuer}#ema-desktop"), format!("connectors:{issuer}#ema-desktop")] {
+        secrets_in(&serde_json::from_str(&store.get(&account).unwrap().unwrap()).unwrap(), &mut secrets);
+    }
+    assert!(secrets.len() >= 10, "client secrets and dave's tokens are the positive control: {}", secrets.len());
+    for secret in &secrets {
+        assert!(secret.len() >= 16, "a secret too short to search for");
+        for form in encodings(secret) {
+            for (name, content) in &files {
+                assert!(!content.contains(&form), "a secret appears in {name} (as {}…)", &form[..6]);
+            }
+        }
+    }
+}

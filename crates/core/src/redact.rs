@@ -43,11 +43,22 @@ fn scrub_runs(word: &str, out: &mut String) {
     let mut rest = word;
     // The previous run named a secret and was followed by `:` (JSON `"token":"..."`).
     let mut value_of_secret = false;
+    // The previous run was a URL's host (`//host`) followed by `:`: this run is a port and path.
+    let mut after_host = false;
     while !rest.is_empty() {
         let end = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
         let (run, tail) = rest.split_at(end);
         if value_of_secret && !run.is_empty() {
             out.push_str("[redacted]");
+        } else if after_host && run.starts_with(|c: char| c.is_ascii_digit()) {
+            // `41587/idp/.well-known/openid-configuration`: keep the port and the path, but not
+            // a path segment that is itself a token.
+            let segments: Vec<&str> = run.split('/').collect();
+            let kept: Vec<&str> = segments
+                .iter()
+                .map(|seg| if looks_like_token(seg) || has_secret_prefix(seg) { "[redacted]" } else { seg })
+                .collect();
+            out.push_str(&kept.join("/"));
         } else if let Some((name, value)) = run.split_once('=')
             && is_secret_parameter(name)
             && !value.is_empty()
@@ -63,6 +74,7 @@ fn scrub_runs(word: &str, out: &mut String) {
         let (separators, tail) = tail.split_at(end);
         out.extend(separators.chars().filter(|c| !c.is_control()));
         value_of_secret = !value_of_secret && is_secret_parameter(run) && separators.contains(':');
+        after_host = run.starts_with("//") && separators == ":";
         rest = tail;
     }
 }
@@ -191,6 +203,11 @@ mod tests {
             ("ghp_0123456789 rejected", "[redacted] rejected"),
             ("the code was wrong", "the code was wrong"),
             ("state=xyz&scope=read", "state=xyz&scope=read"),
+            (
+                "endpoint=http://127.0.0.1:41587/idp/.well-known/openid-configuration",
+                "endpoint=http://127.0.0.1:41587/idp/.well-known/openid-configuration",
+            ),
+            ("https://h:8443/reset/0123456789abcdef0123456789abcdef/x", "https://h:8443/reset/[redacted]/x"),
             ("", ""),
         ] {
             assert_eq!(scrub(text, 200), expected, "{text}");

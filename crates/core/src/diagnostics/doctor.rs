@@ -191,6 +191,9 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis 
         checks.push(connector_check(&d, signed_in));
         connectors.push(d);
     }
+    for c in &checks {
+        tracing::info!(check = %c.name, outcome = ?c.outcome, ms = c.duration_ms, "{}", c.summary);
+    }
     Diagnosis {
         version: DIAGNOSIS_VERSION,
         support_id: support_id(),
@@ -355,9 +358,11 @@ fn leg_of_code(code: &str, trace: &[Step]) -> Option<FailedLeg> {
 
 fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, String)>) -> ConnectorDiagnosis {
     let problem = c.error.as_ref().or(c.renewal_error.as_ref());
-    let failed_leg = problem.and_then(|e| leg_of_code(&e.code, &trace));
+    // Not being assigned a connector is the IdP's answer, not a failure.
+    let failed_leg =
+        problem.filter(|_| c.state != ConnectorState::NotEntitled).and_then(|e| leg_of_code(&e.code, &trace));
     let skewed = skew.filter(|(s, _)| s.abs() >= SKEW_WARN_SECS);
-    let cause = problem.map(|e| match (&skewed, failed_leg) {
+    let cause = problem.map(|e| match (&skewed.filter(|_| failed_leg.is_some()), failed_leg) {
         (Some((secs, _)), Some(FailedLeg::Grant | FailedLeg::TokenExchange | FailedLeg::SignIn)) => format!(
             "Likely cause: this computer's clock is {} s off the servers' time, and tokens look expired or not yet valid to them. {}",
             secs.abs(),

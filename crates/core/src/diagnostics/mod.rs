@@ -1,7 +1,12 @@
 //! Help-desk diagnostics: what support needs to see which leg failed and why, with no secret.
 //!
-//! This first part is the protocol trace ([`trace`]); the named checks, `ema doctor` and the
-//! export bundle build on it.
+//! - [`trace`]: the step-by-step protocol trace, by allow-list;
+//! - [`doctor`]: the named checks and the diagnosis per connector (`ema doctor`);
+//! - [`log_ring`]: the recent log, scrubbed, in memory;
+//! - [`bundle`]: the export, one zip with a summary (text and HTML), the diagnosis as JSON, the
+//!   redacted policy, versions, time and time zone, and the log.
 
+pub mod bundle;
 pub mod doctor;
+pub mod log_ring;
 pub mod trace;

@@ -144,6 +144,14 @@ impl<T: Transport> Transport for TracingTransport<T> {
                 Err(e) => step.transport_error = Some(format!("{}: {}", e.code(), scrub(&e.to_string(), 300))),
             }
             step.tokens = tokens;
+            tracing::debug!(
+                leg = ?step.leg,
+                endpoint = %step.endpoint,
+                status = ?step.http_status,
+                error = ?step.oauth_error,
+                ms = step.duration_ms,
+                "request"
+            );
             self.steps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(step);
             result
         })
