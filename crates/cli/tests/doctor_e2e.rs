@@ -214,3 +214,37 @@ async fn diagnostics_bundle_holds_no_planted_secret_in_any_encoding() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_dns_and_tls_failures_in_plain_words() {
+    require_keyring_session();
+    let org = Org::start("doctor-net").await;
+    // Two more connectors: one whose host does not resolve, one whose server speaks plain HTTP
+    // where the policy says https (the TLS handshake fails).
+    let mut policy: Value = serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    let port = org.sandbox.base_url().port().unwrap();
+    for (id, name, url) in [
+        ("dnsfail", "Broken DNS", "https://mcp.does-not-exist.invalid/mcp".to_string()),
+        ("tlsfail", "Broken TLS", format!("https://127.0.0.1:{port}/connectors/linear/mcp")),
+    ] {
+        policy["connectors"].as_array_mut().unwrap().push(serde_json::json!({
+            "id": id, "display_name": name, "mcp_url": url, "scopes": ["read"],
+            "client_id": "ema-desktop", "client_auth": {"method": "none"}, "idp_only": true,
+        }));
+    }
+    std::fs::write(&org.policy_path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    let login = ema(&org, "alice", &["login"]);
+    assert!(login.status.code().is_some_and(|c| c <= 2), "{}", text(&login));
+    let (d, out) = doctor(&org);
+    assert_eq!(out.status.code(), Some(1), "{d:#}");
+    let dns = connector(&d, "dnsfail");
+    assert_eq!(dns["failed_leg"], "discovery", "{dns:#}");
+    let cause = dns["cause"].as_str().unwrap();
+    assert!(cause.contains("could not be resolved (DNS)") && cause.contains("mcp.does-not-exist.invalid"), "{cause}");
+    let tls = connector(&d, "tlsfail");
+    assert_eq!(tls["failed_leg"], "discovery", "{tls:#}");
+    let cause = tls["cause"].as_str().unwrap();
+    assert!(cause.contains("TLS"), "{cause}");
+    // The working connectors are unaffected.
+    assert_eq!(check(&d, "connector-linear")["outcome"], "pass");
+}

@@ -362,8 +362,10 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
     let failed_leg =
         problem.filter(|_| c.state != ConnectorState::NotEntitled).and_then(|e| leg_of_code(&e.code, &trace));
     let skewed = skew.filter(|(s, _)| s.abs() >= SKEW_WARN_SECS);
-    let cause = problem.map(|e| match (&skewed.filter(|_| failed_leg.is_some()), failed_leg) {
-        (Some((secs, _)), Some(FailedLeg::Grant | FailedLeg::TokenExchange | FailedLeg::SignIn)) => format!(
+    let network = failed_leg.and_then(|_| network_cause(&trace));
+    let cause = problem.map(|e| match (&skewed.filter(|_| failed_leg.is_some()), failed_leg, &network) {
+        (_, _, Some(words)) => format!("Likely cause: {words}. {}", e.message),
+        (Some((secs, _)), Some(FailedLeg::Grant | FailedLeg::TokenExchange | FailedLeg::SignIn), None) => format!(
             "Likely cause: this computer's clock is {} s off the servers' time, and tokens look expired or not yet valid to them. {}",
             secs.abs(),
             e.message
@@ -379,6 +381,28 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
         cause,
         fix: problem.map(|e| e.fix.clone()),
         trace,
+    }
+}
+
+/// Plain words for the network failure of the last request that got no answer: DNS, TLS,
+/// refused, timeout.
+fn network_cause(trace: &[Step]) -> Option<String> {
+    let step = trace.iter().rev().find(|s| s.transport_error.is_some())?;
+    let err = step.transport_error.as_deref()?.to_ascii_lowercase();
+    let host = url::Url::parse(&step.endpoint).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let has = |words: &[&str]| words.iter().any(|w| err.contains(w));
+    if has(&["dns error", "failed to lookup", "name or service not known", "no such host", "nodename nor servname"]) {
+        Some(format!("the name {host} could not be resolved (DNS); check the network, VPN or proxy settings"))
+    } else if has(&["ssl", "tls", "certificate", "handshake", "wrong version number"]) {
+        Some(format!(
+            "the TLS connection to {host} failed (a certificate, TLS version or TLS-intercepting proxy problem)"
+        ))
+    } else if has(&["connection refused"]) {
+        Some(format!("nothing answers at {host} (connection refused)"))
+    } else if err.starts_with("timeout") {
+        Some(format!("{host} did not answer in time"))
+    } else {
+        None
     }
 }
 
