@@ -184,3 +184,58 @@ setInterval(() => {
     if (td.dataset.expires) td.textContent = `${left(td.dataset.expires)} (${clock(td.dataset.expires)})`;
   }
 }, 1000);
+
+// "Export diagnostics...": the tray runs the checks and sends the bundle's files; the user sees
+// exactly what will be shared before anything is written.
+let helpDesk = null;
+function showHelpDesk(desk) {
+  helpDesk = desk;
+  document.getElementById("help-desk").textContent = desk ? `Help desk: ${desk.name} (${desk.url})` : "";
+}
+const exportSection = document.getElementById("export");
+const exportStatus = document.getElementById("export-status");
+const exportFiles = document.getElementById("export-files");
+const saveButton = document.getElementById("export-save");
+const cancelButton = document.getElementById("export-cancel");
+async function startExport() {
+  exportSection.hidden = false;
+  exportFiles.replaceChildren();
+  saveButton.hidden = true;
+  cancelButton.hidden = true;
+  exportStatus.textContent = "Running the checks (each connector is tried once)...";
+  exportSection.scrollIntoView();
+  await act(document.getElementById("export-start"), "prepare_export");
+}
+function showPreview(p) {
+  exportStatus.textContent = `Support ID ${p.support_id}. This is everything the file will contain; nothing is saved until you choose Save (to ${p.save_to}).`;
+  exportFiles.replaceChildren();
+  for (const [name, content] of p.files) {
+    const d = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = name;
+    const pre = document.createElement("pre");
+    pre.textContent = content;
+    d.append(summary, pre);
+    exportFiles.appendChild(d);
+  }
+  saveButton.hidden = false;
+  cancelButton.hidden = false;
+  saveButton.focus();
+}
+document.getElementById("export-start").addEventListener("click", startExport);
+saveButton.addEventListener("click", () => act(saveButton, "save_export"));
+cancelButton.addEventListener("click", () => { exportSection.hidden = true; });
+listen("help-desk", (e) => showHelpDesk(e.payload));
+listen("start-export", () => startExport());
+listen("export-preview", (e) => showPreview(e.payload));
+listen("export-saved", (e) => {
+  exportFiles.replaceChildren();
+  saveButton.hidden = true;
+  cancelButton.hidden = true;
+  const to = helpDesk ? `${helpDesk.name} (${helpDesk.url})` : "your help desk";
+  exportStatus.textContent = `Saved to ${e.payload}. Send this file to ${to}; it holds no token or password.`;
+});
+invoke("get_extras").then((x) => {
+  if (x.help_desk) showHelpDesk(x.help_desk);
+  if (x.start_export) startExport();
+}, showError);

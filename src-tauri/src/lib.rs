@@ -8,6 +8,7 @@
 //! and points the app at it; `--window` is the window process itself (started by the tray).
 
 mod alerts;
+mod export;
 mod notify;
 mod personal;
 mod presenter;
@@ -22,11 +23,13 @@ use std::time::Duration;
 
 use alerts::Alerts;
 use ema_core::config::{ConfigSource, Policy, UserSettings, locate_policy, user_settings_path};
+use ema_core::diagnostics::log_ring::{DEFAULT_LINES, LogRing};
 use ema_core::engine::{Engine, EngineParts};
 use ema_core::scan::{Catalog, CompanyIdentity};
 use ema_core::signin::SystemBrowser;
 use ema_core::status::StatusSnapshot;
 use ema_sandbox::{Sandbox, SandboxOptions};
+use export::Export;
 use personal::Personal;
 use presenter::{PersonalCounts, TrayIcon, TrayView, tray_view};
 use tauri::image::Image;
@@ -104,6 +107,27 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
                 .await
                 .map(drop)
                 .map_err(|message| CommandError { code: "personal-undo-refused".into(), message })
+        }
+        Command::PrepareExport => {
+            let personal = app.try_state::<Personal>().and_then(|p| p.report()).map(|r| r.findings.clone());
+            let log = LOG.get_or_init(|| LogRing::new(DEFAULT_LINES));
+            let preview = app
+                .state::<Export>()
+                .prepare(engine.policy().clone(), personal.unwrap_or_default(), log)
+                .await
+                .map_err(|message| CommandError { code: "export-failed".into(), message })?;
+            let preview = serde_json::to_value(preview).unwrap_or_default();
+            app.state::<WindowHost>().send(ToWindow::ExportPreview { preview });
+            Ok(())
+        }
+        Command::SaveExport => {
+            let path = app
+                .state::<Export>()
+                .save()
+                .await
+                .map_err(|message| CommandError { code: "export-failed".into(), message })?;
+            app.state::<WindowHost>().send(ToWindow::ExportSaved { path: path.display().to_string() });
+            Ok(())
         }
         Command::ScanPersonal => {
             app.state::<Personal>().rescan();
@@ -197,6 +221,7 @@ fn menu(app: &AppHandle, view: &TrayView, autostart: AppSettings) -> tauri::Resu
         menu.append(&MenuItem::with_id(app, "sign-in", "Sign in...", true, None::<&str>)?)?;
     }
     menu.append(&MenuItem::with_id(app, "open", "Open status window", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(app, "export", "Export diagnostics...", true, None::<&str>)?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
     let (autostart, locked) = (autostart.autostart, autostart.autostart_locked);
     menu.append(&CheckMenuItem::with_id(app, "autostart", "Start at login", !locked, autostart, None::<&str>)?)?;
@@ -274,6 +299,14 @@ async fn sleep_or_forever(d: Option<Duration>) {
 
 /// The user's current UTC offset (chrono reads the system time zone; `time` refuses to in a
 /// multi-threaded process on Linux). Asked on every render, so a DST change is picked up.
+/// [`local_offset`] for the diagnostics bundle.
+pub(crate) fn local_offset_opt() -> Option<time::UtcOffset> {
+    Some(local_offset())
+}
+
+/// The recent log of the tray process, for "Export diagnostics...".
+static LOG: std::sync::OnceLock<LogRing> = std::sync::OnceLock::new();
+
 fn local_offset() -> time::UtcOffset {
     let secs = chrono::Local::now().offset().local_minus_utc();
     time::UtcOffset::from_whole_seconds(secs).unwrap_or(time::UtcOffset::UTC)
@@ -283,6 +316,9 @@ fn local_offset() -> time::UtcOffset {
 fn open_window(app: &AppHandle) {
     let engine = app.state::<Arc<Engine>>();
     let mut initial = vec![ToWindow::Settings { settings: settings(app) }];
+    if let Some(h) = &engine.policy().organization.help_desk {
+        initial.push(ToWindow::HelpDesk { name: h.name.clone(), url: h.url.to_string() });
+    }
     if let Ok(json) = serde_json::to_value(engine.snapshot()) {
         initial.push(ToWindow::Status { snapshot: json });
     }
@@ -296,6 +332,10 @@ fn on_menu(app: &AppHandle, id: &str) {
     let command = match id {
         "quit" => return app.exit(0),
         "open" | "personal" => return open_window(app),
+        "export" => {
+            open_window(app);
+            return app.state::<WindowHost>().send(ToWindow::StartExport);
+        }
         "refresh" => Command::Refresh,
         "sign-in" => Command::SignIn,
         "sign-out" => Command::SignOut,
@@ -345,10 +385,20 @@ fn start_engine(opts: &Options) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)
 /// Runs the tray app until the user quits (or, with `--window`, the status window process).
 pub fn run() {
     // Logs go to stderr: the window process's stdout is its line protocol with the tray.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EMA_LOG").unwrap_or_else(|_| "warn".into()))
-        .try_init();
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::{EnvFilter, Layer as _};
+        let ring = LOG.get_or_init(|| LogRing::new(DEFAULT_LINES));
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(EnvFilter::try_from_env("EMA_LOG").unwrap_or_else(|_| "warn".into())),
+            )
+            .with(ring.layer().with_filter(EnvFilter::new("warn,ema_core=debug,ema_tray_lib=debug")))
+            .try_init();
+    }
     if std::env::args().skip(1).any(|a| a == "--window") {
         return window_app::run();
     }
@@ -367,6 +417,7 @@ pub fn run() {
         .manage(SandboxGuard(Mutex::new(sandbox)))
         .manage(WindowHost::default())
         .manage(Mutex::new(Alerts::default()))
+        .manage(Export::default())
         .setup(move |app| {
             let view = tray_view(
                 &engine.snapshot(),

@@ -23,6 +23,8 @@ struct Link {
     status: watch::Sender<Option<serde_json::Value>>,
     settings: watch::Sender<Option<AppSettings>>,
     personal: watch::Sender<Option<serde_json::Value>>,
+    /// The help desk and whether the tray asked for an export before the page was ready.
+    extras: watch::Sender<serde_json::Value>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Option<CommandError>>>>,
     next_id: AtomicU64,
     out: Mutex<std::io::Stdout>,
@@ -91,6 +93,31 @@ async fn scan_personal(link: State<'_, Link>) -> Result<(), CommandError> {
     link.request(Command::ScanPersonal).await
 }
 
+/// The help desk, and `start_export` once when the tray menu asked for an export.
+#[tauri::command]
+fn get_extras(link: State<'_, Link>) -> serde_json::Value {
+    let mut extras = link.extras.borrow().clone();
+    link.extras.send_modify(|e| {
+        if let Some(o) = e.as_object_mut() {
+            o.remove("start_export");
+        }
+    });
+    if extras.get("start_export").is_none() {
+        extras["start_export"] = false.into();
+    }
+    extras
+}
+
+#[tauri::command]
+async fn prepare_export(link: State<'_, Link>) -> Result<(), CommandError> {
+    link.request(Command::PrepareExport).await
+}
+
+#[tauri::command]
+async fn save_export(link: State<'_, Link>) -> Result<(), CommandError> {
+    link.request(Command::SaveExport).await
+}
+
 #[tauri::command]
 async fn sign_in(link: State<'_, Link>) -> Result<(), CommandError> {
     link.request(Command::SignIn).await
@@ -126,6 +153,22 @@ fn apply(app: &AppHandle, msg: ToWindow) {
         ToWindow::Personal { view } => {
             let _ = app.emit("personal", &view);
             link.personal.send_replace(Some(view));
+        }
+        ToWindow::HelpDesk { name, url } => {
+            let desk = serde_json::json!({ "name": name, "url": url });
+            let _ = app.emit("help-desk", &desk);
+            link.extras.send_modify(|e| e["help_desk"] = desk);
+        }
+        ToWindow::StartExport => {
+            // The page may not be loaded yet: it also asks through `get_extras`.
+            link.extras.send_modify(|e| e["start_export"] = true.into());
+            let _ = app.emit("start-export", ());
+        }
+        ToWindow::ExportPreview { preview } => {
+            let _ = app.emit("export-preview", &preview);
+        }
+        ToWindow::ExportSaved { path } => {
+            let _ = app.emit("export-saved", &path);
         }
         ToWindow::Focus => {
             if let Some(w) = app.get_webview_window(WINDOW) {
@@ -169,6 +212,7 @@ pub fn run() {
         status: watch::Sender::new(None),
         settings: watch::Sender::new(None),
         personal: watch::Sender::new(None),
+        extras: watch::Sender::new(serde_json::json!({})),
         pending: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         out: Mutex::new(std::io::stdout()),
@@ -179,6 +223,9 @@ pub fn run() {
             get_status,
             get_settings,
             get_personal,
+            get_extras,
+            prepare_export,
+            save_export,
             fix_personal,
             undo_personal,
             scan_personal,

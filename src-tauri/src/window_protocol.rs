@@ -41,6 +41,14 @@ pub enum ToWindow {
     /// The personal-account findings that need the user, with their remedies, and the change
     /// an undo would restore (`personal::Personal::window_view`).
     Personal { view: serde_json::Value },
+    /// The organisation's help desk, from the policy.
+    HelpDesk { name: String, url: String },
+    /// The user chose "Export diagnostics..." in the tray menu: start preparing it.
+    StartExport,
+    /// The prepared bundle, file by file: exactly what "Save" will write.
+    ExportPreview { preview: serde_json::Value },
+    /// The bundle was written here.
+    ExportSaved { path: String },
     /// Raise and focus the window (the user opened it again from the tray).
     Focus,
     /// The outcome of the window's request `id`.
@@ -66,6 +74,10 @@ pub enum Command {
     UndoPersonal,
     /// Scan the other clients' files again now.
     ScanPersonal,
+    /// Run the checks and prepare the diagnostics bundle; the preview follows.
+    PrepareExport,
+    /// Write the prepared bundle.
+    SaveExport,
 }
 
 /// Window → tray.

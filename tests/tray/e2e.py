@@ -442,6 +442,36 @@ def main():
     os.remove(claude_json)
     wait_for("the finding to clear", lambda: not any("personal connection" in l for l in menu_labels()), 15)
 
+    # 6b. Export diagnostics: the preview shows every file of the bundle before anything is saved.
+    if "Export diagnostics..." not in menu_labels():
+        fail(f"the tray menu should offer 'Export diagnostics...': {menu_labels()}")
+    desk = w.text("#help-desk")
+    if "Sandbox Help Desk" not in desk:
+        fail(f"the window should name the help desk: {desk!r}")
+    w.click("#export-start")
+    names = wait_for("the export preview", lambda: w.js(
+        "const s = document.getElementById('export-save'); return s && !s.hidden ? "
+        "[...document.querySelectorAll('#export-files summary')].map(x => x.textContent) : null"), 60)
+    if names != ["summary.txt", "summary.html", "diagnostics.json", "policy.json", "log.txt"]:
+        fail(f"the preview should list the bundle's files: {names}")
+    preview = w.js("return document.querySelector('#export-files pre').textContent")
+    support_id = re.search(r"Support ID: (EMA-[0-9A-Z]{4}-[0-9A-Z]{4})", preview)
+    if not support_id or "What works:" not in preview:
+        fail(f"the preview's summary should carry the support ID and what works: {preview[:500]!r}")
+    ok(f"'Export diagnostics...' previews {names} with support ID {support_id.group(1)}")
+    w.screenshot("7-export-preview.png")
+    w.click("#export-save")
+    saved = wait_for("the saved bundle", lambda: re.search(r"Saved to (\S+\.zip)", w.text("#export-status")), 20)
+    path = saved.group(1)
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n).decode() for n in z.namelist()}
+    if sorted(files) != sorted(names) or support_id.group(1) not in files["summary.txt"]:
+        fail(f"the saved bundle should be what was previewed: {sorted(files)}")
+    if any(canary in text for text in files.values()):
+        fail("the planted token appeared in the diagnostics bundle")
+    ok(f"Save wrote {path}, the previewed files, with no planted secret")
+
     # 7. Closing the window ends its process; the tray stays, with no browser engine.
     body = w.cmd("POST", "/element", {"using": "css selector", "value": "body"})[ELEMENT]
     if not webkit_processes():
