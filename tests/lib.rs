@@ -42,6 +42,23 @@ fn uuid_like() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
+/// The `ema` binary at `bin` as a user on `org` runs it: the org's policy, the scripted browser
+/// signing in as `user`, trace logging on (so canary checks cover the logs too).
+pub fn ema_command(bin: &str, org: &Org, user: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.env("EMA_CONFIG", &org.policy_path)
+        .env("BROWSER", scripted_browser())
+        .env("EMA_TEST_USER", user)
+        .env("EMA_TEST_BROWSER_LOG", org.dir.join("browser.log"))
+        .env("EMA_LOG", "trace");
+    c
+}
+
+/// stdout then stderr, as text.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
 /// A running sandbox and its policy, written to a file.
 pub struct Org {
     pub sandbox: Sandbox,

@@ -12,23 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ema_core::store::{KeyringStore, SERVICE, SecretStore};
-use ema_e2e::{Org, require_keyring_session, scripted_browser};
+use ema_e2e::{Org, ema_command, output_text, require_keyring_session};
 use serde_json::Value;
 
 fn ema(org: &Org, user: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ema"))
-        .args(args)
-        .env("EMA_CONFIG", &org.policy_path)
-        .env("BROWSER", scripted_browser())
-        .env("EMA_TEST_USER", user)
-        .env("EMA_TEST_BROWSER_LOG", org.dir.join("browser.log"))
-        .env("EMA_LOG", "trace")
-        .output()
-        .expect("the ema binary runs")
+    ema_command(env!("CARGO_BIN_EXE_ema"), org, user).args(args).output().expect("the ema binary runs")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    output_text(o)
 }
 
 fn status_json(org: &Org) -> (Value, i32) {

@@ -11,30 +11,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ema_core::store::{KeyringStore, SecretStore};
-use ema_e2e::{Org, require_keyring_session, scripted_browser};
+use ema_e2e::{Org, ema_command, output_text, require_keyring_session};
 use serde_json::Value;
 
 const SCAN_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/fixtures/scan");
 
 /// Runs `ema` with `home` as the user's home directory (and working directory).
 fn ema(org: &Org, home: &Path, user: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ema"))
+    ema_command(env!("CARGO_BIN_EXE_ema"), org, user)
         .args(args)
         .current_dir(home)
         .env("HOME", home)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_DATA_HOME")
-        .env("EMA_CONFIG", &org.policy_path)
-        .env("BROWSER", scripted_browser())
-        .env("EMA_TEST_USER", user)
-        .env("EMA_TEST_BROWSER_LOG", org.dir.join("browser.log"))
-        .env("EMA_LOG", "trace")
         .output()
         .expect("the ema binary runs")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    output_text(o)
 }
 
 /// A copy of the fixture home (`@HOME@` in contents replaced by the copy's path).

@@ -196,6 +196,12 @@ fn derived_state(c: &ConnectorStatus, now: OffsetDateTime, warning: time::Durati
     }
 }
 
+/// Now, in RFC 3339 UTC to the second (journals and reports).
+pub(crate) fn now_rfc3339() -> String {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

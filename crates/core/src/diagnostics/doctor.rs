@@ -162,7 +162,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis 
             return Diagnosis {
                 version: DIAGNOSIS_VERSION,
                 support_id: support_id(),
-                generated_at: now_rfc3339(),
+                generated_at: crate::status::now_rfc3339(),
                 organization,
                 help_desk,
                 checks,
@@ -197,7 +197,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis 
     Diagnosis {
         version: DIAGNOSIS_VERSION,
         support_id: support_id(),
-        generated_at: now_rfc3339(),
+        generated_at: crate::status::now_rfc3339(),
         organization,
         help_desk,
         checks,
@@ -431,14 +431,6 @@ fn connector_check(d: &ConnectorDiagnosis, signed_in: bool) -> Check {
     };
     let total: u64 = d.trace.iter().map(|s| s.duration_ms).sum();
     Check { name, outcome, summary, fix: d.fix.clone(), duration_ms: total }
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// How long a whole `ema doctor` may take before the CLI gives up.

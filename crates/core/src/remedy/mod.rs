@@ -242,7 +242,7 @@ impl Remedy {
         };
         let mut journal = self.load_journal()?;
         let seq = journal.changes.last().map_or(1, |c| c.seq + 1);
-        let at = now_rfc3339();
+        let at = crate::status::now_rfc3339();
         let backup = self.write_backup(seq, &at, path, &before)?;
         journal.changes.push(Change {
             seq,
@@ -425,14 +425,6 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, RemedyError> {
         return Err(RemedyError::TooBig { path: path.to_path_buf() });
     }
     fs::read(path).map_err(io_err("read", path))
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// How a `headersHelper` (run by the user's shell) should call the `ema` program at `ema`:
