@@ -56,7 +56,7 @@ pub fn apply(text: &str, pointer: &str, edit: &Edit) -> Result<String, EditError
 
 /// The reference tokens of an RFC 6901 pointer (`~1` is `/`, `~0` is `~`); `None` when it
 /// does not start with `/`.
-fn unescape_pointer(pointer: &str) -> Option<Vec<String>> {
+pub(crate) fn unescape_pointer(pointer: &str) -> Option<Vec<String>> {
     let rest = pointer.strip_prefix('/')?;
     Some(rest.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect())
 }

@@ -376,8 +376,7 @@ fn edited(path: &Path, before: &[u8], pointer: &str, edit: &Edit) -> Result<Vec<
     let (Some(mut expected), Some(actual)) = (meaning(text), meaning(&new)) else {
         return Err(unsafe_edit());
     };
-    let tokens: Vec<String> =
-        pointer.trim_start_matches('/').split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+    let tokens = jsonedit::unescape_pointer(pointer).ok_or_else(unsafe_edit)?;
     let (last, parents) = tokens.split_last().ok_or_else(unsafe_edit)?;
     let mut node = &mut expected;
     for t in parents {
