@@ -54,6 +54,40 @@ pub fn ema_command(bin: &str, org: &Org, user: &str) -> std::process::Command {
     c
 }
 
+/// The scanner's fixtures: a home with personal connections, and the secrets planted in it.
+const SCAN_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/core/tests/fixtures/scan");
+
+/// A copy of the scanner's fixture home under `org.dir` (`@HOME@` in contents replaced by the
+/// copy's path), for running `ema` with `HOME` there.
+pub fn fixture_home(org: &Org) -> PathBuf {
+    fn copy(from: &Path, to: &Path, home: &str) {
+        std::fs::create_dir_all(to).expect("create the fixture home");
+        for e in std::fs::read_dir(from).expect("read the fixtures") {
+            let e = e.expect("read the fixtures");
+            let target = to.join(e.file_name());
+            if e.file_type().expect("a file type").is_dir() {
+                copy(&e.path(), &target, home);
+            } else {
+                let text = std::fs::read_to_string(e.path()).expect("a text fixture");
+                std::fs::write(&target, text.replace("@HOME@", home)).expect("write the fixture home");
+            }
+        }
+    }
+    let home = org.dir.join("home");
+    copy(&Path::new(SCAN_FIXTURES).join("home"), &home, &home.to_string_lossy());
+    home
+}
+
+/// The secret values planted in the fixture home (none may appear in any output).
+pub fn fixture_canaries() -> Vec<String> {
+    std::fs::read_to_string(Path::new(SCAN_FIXTURES).join("canaries.txt"))
+        .expect("the canary list")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
 /// stdout then stderr, as text.
 pub fn output_text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

@@ -7,7 +7,7 @@
 use std::process::Output;
 
 use ema_core::store::SecretStore;
-use ema_e2e::{Org, ema_command, output_text, require_keyring_session};
+use ema_e2e::{Org, ema_command, fixture_canaries, fixture_home, output_text, require_keyring_session};
 use serde_json::Value;
 
 fn ema(org: &Org, user: &str, args: &[&str]) -> Output {
@@ -61,6 +61,12 @@ async fn doctor_names_the_failing_leg_and_the_likely_cause_for_each_fault() {
         connector(&d, "linear")["trace"].as_array().unwrap().iter().find(|s| s["leg"] == "jwt-bearer-grant").unwrap();
     assert_eq!(grant["tokens"][0]["typ"], "oauth-id-jag+jwt", "the ID-JAG's header and claims: {grant}");
     assert!(grant["tokens"][0]["claims"]["jti"].is_string());
+    // The MCP check is the last step, with the server it reached.
+    let last = connector(&d, "linear")["trace"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["leg"].as_str(), last["http_status"].as_u64()), (Some("mcp-initialize"), Some(200)), "{last}");
+    assert!(last["detail"].as_str().unwrap().contains("(MCP 20"), "{last}");
+    let summary = check(&d, "connector-linear")["summary"].as_str().unwrap();
+    assert!(summary.contains("token exchange") && summary.contains("ms, MCP initialize"), "timings per leg: {summary}");
 
     // The AS refuses Linear's grant: the leg, the code and the fix.
     org.sandbox.knobs().update(|k| {
@@ -147,19 +153,51 @@ fn encodings(secret: &str) -> Vec<String> {
     out
 }
 
+/// A fresh P-256 private key in PKCS#8 PEM, for a `private_key_jwt` connector.
+fn private_key_pem() -> String {
+    use p256::pkcs8::EncodePrivateKey;
+    let key = loop {
+        if let Ok(k) = p256::SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
+            break k;
+        }
+    };
+    key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnostics_bundle_holds_no_planted_secret_in_any_encoding() {
     require_keyring_session();
     let org = Org::start("bundle").await;
+    // Every credential the sandbox issues from now on is kept for the search below: codes, ID,
+    // access and refresh tokens, ID-JAGs.
+    org.sandbox.knobs().update(|k| k.record_issued_secrets = true);
+    // A connector authenticating with private_key_jwt: its key file is an input too.
+    let key_pem = private_key_pem();
+    let key_file = org.dir.join("keyed-client.pem");
+    std::fs::write(&key_file, &key_pem).unwrap();
+    let mut policy: Value = serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    policy["connectors"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": "keyed", "display_name": "Keyed", "mcp_url": org.sandbox.mcp_url("linear"), "scopes": ["read"],
+        "client_id": "ema-keyed", "client_auth": {"method": "private_key_jwt", "key_file": key_file, "key_id": "k1", "alg": "ES256"},
+        "idp_only": true,
+    }));
+    std::fs::write(&org.policy_path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
     let login = ema(&org, "dave", &["login"]);
-    assert!(login.status.code().is_some_and(|c| c <= 1), "{}", text(&login));
-    // A failing connector and a skewed clock, so that errors and traces are in the bundle.
+    assert!(login.status.code().is_some_and(|c| c <= 2), "{}", text(&login));
+    // Linear's AS refuses by echoing the assertion and the client credentials in its error, and a
+    // skewed clock, so that errors and traces are in the bundle.
     org.sandbox.knobs().update(|k| {
-        k.failing_connectors.insert("linear".into(), ema_sandbox::ConnectorFailure::InvalidGrant);
+        k.failing_connectors.insert("linear".into(), ema_sandbox::ConnectorFailure::EchoSecrets);
         k.clock_offset_secs = 90;
     });
+    // Personal connections with planted secrets in the home the export scans.
+    let home = fixture_home(&org);
     let zip_path = org.dir.join("bundle.zip");
-    let out = ema(&org, "-", &["diagnostics", "--out", zip_path.to_str().unwrap()]);
+    let out = ema_command(env!("CARGO_BIN_EXE_ema"), &org, "-")
+        .args(["diagnostics", "--out", zip_path.to_str().unwrap()])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let said = text(&out);
     assert!(said.contains("Support ID: EMA-") && said.contains("Sandbox Help Desk"), "{said}");
@@ -183,12 +221,25 @@ async fn diagnostics_bundle_holds_no_planted_secret_in_any_encoding() {
     let json: Value = serde_json::from_str(&files["diagnostics.json"]).unwrap();
     assert_eq!(json["version"], 1);
     assert_eq!(json["support_id"], json["diagnosis"]["support_id"]);
+    let findings = json["personal_connections"].as_array().map_or(0, Vec::len);
+    assert!(findings >= 3, "the fixture home's personal connections are in the bundle: {findings}");
+    let grant =
+        json["diagnosis"]["connectors"].as_array().unwrap().iter().find(|c| c["id"] == "linear").unwrap()["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|s| s["leg"] == "jwt-bearer-grant")
+            .unwrap()
+            .clone();
+    let echoed = grant["oauth_error_description"].as_str().unwrap();
+    assert!(echoed.starts_with("assertion [redacted] refused"), "the echoing error is kept, scrubbed: {echoed}");
     let log = &files["log.txt"];
     assert!(log.contains("/idp/.well-known/openid-configuration"), "this run's log, endpoints readable: {log}");
     let policy: Value = serde_json::from_str(&files["policy.json"]).unwrap();
     assert!(policy["connectors"][0]["client_auth"].is_string(), "auth methods by name: {policy}");
 
-    // The secrets: the policy's client secrets and every token in the keyring.
+    // The secrets: the policy's client secrets, the private key, every token in the keyring,
+    // every credential the sandbox issued, and the fixture home's planted tokens.
     let mut secrets = Vec::new();
     secrets_in(&serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap(), &mut secrets);
     let issuer = org.sandbox.idp_issuer();
@@ -196,12 +247,25 @@ async fn diagnostics_bundle_holds_no_planted_secret_in_any_encoding() {
     for account in [format!("session:{issuer}#ema-desktop"), format!("connectors:{issuer}#ema-desktop")] {
         secrets_in(&serde_json::from_str(&store.get(&account).unwrap().unwrap()).unwrap(), &mut secrets);
     }
-    assert!(secrets.len() >= 10, "client secrets and dave's tokens are the positive control: {}", secrets.len());
+    let issued = org.sandbox.issued_secrets();
+    let id_jags = issued.iter().filter(|s| s.starts_with("ey") && s.matches('.').count() == 2).count();
+    assert!(id_jags >= 5 && issued.len() >= 12, "ID tokens, ID-JAGs, codes: {} ({id_jags} JWTs)", issued.len());
+    secrets.extend(issued);
+    secrets.push(key_pem.clone());
+    secrets.extend(key_pem.lines().filter(|l| !l.starts_with("-----")).map(str::to_string));
+    secrets.extend(fixture_canaries());
+    assert!(secrets.len() >= 40, "the positive control: {}", secrets.len());
     for secret in &secrets {
-        assert!(secret.len() >= 16, "a secret too short to search for");
+        assert!(secret.len() >= 16, "a secret too short to search for: {}", secret.len());
         for form in encodings(secret) {
             for (name, content) in &files {
                 assert!(!content.contains(&form), "a secret appears in {name} (as {}…)", &form[..6]);
+            }
+        }
+        // A JWT's signature alone is a secret-shaped run too.
+        if let Some(signature) = secret.rsplit('.').next().filter(|s| s.len() >= 40 && secret.contains('.')) {
+            for (name, content) in &files {
+                assert!(!content.contains(signature), "a JWT signature appears in {name}");
             }
         }
     }
@@ -239,4 +303,21 @@ async fn doctor_names_dns_and_tls_failures_in_plain_words() {
     assert!(cause.contains("TLS"), "{cause}");
     // The working connectors are unaffected.
     assert_eq!(check(&d, "connector-linear")["outcome"], "pass");
+    // Reachability, layer by layer: the sandbox over plain http on loopback passes; the name that
+    // does not resolve fails at DNS; the https URL on the plain-http port fails at TLS after TCP.
+    let sandbox = check(&d, &format!("reach-http-127.0.0.1-{port}"));
+    assert_eq!(sandbox["outcome"], "pass", "{sandbox}");
+    let dns = check(&d, "reach-https-mcp.does-not-exist.invalid-443");
+    assert_eq!(dns["outcome"], "fail", "{dns}");
+    assert!(dns["summary"].as_str().unwrap().starts_with("DNS: mcp.does-not-exist.invalid could not be resolved"));
+    let tls = check(&d, &format!("reach-https-127.0.0.1-{port}"));
+    assert_eq!(tls["outcome"], "fail", "{tls}");
+    let said = tls["summary"].as_str().unwrap();
+    assert!(
+        said.contains("TCP: connected to 127.0.0.1") && said.contains("TLS: the secure connection failed"),
+        "{said}"
+    );
+    // `ema doctor` prints them too, with the fix.
+    let human = text(&ema(&org, "-", &["doctor"]));
+    assert!(human.contains("reach-https-mcp.does-not-exist.invalid-443") && human.contains("getent hosts"), "{human}");
 }

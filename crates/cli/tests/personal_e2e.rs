@@ -7,14 +7,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use ema_core::store::{KeyringStore, SecretStore};
-use ema_e2e::{Org, ema_command, output_text, require_keyring_session};
+use ema_e2e::{Org, ema_command, fixture_canaries, fixture_home, output_text, require_keyring_session};
 use serde_json::Value;
-
-const SCAN_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/fixtures/scan");
 
 /// Runs `ema` with `home` as the user's home directory (and working directory).
 fn ema(org: &Org, home: &Path, user: &str, args: &[&str]) -> Output {
@@ -30,34 +28,6 @@ fn ema(org: &Org, home: &Path, user: &str, args: &[&str]) -> Output {
 
 fn text(o: &Output) -> String {
     output_text(o)
-}
-
-/// A copy of the fixture home (`@HOME@` in contents replaced by the copy's path).
-fn fixture_home(org: &Org) -> PathBuf {
-    fn copy(from: &Path, to: &Path, home: &str) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let target = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &target, home);
-            } else {
-                std::fs::write(&target, std::fs::read_to_string(e.path()).unwrap().replace("@HOME@", home)).unwrap();
-            }
-        }
-    }
-    let home = org.dir.join("home");
-    copy(&Path::new(SCAN_FIXTURES).join("home"), &home, &home.to_string_lossy());
-    home
-}
-
-fn canaries() -> Vec<String> {
-    std::fs::read_to_string(Path::new(SCAN_FIXTURES).join("canaries.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect()
 }
 
 /// The access token the keyring holds for `connector`.
@@ -158,7 +128,7 @@ async fn scan_flags_an_old_entry_fix_replaces_it_by_a_working_helper_and_undo_re
     assert!(undo.status.success(), "{}", text(&undo));
     assert_eq!(std::fs::read(&claude_json).unwrap(), before);
 
-    for canary in canaries() {
+    for canary in fixture_canaries() {
         assert!(!outputs.contains(&canary), "planted secret {canary} appeared in ema's output");
     }
 }

@@ -44,6 +44,7 @@ fn step(leg: Leg, i: usize, failed: bool) -> Step {
         resource: Some(format!("https://mcp{i}.example.com/mcp")),
         audience: Some(format!("https://as{i}.example.com")),
         at_unix: 1_800_000_000,
+        detail: None,
     }
 }
 
@@ -71,6 +72,7 @@ fn main() {
                     step(Leg::Discovery, i, false),
                     step(Leg::TokenExchange, i, false),
                     step(Leg::JwtBearerGrant, i, failed),
+                    step(Leg::McpInitialize, i, false),
                 ],
             }
         })
@@ -79,6 +81,18 @@ fn main() {
         .iter()
         .map(|n| Check { name: (*n).into(), outcome: Outcome::Pass, summary: "fine".into(), fix: None, duration_ms: 3 })
         .collect();
+    // Two origins per connector (its AS and its MCP server), each a `reach-*` check.
+    checks.extend((0..CONNECTORS * 2).map(|i| {
+        Check {
+            name: format!("reach-https-host{i}.example.com-443"),
+            outcome: Outcome::Pass,
+            summary: "DNS: 192.0.2.10 (3 ms); TCP: connected to 192.0.2.10:443 (12 ms); TLS: handshake done and the \
+                  server answered HTTP 404 (40 ms)"
+                .into(),
+            fix: None,
+            duration_ms: 55,
+        }
+    }));
     checks.extend(connectors.iter().map(|c| Check {
         name: format!("connector-{}", c.id),
         outcome: if c.failed_leg.is_some() { Outcome::Fail } else { Outcome::Pass },

@@ -23,6 +23,10 @@ pub enum ConnectorFailure {
     McpUnauthorized,
     /// The MCP endpoint answers 503.
     McpDown,
+    /// The connector's AS token endpoint answers 400 `invalid_grant` with an error description
+    /// and an extra `echo` member repeating the request's assertion and client secret, as a
+    /// careless server does: the product must keep neither (diagnostics canary tests).
+    EchoSecrets,
 }
 
 /// A fault injected into the ID tokens the IdP issues at sign-in and refresh, so that client
@@ -69,6 +73,10 @@ pub struct Knobs {
     pub id_token_fault: Option<IdTokenFault>,
     /// Whether `offline_access` yields a refresh token (some IdPs withhold it by policy).
     pub issue_refresh_tokens: bool,
+    /// Keep every credential issued from now on (codes, ID, access and refresh tokens, ID-JAGs)
+    /// for [`crate::Sandbox::issued_secrets`], so canary tests can search for each one. Off by
+    /// default: the sandbox otherwise keeps only hashes.
+    pub record_issued_secrets: bool,
 }
 
 impl Default for Knobs {
@@ -86,6 +94,7 @@ impl Default for Knobs {
             step_up_required: BTreeSet::new(),
             id_token_fault: None,
             issue_refresh_tokens: true,
+            record_issued_secrets: false,
         }
     }
 }

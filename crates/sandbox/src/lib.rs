@@ -172,6 +172,11 @@ impl Sandbox {
         self.state.idp_issuer()
     }
 
+    /// Every credential issued while the `record_issued_secrets` knob was on, for canary tests.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.state.issued_secrets()
+    }
+
     /// The IdP client id of the app (`ema-desktop`).
     pub fn idp_client_id(&self) -> &str {
         &self.state.idp_client.client_id

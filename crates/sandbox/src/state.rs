@@ -99,6 +99,8 @@ pub struct SandboxState {
     /// Another IdP whose ID-JAGs the connectors' ASs accept instead of ours.
     pub trusted_idp: Option<crate::catalog::TrustedIdp>,
     stores: Mutex<Stores>,
+    /// Credentials issued while the `record_issued_secrets` knob is on.
+    issued: Mutex<Vec<String>>,
 }
 
 impl SandboxState {
@@ -122,12 +124,25 @@ impl SandboxState {
             external,
             trusted_idp,
             stores: Mutex::new(Stores::default()),
+            issued: Mutex::new(Vec::new()),
         }
     }
 
     /// The sandbox clock (Unix seconds, with `clock_offset_secs`).
     pub fn now(&self) -> i64 {
         self.knobs.now()
+    }
+
+    /// Notes a credential just issued, when the `record_issued_secrets` knob is on.
+    pub fn issued(&self, secret: &str) {
+        if self.knobs.get().record_issued_secrets {
+            self.issued.lock().unwrap_or_else(PoisonError::into_inner).push(secret.to_owned());
+        }
+    }
+
+    /// The credentials recorded so far.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.issued.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Locks the stores, pruning expired entries first.

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::trace::{Leg, Step, TracingTransport};
+use super::reach::{origins, reach_all};
+use super::trace::{Leg, Step, TracingProbe, TracingTransport};
 use crate::config::Policy;
 use crate::engine::{Engine, EngineParts};
 use crate::http::{HttpTransport, Transport};
@@ -42,7 +43,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// kebab-case, stable: `policy-valid`, `keyring-available`, `idp-discovery`, `idp-jwks`,
-    /// `clock-skew`, `connector-<id>`.
+    /// `clock-skew`, `reach-<scheme>-<host>-<port>`, `connector-<id>`.
     pub name: String,
     pub outcome: Outcome,
     /// What was found, in plain words.
@@ -170,8 +171,10 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis 
             };
         }
     };
-    let mcp = Arc::new(RmcpProbe::new(http.reqwest_client(), policy.settings.request_timeout));
+    let direct = http.clone();
     let tracing = Arc::new(TracingTransport::new(http));
+    let probe = RmcpProbe::new(direct.reqwest_client(), policy.settings.request_timeout);
+    let mcp = Arc::new(TracingProbe::new(probe, tracing.clone()));
     checks.extend(idp_checks(&policy, tracing.as_ref()).await);
     let _ = tracing.take();
 
@@ -184,6 +187,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis 
     let snapshot = engine.snapshot();
     let skew = clock_skew(&steps);
     checks.push(skew_check(skew.clone()));
+    checks.extend(reach_all(&origins(&policy, &steps), &direct).await);
     let mut connectors = Vec::new();
     for c in &snapshot.connectors {
         let trace: Vec<Step> = steps.iter().filter(|s| belongs(s, c)).cloned().collect();
@@ -350,6 +354,7 @@ fn leg_of_code(code: &str, trace: &[Step]) -> Option<FailedLeg> {
             Leg::TokenExchange => FailedLeg::TokenExchange,
             Leg::JwtBearerGrant => FailedLeg::Grant,
             Leg::SignIn | Leg::Jwks | Leg::Revocation => FailedLeg::SignIn,
+            Leg::McpInitialize => FailedLeg::McpServer,
             Leg::Discovery | Leg::Other => FailedLeg::Discovery,
         },
     };
@@ -419,7 +424,9 @@ fn connector_check(d: &ConnectorDiagnosis, signed_in: bool) -> Check {
                 d.cause.as_deref().unwrap_or("no reason given")
             ),
         ),
-        (ConnectorState::Active, None) => (Outcome::Pass, format!("{} works: every leg answered", d.display_name)),
+        (ConnectorState::Active, None) => {
+            (Outcome::Pass, format!("{} works: {}", d.display_name, leg_timings(&d.trace)))
+        }
         (ConnectorState::NotEntitled, _) => {
             (Outcome::Pass, format!("{} is not assigned to you at the IdP (not an error)", d.display_name))
         }
@@ -431,6 +438,22 @@ fn connector_check(d: &ConnectorDiagnosis, signed_in: bool) -> Check {
     };
     let total: u64 = d.trace.iter().map(|s| s.duration_ms).sum();
     Check { name, outcome, summary, fix: d.fix.clone(), duration_ms: total }
+}
+
+/// `token exchange 12 ms, grant 8 ms, MCP initialize 20 ms`: the last attempt of each leg.
+fn leg_timings(trace: &[Step]) -> String {
+    let legs = [
+        (Leg::TokenExchange, "token exchange"),
+        (Leg::JwtBearerGrant, "grant"),
+        (Leg::McpInitialize, "MCP initialize"),
+    ];
+    let said: Vec<String> = legs
+        .iter()
+        .filter_map(|(leg, words)| {
+            trace.iter().rev().find(|s| s.leg == *leg).map(|s| format!("{words} {} ms", s.duration_ms))
+        })
+        .collect();
+    if said.is_empty() { "every leg answered".into() } else { said.join(", ") }
 }
 
 /// How long a whole `ema doctor` may take before the CLI gives up.

@@ -18,7 +18,9 @@ use url::Url;
 
 use crate::http::{HttpRequest, HttpResponse, Transport, TransportError, display_url};
 use crate::jwt::{decode_claims_unverified, decode_header_unverified, displayable_claims};
+use crate::mcp_check::{McpCheckError, McpProbe, McpServerInfo};
 use crate::redact::scrub;
+use crate::secret::AccessToken;
 
 /// The grant types of the legs (RFC 8693 §2.1, RFC 7523 §2.1, RFC 6749 §4.1.3 and §6).
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -41,6 +43,8 @@ pub enum Leg {
     JwtBearerGrant,
     /// RFC 7009 revocation.
     Revocation,
+    /// The MCP `initialize` handshake with the access token (MCP 2025-11-25 basic/lifecycle).
+    McpInitialize,
     /// Anything else (an MCP server's 401 for its metadata hint).
     Other,
 }
@@ -81,6 +85,9 @@ pub struct Step {
     pub audience: Option<String>,
     /// This computer's clock when the response came (Unix seconds), against `server_date`.
     pub at_unix: i64,
+    /// What the step established beyond its status: the MCP server's name, version and protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A [`Transport`] that records a [`Step`] per request.
@@ -98,6 +105,64 @@ impl<T: Transport> TracingTransport<T> {
     /// The steps so far, in order; the trace is emptied.
     pub fn take(&self) -> Vec<Step> {
         std::mem::take(&mut *self.steps.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn push(&self, step: Step) {
+        self.steps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(step);
+    }
+}
+
+/// An [`McpProbe`] that adds a [`Leg::McpInitialize`] step to a [`TracingTransport`]'s trace, so
+/// the MCP check sits in the same timeline as the legs before it. The MCP SDK has its own HTTP
+/// stack, so the step records the outcome (status, server, duration), never the exchange.
+#[derive(Debug)]
+pub struct TracingProbe<P, T> {
+    inner: P,
+    trace: std::sync::Arc<TracingTransport<T>>,
+}
+
+impl<P: McpProbe, T: Transport> TracingProbe<P, T> {
+    pub fn new(inner: P, trace: std::sync::Arc<TracingTransport<T>>) -> Self {
+        TracingProbe { inner, trace }
+    }
+}
+
+impl<P: McpProbe, T: Transport> McpProbe for TracingProbe<P, T> {
+    fn check<'a>(
+        &'a self,
+        mcp_url: &'a Url,
+        token: &'a AccessToken,
+    ) -> BoxFuture<'a, Result<McpServerInfo, McpCheckError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.inner.check(mcp_url, token).await;
+            let (http_status, transport_error, detail) = match &result {
+                Ok(info) => (
+                    Some(200),
+                    None,
+                    Some(scrub(&format!("{} {} (MCP {})", info.name, info.version, info.protocol_version), 200)),
+                ),
+                Err(McpCheckError::Unauthorized) => (Some(401), None, None),
+                Err(e) => (None, Some(format!("{}: {}", e.code(), scrub(&e.to_string(), 300))), None),
+            };
+            self.trace.push(Step {
+                leg: Leg::McpInitialize,
+                method: "POST".into(),
+                endpoint: display_url(mcp_url),
+                http_status,
+                oauth_error: None,
+                oauth_error_description: None,
+                transport_error,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                server_date: None,
+                tokens: Vec::new(),
+                resource: None,
+                audience: None,
+                at_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
+                detail,
+            });
+            result
+        })
     }
 }
 
@@ -129,6 +194,7 @@ impl<T: Transport> Transport for TracingTransport<T> {
                 resource,
                 audience,
                 at_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
+                detail: None,
             };
             match &result {
                 Ok(response) => {

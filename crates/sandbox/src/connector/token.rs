@@ -38,6 +38,7 @@ pub(super) async fn jwt_bearer(
                 "authorization server failure (sandbox knob failing_connectors: server_error)",
             ));
         }
+        Some(ConnectorFailure::EchoSecrets) => return Ok(echo_secrets(&headers, &body)),
         _ => {}
     }
     let form = parse_form(&headers, &body)?;
@@ -56,6 +57,7 @@ pub(super) async fn jwt_bearer(
     let email = claims["email"].as_str().unwrap_or_default().to_owned();
     let ttl = state.knobs.get().connector_token_ttl_secs;
     let access_token = random_token();
+    state.issued(&access_token);
     {
         let mut stores = state.stores();
         // RFC 7523 §3 item 7 / MCP profile: an ID-JAG is redeemable once.
@@ -85,6 +87,28 @@ pub(super) async fn jwt_bearer(
         })),
     )
         .into_response())
+}
+
+/// A careless server's refusal that repeats what it was sent: the assertion and client secret
+/// in `error_description` (RFC 6749 §5.2 says it is human-readable text, so clients show it),
+/// and the whole request in an extra member.
+fn echo_secrets(headers: &HeaderMap, body: &[u8]) -> Response {
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let authorization = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let description = format!(
+        "assertion {} refused for client_secret={} (Authorization: {authorization})",
+        field("assertion"),
+        field("client_secret")
+    );
+    let echo = String::from_utf8_lossy(body).into_owned();
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        no_store(),
+        axum::Json(serde_json::json!({"error": "invalid_grant", "error_description": description, "echo": echo})),
+    )
+        .into_response()
 }
 
 /// Checks the ID-JAG (RFC 7523 §3; ID-JAG draft §5.1) and returns its claims.

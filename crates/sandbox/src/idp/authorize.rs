@@ -165,6 +165,7 @@ pub(super) async fn login(State(state): State<Arc<SandboxState>>, body: axum::bo
         return render_login(&params, username, Some("Wrong username or password."), StatusCode::OK);
     };
     let code = random_token();
+    state.issued(&code);
     let now = state.now();
     state.stores().codes.insert(
         token_hash(&code),

@@ -127,6 +127,7 @@ pub(super) fn token_exchange(
         auth_time: id_token.auth_time,
     };
     let id_jag = state.key.sign(TYP_ID_JAG, &claims).map_err(OAuthError::server_error)?;
+    state.issued(&id_jag);
     tracing::info!(user = user.username, connector = id, "idp: ID-JAG issued");
     Ok(serde_json::json!({
         "access_token": id_jag,

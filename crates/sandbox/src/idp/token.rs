@@ -193,8 +193,11 @@ fn issue_tokens(
         Some(fault) => faulty_id_token(state, user, auth_time, nonce, fault),
     }
     .map_err(OAuthError::server_error)?;
+    let access_token = random_token();
+    state.issued(&id_token);
+    state.issued(&access_token);
     let mut response = serde_json::json!({
-        "access_token": random_token(),
+        "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": knobs.idp_access_token_ttl_secs,
         "id_token": id_token,
@@ -202,6 +205,7 @@ fn issue_tokens(
     });
     if knobs.issue_refresh_tokens && scopes.iter().any(|s| s == "offline_access") {
         let refresh = random_token();
+        state.issued(&refresh);
         state.stores().refresh_tokens.insert(
             token_hash(&refresh),
             RefreshGrant {
