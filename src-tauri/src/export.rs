@@ -43,7 +43,7 @@ impl Export {
     /// Runs the checks and keeps the result for [`Export::save`]; returns the preview.
     pub async fn prepare(&self, policy: Policy, personal: Vec<Finding>, log: &LogRing) -> Result<Preview, String> {
         let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::new());
-        let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy.clone(), store))
+        let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy.clone(), store, &personal))
             .await
             .map_err(|_| format!("the checks did not finish within {} s", DOCTOR_DEADLINE.as_secs()))?;
         let pending = Pending { diagnosis, policy, personal, log: log.lines() };

@@ -173,7 +173,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor { json } => {
             let policy = load_policy(cli.config.clone())?;
             let store: Arc<dyn ema_core::store::SecretStore> = Arc::new(ema_core::store::KeyringStore::new());
-            let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy, store))
+            let personal = personal::scan_now(&policy, &[]).map(|r| r.findings).unwrap_or_default();
+            let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy, store, &personal))
                 .await
                 .map_err(|_| anyhow!("the checks did not finish within {} s", DOCTOR_DEADLINE.as_secs()))?;
             if *json {
@@ -235,10 +236,10 @@ async fn headers(engine: &Arc<Engine>, connector: &str) -> Result<ExitCode> {
 async fn diagnostics_bundle(policy: Policy, out: Option<PathBuf>, preview: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let store: Arc<dyn ema_core::store::SecretStore> = Arc::new(ema_core::store::KeyringStore::new());
-    let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy.clone(), store))
+    let personal = personal::scan_now(&policy, &[]).map(|r| r.findings).unwrap_or_default();
+    let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy.clone(), store, &personal))
         .await
         .map_err(|_| anyhow!("the checks did not finish within {} s", DOCTOR_DEADLINE.as_secs()))?;
-    let personal = personal::scan_now(&policy, &[]).map(|r| r.findings).unwrap_or_default();
     let input = bundle::BundleInput {
         diagnosis: &diagnosis,
         policy: &policy,

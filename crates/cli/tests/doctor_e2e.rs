@@ -10,8 +10,15 @@ use ema_core::store::SecretStore;
 use ema_e2e::{Org, ema_command, fixture_canaries, fixture_home, output_text, require_keyring_session};
 use serde_json::Value;
 
+/// `ema` as `user`, with an empty home of the org's own (so no real personal connection is read).
 fn ema(org: &Org, user: &str, args: &[&str]) -> Output {
-    ema_command(env!("CARGO_BIN_EXE_ema"), org, user).args(args).output().expect("the ema binary runs")
+    let home = org.dir.join("empty-home");
+    std::fs::create_dir_all(&home).unwrap();
+    ema_command(env!("CARGO_BIN_EXE_ema"), org, user)
+        .args(args)
+        .env("HOME", home)
+        .output()
+        .expect("the ema binary runs")
 }
 
 fn text(o: &Output) -> String {
@@ -47,7 +54,15 @@ async fn doctor_names_the_failing_leg_and_the_likely_cause_for_each_fault() {
     assert_eq!(d["version"], 1);
     let id = d["support_id"].as_str().unwrap();
     assert!(id.starts_with("EMA-") && id.len() == 13, "{id}");
-    for name in ["policy-valid", "keyring-available", "idp-discovery", "idp-jwks", "clock-skew", "connector-linear"] {
+    for name in [
+        "policy-valid",
+        "keyring-available",
+        "idp-discovery",
+        "idp-jwks",
+        "clock-skew",
+        "connector-linear",
+        "personal-connections",
+    ] {
         assert_eq!(check(&d, name)["outcome"], "pass", "{name}: {d:#}");
     }
     assert!(check(&d, "connector-figma")["summary"].as_str().unwrap().contains("not assigned"), "{d:#}");
@@ -221,6 +236,11 @@ async fn diagnostics_bundle_holds_no_planted_secret_in_any_encoding() {
     let json: Value = serde_json::from_str(&files["diagnostics.json"]).unwrap();
     assert_eq!(json["version"], 1);
     assert_eq!(json["support_id"], json["diagnosis"]["support_id"]);
+    let personal = json["diagnosis"]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "personal-connections");
+    let personal = personal.unwrap();
+    assert_eq!(personal["outcome"], "fail", "{personal}");
+    assert!(personal["summary"].as_str().unwrap().contains("in Claude Code ("), "{personal}");
+    assert!(summary.contains("personal-connections"), "{summary}");
     let findings = json["personal_connections"].as_array().map_or(0, Vec::len);
     assert!(findings >= 3, "the fixture home's personal connections are in the bundle: {findings}");
     let grant =

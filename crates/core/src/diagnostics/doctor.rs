@@ -19,6 +19,8 @@ use crate::config::Policy;
 use crate::engine::{Engine, EngineParts};
 use crate::http::{HttpTransport, Transport};
 use crate::mcp_check::RmcpProbe;
+use crate::remedy::client_name;
+use crate::scan::{Finding, Verdict};
 use crate::status::{ConnectorState, ConnectorStatus};
 use crate::store::SecretStore;
 
@@ -133,7 +135,8 @@ pub fn support_id() -> String {
 }
 
 /// Runs every check against `policy` with the tokens in `store`; connector legs run live.
-pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis {
+/// `personal` is the personal-account scan, judged by the `personal-connections` check.
+pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[Finding]) -> Diagnosis {
     let mut checks = Vec::new();
     let organization = policy.organization.name.clone();
     let help_desk =
@@ -195,6 +198,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>) -> Diagnosis 
         checks.push(connector_check(&d, signed_in));
         connectors.push(d);
     }
+    checks.push(personal_check(personal));
     for c in &checks {
         tracing::info!(check = %c.name, outcome = ?c.outcome, ms = c.duration_ms, "{}", c.summary);
     }
@@ -438,6 +442,40 @@ fn connector_check(d: &ConnectorDiagnosis, signed_in: bool) -> Check {
     };
     let total: u64 = d.trace.iter().map(|s| s.duration_ms).sum();
     Check { name, outcome, summary, fix: d.fix.clone(), duration_ms: total }
+}
+
+/// `personal-connections`: personal credentials for connectors the company requires to go through
+/// the IdP (fail), and entries a person should look at (warn).
+pub fn personal_check(findings: &[Finding]) -> Check {
+    let flagged: Vec<&Finding> = findings.iter().filter(|f| f.is_flagged()).collect();
+    let review = findings.iter().filter(|f| f.verdict == Verdict::Review).count();
+    let describe = |f: &&Finding| {
+        format!(
+            "{} in {} ({})",
+            f.server_name.as_deref().or(f.connector.as_deref()).unwrap_or("an entry"),
+            client_name(f.client),
+            f.path.display()
+        )
+    };
+    let (outcome, summary, fix) = match (flagged.len(), review) {
+        (0, 0) => (Outcome::Pass, "no personal-account connection found in the AI clients' files".to_string(), None),
+        (0, n) => (
+            Outcome::Warn,
+            format!("{n} connection(s) cannot be judged from the files (a helper command or an unreadable file)"),
+            Some("`ema scan` lists them; look at each with the help desk".to_string()),
+        ),
+        (n, _) => (
+            Outcome::Fail,
+            format!(
+                "{n} personal-account connection(s) for connectors that must go through the company IdP: {}",
+                flagged.iter().map(describe).collect::<Vec<_>>().join("; ")
+            ),
+            Some(
+                "`ema scan` lists them and `ema fix ID --replace` (or --remove) fixes each, with a backup".to_string(),
+            ),
+        ),
+    };
+    Check { name: "personal-connections".into(), outcome, summary, fix, duration_ms: 0 }
 }
 
 /// `token exchange 12 ms, grant 8 ms, MCP initialize 20 ms`: the last attempt of each leg.
