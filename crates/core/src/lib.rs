@@ -17,6 +17,7 @@ pub mod http;
 pub mod jwt;
 pub mod mcp_check;
 pub mod oauth;
+pub mod onboarding;
 pub mod records;
 pub mod redact;
 pub mod remedy;

@@ -60,6 +60,7 @@ pub(crate) fn document(state: &SandboxState) -> Value {
         },
         "idp": {
             "issuer": state.idp_issuer(),
+            "display_name": "Sandbox IdP",
             "client_id": state.idp_client.client_id,
             "client_auth": client_auth(&state.idp_client),
             "scopes": ["openid", "email", "profile", "offline_access"],

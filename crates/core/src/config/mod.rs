@@ -9,6 +9,7 @@
 //! `mcp.enterpriseManagedAuth.idp` does); they are wrapped in [`ClientSecret`] at once and never
 //! echoed in an error.
 
+pub mod import;
 mod locate;
 mod raw;
 mod user;
@@ -57,6 +58,9 @@ pub struct HelpDesk {
 pub struct IdpConfig {
     /// OIDC issuer (OIDC Discovery §4.3: must equal the discovered `issuer`).
     pub issuer: Url,
+    /// What users call the IdP ("Okta"), for "Sign in with Okta"; from the policy, else guessed
+    /// from the issuer's host ([`IdpConfig::name`]).
+    pub display_name: Option<String>,
     pub client_id: String,
     pub client_auth: ClientAuth,
     /// Requested at sign-in; always contains `openid` and `offline_access`.
@@ -65,6 +69,30 @@ pub struct IdpConfig {
     /// is for OPs that honour `offline_access` only with `prompt=consent` (§11), as
     /// oidc-provider does: without it they issue no refresh token.
     pub prompt: Vec<String>,
+}
+
+impl IdpConfig {
+    /// The IdP's name for buttons: the policy's `display_name`, else a well-known provider told
+    /// from the issuer's host (`*.okta.com` is Okta), else the host itself.
+    pub fn name(&self) -> String {
+        if let Some(n) = &self.display_name {
+            return n.clone();
+        }
+        let host = self.issuer.host_str().unwrap_or_default();
+        let known = [
+            (".okta.com", "Okta"),
+            (".oktapreview.com", "Okta"),
+            ("login.microsoftonline.com", "Microsoft Entra ID"),
+            ("accounts.google.com", "Google"),
+            (".auth0.com", "Auth0"),
+            (".onelogin.com", "OneLogin"),
+            (".pingone.com", "PingOne"),
+        ];
+        known
+            .iter()
+            .find(|(suffix, _)| host == suffix.trim_start_matches('.') || host.ends_with(suffix))
+            .map_or_else(|| host.to_string(), |(_, name)| (*name).to_string())
+    }
 }
 
 /// A connector the organisation offers through the IdP.
@@ -378,7 +406,18 @@ mod validate {
                 ));
             }
         }
-        Ok(IdpConfig { issuer, client_id: raw.client_id, client_auth, scopes, prompt })
+        let display_name = raw.display_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        if let Some(n) = &display_name
+            && (n.chars().count() > 40 || n.chars().any(char::is_control))
+        {
+            return Err(ConfigError::new(
+                file,
+                "idp.display_name",
+                "must be a short name of at most 40 characters on one line",
+                "use the name your users know the IdP by, such as \"Okta\"",
+            ));
+        }
+        Ok(IdpConfig { issuer, display_name, client_id: raw.client_id, client_auth, scopes, prompt })
     }
 
     fn connector(file: &Path, key: &str, raw: raw::RawConnector) -> Result<ConnectorConfig, ConfigError> {

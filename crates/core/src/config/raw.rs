@@ -38,6 +38,7 @@ pub(crate) struct RawHelpDesk {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawIdp {
     pub issuer: String,
+    pub display_name: Option<String>,
     pub client_id: String,
     pub client_auth: RawClientAuth,
     pub scopes: Option<Vec<String>>,

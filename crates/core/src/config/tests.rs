@@ -1211,3 +1211,17 @@ fn oversized_key_file_is_refused_before_reading() {
     assert_eq!(err.key, "idp.client_auth.key_file");
     assert!(err.problem.contains("larger than 64 KiB"), "{err}");
 }
+
+#[test]
+fn the_idp_is_named_by_the_policy_else_told_from_its_host() {
+    let mut v = minimal();
+    assert_eq!(parse_ok(&v).idp.name(), "idp.acme.example");
+    v["idp"]["issuer"] = json!("https://acme.okta.com");
+    assert_eq!(parse_ok(&v).idp.name(), "Okta");
+    v["idp"]["issuer"] = json!("https://login.microsoftonline.com/tenant/v2.0");
+    assert_eq!(parse_ok(&v).idp.name(), "Microsoft Entra ID");
+    v["idp"]["display_name"] = json!("  Acme SSO ");
+    assert_eq!(parse_ok(&v).idp.name(), "Acme SSO");
+    v["idp"]["display_name"] = json!("two\nlines");
+    expect_err(&v, "idp.display_name", "use the name your users know the IdP by, such as \"Okta\"");
+}
