@@ -5,6 +5,7 @@
 //! `gh auth status`: a human table by default, `--json` for scripts, exit status 1 when
 //! anything needs the user, fix hints next to every problem.
 
+mod onboard;
 mod personal;
 mod render;
 mod sandbox_cmd;
@@ -24,7 +25,6 @@ use ema_core::engine::{Engine, EngineParts};
 use ema_core::remedy::Action;
 use ema_core::scan::Catalog;
 use ema_core::signin::{BrowserOpener, PrintUrl, SystemBrowser};
-use ema_core::status::ConnectorState;
 
 #[derive(Debug, Parser)]
 #[command(name = "ema", version, about = "Enterprise-managed access to your MCP connectors", long_about = None)]
@@ -46,6 +46,16 @@ enum Command {
         /// Give up waiting for the browser after this many seconds.
         #[arg(long, default_value_t = 300, value_name = "SECS")]
         timeout: u64,
+        /// Old personal connections the company now provides (offered on the first sign-in):
+        /// ask, migrate all, or skip. Given explicitly, the offer is made on any sign-in.
+        #[arg(long, value_enum, value_name = "CHOICE")]
+        migrate: Option<onboard::Migrate>,
+    },
+    /// Load the configuration IT sent (a file or an https link) when no managed policy exists.
+    Setup {
+        /// The policy file, or its https URL.
+        #[arg(value_name = "FILE|URL")]
+        source: String,
     },
     /// Show the sign-in and every connector's state (exit 1 when something needs you).
     Status {
@@ -152,6 +162,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Sandbox(args) => return sandbox_cmd::run(args).await,
+        Command::Setup { source } => {
+            onboard::setup(source).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Scan { json, all, project } => {
             let policy = load_policy(cli.config.clone())?;
             let report = personal::scan_now(&policy, project)?;
@@ -188,7 +202,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let engine = load_engine(cli.config.clone()).await?;
     match cli.command {
-        Command::Login { no_browser, timeout } => login(&engine, no_browser, timeout).await,
+        Command::Login { no_browser, timeout, migrate } => login(&engine, no_browser, timeout, migrate).await,
         Command::Status { json } => Ok(print_status(&engine, json)),
         Command::Headers { connector } => headers(&engine, &connector).await,
         Command::Refresh { json } => {
@@ -211,6 +225,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sandbox(_)
+        | Command::Setup { .. }
         | Command::Scan { .. }
         | Command::Fix { .. }
         | Command::Undo { .. }
@@ -273,7 +288,7 @@ const HEADERS_DEADLINE: Duration = Duration::from_secs(8);
 fn load_policy(explicit: Option<PathBuf>) -> Result<Policy> {
     let source = locate_policy(explicit).map_err(|tried| {
         anyhow!(
-            "no policy found (looked for {}). Ask IT for the EMA policy, or pass --config PATH",
+            "no policy found (looked for {}). Ask IT for the EMA policy: load the one they sent with `ema setup FILE|URL`, or pass --config PATH",
             tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )
     })?;
@@ -296,24 +311,41 @@ async fn load_engine(explicit: Option<PathBuf>) -> Result<Arc<Engine>> {
     Ok(engine)
 }
 
-async fn login(engine: &Arc<Engine>, no_browser: bool, timeout: u64) -> Result<ExitCode> {
+async fn login(
+    engine: &Arc<Engine>,
+    no_browser: bool,
+    timeout: u64,
+    migrate: Option<onboard::Migrate>,
+) -> Result<ExitCode> {
     let browser: &dyn BrowserOpener = if no_browser { &PrintUrl } else { &SystemBrowser };
+    let first_run = onboard::is_first_run();
+    if first_run {
+        onboard::welcome(engine.policy());
+    }
     eprintln!(
         "Signing in to {} at {} in your browser...",
         engine.policy().organization.name,
         engine.policy().idp.issuer
     );
-    let progress = tokio::spawn(render::follow_progress(engine.subscribe()));
+    let printed = render::Printed::default();
+    let progress = tokio::spawn(render::follow_progress(engine.subscribe(), printed.clone()));
     let result = engine.sign_in(browser, Duration::from_secs(timeout)).await;
     progress.abort();
     let identity = result.map_err(|e| anyhow!("sign-in failed [{}]: {e}", e.code()))?;
     let snapshot = engine.snapshot();
-    let ready = snapshot.connectors.iter().filter(|c| c.state == ConnectorState::Active).count();
+    render::catch_up(&printed, &snapshot);
     eprintln!(
-        "Signed in as {}. {ready} of {} connectors ready.\n",
+        "Signed in as {}. {}.\n",
         identity.email.as_deref().unwrap_or(&identity.sub),
-        snapshot.connectors.len()
+        ema_core::onboarding::progress(&snapshot).summary
     );
+    if first_run || migrate.is_some() {
+        let offered = onboard::after_sign_in(engine.policy(), &snapshot, migrate.unwrap_or(onboard::Migrate::Ask));
+        // Signed in is onboarded: a failed migration is reported, not offered again at each login.
+        onboard::finish(engine.policy());
+        offered?;
+        eprintln!();
+    }
     Ok(print_status(engine, false))
 }
 

@@ -99,7 +99,7 @@ fn finding_text(f: &Finding, catalog: &Catalog, options: (bool, bool)) -> String
 }
 
 /// `~/...` for paths under the home directory.
-fn tilde(path: &Path) -> String {
+pub fn tilde(path: &Path) -> String {
     match dirs_home().and_then(|h| path.strip_prefix(h).ok().map(Path::to_path_buf)) {
         Some(rest) => format!("~/{}", rest.display()),
         None => path.display().to_string(),
@@ -138,13 +138,7 @@ pub fn status_json(report: &ScanReport) -> serde_json::Value {
 
 /// `ema fix ID --remove|--replace`: a fresh scan, then the change.
 pub fn fix(policy: &Policy, id: &str, action: Action, projects: &[PathBuf], json: bool) -> Result<()> {
-    let report = scan_now(policy, projects)?;
-    let finding = report
-        .findings
-        .iter()
-        .find(|f| f.id == id)
-        .ok_or_else(|| anyhow!("no finding {id:?} in a fresh scan; run `ema scan` to list them"))?;
-    let change = remedy()?.apply(finding, action, &Catalog::from_policy(policy))?;
+    let change = apply_in(policy, id, action, projects)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&change).expect("a change serialises"));
     } else {
@@ -152,6 +146,21 @@ pub fn fix(policy: &Policy, id: &str, action: Action, projects: &[PathBuf], json
         println!("The file before the change is in {}. Run `ema undo` to restore it.", change.backup.display());
     }
     Ok(())
+}
+
+/// Applies `action` to the finding `id` of a fresh scan of this user's files.
+pub fn apply(policy: &Policy, id: &str, action: Action) -> Result<Change> {
+    apply_in(policy, id, action, &[])
+}
+
+fn apply_in(policy: &Policy, id: &str, action: Action, projects: &[PathBuf]) -> Result<Change> {
+    let report = scan_now(policy, projects)?;
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.id == id)
+        .ok_or_else(|| anyhow!("no finding {id:?} in a fresh scan; run `ema scan` to list them"))?;
+    Ok(remedy()?.apply(finding, action, &Catalog::from_policy(policy))?)
 }
 
 /// `ema undo`.
@@ -165,7 +174,7 @@ pub fn undo(json: bool) -> Result<()> {
     Ok(())
 }
 
-fn change_text(c: &Change, undone: bool) -> String {
+pub fn change_text(c: &Change, undone: bool) -> String {
     let name = c.server_name.as_deref().or(c.connector.as_deref()).unwrap_or("the entry");
     let file = tilde(&c.path);
     match (c.action, undone) {
@@ -176,7 +185,7 @@ fn change_text(c: &Change, undone: bool) -> String {
     }
 }
 
-fn remedy() -> Result<Remedy> {
+pub fn remedy() -> Result<Remedy> {
     let r = Remedy::for_current_user().ok_or_else(|| anyhow!("cannot tell your data directory"))?;
     Ok(r.with_helper_program(helper_program()))
 }

@@ -143,18 +143,30 @@ pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
     out
 }
 
+/// The last state printed per connector, shared by [`follow_progress`] and [`catch_up`].
+pub type Printed = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, ConnectorState>>>;
+
 /// Prints each connector's transitions while a long step runs.
-pub async fn follow_progress(mut rx: watch::Receiver<StatusSnapshot>) {
-    let mut seen: std::collections::HashMap<String, ConnectorState> =
-        rx.borrow().connectors.iter().map(|c| (c.id.clone(), c.state)).collect();
+pub async fn follow_progress(mut rx: watch::Receiver<StatusSnapshot>, printed: Printed) {
+    {
+        let mut seen = printed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.extend(rx.borrow().connectors.iter().map(|c| (c.id.clone(), c.state)));
+    }
     while rx.changed().await.is_ok() {
         let snapshot = rx.borrow_and_update().clone();
-        for c in &snapshot.connectors {
-            if seen.get(&c.id) != Some(&c.state) {
-                seen.insert(c.id.clone(), c.state);
-                if c.state != ConnectorState::NeedsSignIn {
-                    eprintln!("  {} {}: {}", mark(c), c.display_name, state_word(c));
-                }
+        catch_up(&printed, &snapshot);
+    }
+}
+
+/// Prints the connectors whose state changed since last printed: the watch channel keeps only
+/// the latest snapshot, so a step can end before the follower saw its last change.
+pub fn catch_up(printed: &Printed, snapshot: &StatusSnapshot) {
+    let mut seen = printed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for c in &snapshot.connectors {
+        if seen.get(&c.id) != Some(&c.state) {
+            seen.insert(c.id.clone(), c.state);
+            if c.state != ConnectorState::NeedsSignIn {
+                eprintln!("  {} {}: {}", mark(c), c.display_name, state_word(c));
             }
         }
     }
