@@ -13,3 +13,4 @@ scripts/with-desktop-session.sh cargo test --workspace --locked
 tests/interop/run-all.sh
 tests/tray/smoke.sh
 tests/tray/e2e.sh
+tests/tray/onboarding.sh

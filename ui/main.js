@@ -173,11 +173,22 @@ function showSettings(s) {
   autostart.checked = s.autostart;
   autostart.disabled = s.autostart_locked;
   autostart.title = s.autostart_locked ? "Set by your organisation" : "";
+  for (const [id, on, locked] of [["ob-autostart", s.autostart, s.autostart_locked], ["ob-notifications", s.notifications, s.notifications_locked]]) {
+    const box = document.getElementById(id);
+    box.checked = on;
+    box.disabled = locked;
+    document.getElementById(`${id}-locked`).hidden = !locked;
+  }
 }
 listen("settings", (e) => showSettings(e.payload));
-invoke("get_status").then((s) => { snapshot = s; render(); renderPersonal(); }, showError);
-invoke("get_personal").then((p) => { personal = p; renderPersonal(); }, showError);
 invoke("get_settings").then(showSettings, showError);
+// The first run shows the welcome screens (below); an app with no policy has no status to ask for.
+invoke("get_onboarding").then((view) => {
+  showOnboarding(view);
+  if (view && !view.configured) return;
+  invoke("get_status").then((s) => { snapshot = s; render(); renderPersonal(); }, showError);
+  invoke("get_personal").then((p) => { personal = p; renderPersonal(); }, showError);
+}, showError);
 // The countdowns tick every second; the data itself only changes on `status` events.
 setInterval(() => {
   for (const td of document.querySelectorAll("td[data-expires]")) {
@@ -239,3 +250,193 @@ invoke("get_extras").then((x) => {
   if (x.help_desk) showHelpDesk(x.help_desk);
   if (x.start_export) startExport();
 }, showError);
+
+// ---- First-run onboarding ------------------------------------------------------------------
+// The tray decides what the screens show (`onboarding` events: the core's live connector list,
+// its summary and the migration offers); this only walks the user through them. Each screen's
+// first control (or its heading) takes the focus, so the keyboard always starts in the right place.
+let onboardingView = null;
+let onboardingStep = null;
+let signingIn = false;
+const migrated = [];
+
+function byId(id) { return document.getElementById(id); }
+
+function showStep(step) {
+  if (step === onboardingStep) return;
+  onboardingStep = step;
+  for (const el of document.querySelectorAll("#onboarding .step")) el.hidden = el.id !== `step-${step}`;
+  const first = { setup: "policy-source", welcome: "onboarding-sign-in", finish: "ob-autostart", done: "ob-close" }[step];
+  const target = first ? byId(first) : byId(`step-${step}`).querySelector("h1");
+  target.focus();
+}
+
+function obError(e) {
+  const err = byId("ob-error");
+  if (!e) { err.hidden = true; return; }
+  err.textContent = `${sentence(e.message || String(e))} [${e.code || "error"}]`;
+  err.hidden = false;
+}
+
+function showOnboarding(view) {
+  if (!view) {
+    // Not (or no longer) onboarding: the status window. A finished onboarding keeps its last
+    // screen until the user closes it.
+    if (onboardingStep === "done") return;
+    onboardingStep = null;
+    document.body.classList.remove("onboarding");
+    byId("onboarding").hidden = true;
+    return;
+  }
+  onboardingView = view;
+  const v = onboardingView;
+  document.body.classList.add("onboarding");
+  byId("onboarding").hidden = false;
+  byId("managed-path").textContent = v.places.managed_path;
+  byId("user-path").textContent = v.places.user_path || "";
+  if (!v.configured) return showStep("setup");
+  for (const el of document.querySelectorAll(".ob-org")) el.textContent = v.organization;
+  for (const el of document.querySelectorAll(".ob-idp")) el.textContent = v.idp_name;
+  byId("ob-issuer").textContent = new URL(v.issuer).host;
+  document.title = `Welcome to EMA - ${v.organization}`;
+  renderProgress(v);
+  renderOffers(v);
+  if (["setup", "welcome", null].includes(onboardingStep)) showStep(v.signed_in || signingIn ? "connecting" : "welcome");
+}
+
+const PHASE_WORDS = { connecting: "Connecting...", ready: "Ready", "not-entitled": "Not assigned to you", failed: "Failed" };
+
+function renderProgress(v) {
+  const list = byId("ob-connectors");
+  list.replaceChildren();
+  for (const r of v.progress.rows) {
+    const li = document.createElement("li");
+    li.dataset.connector = r.id;
+    li.dataset.phase = r.phase;
+    const name = document.createElement("strong");
+    name.textContent = r.display_name;
+    const state = document.createElement("span");
+    state.className = `phase-${r.phase}`;
+    state.textContent = PHASE_WORDS[r.phase] || r.phase;
+    li.append(name, state);
+    if (r.phase === "failed") {
+      const why = document.createElement("span");
+      why.className = "reason";
+      why.textContent = `${sentence(r.reason || "it failed")}.`;
+      const help = document.createElement("button");
+      help.type = "button";
+      help.textContent = "Get help";
+      const desk = v.help_desk ? v.help_desk.name : "your help desk";
+      help.setAttribute("aria-label", `Get help with ${r.display_name}: prepare a diagnostics file for ${desk}`);
+      help.addEventListener("click", () => startExport());
+      li.append(why, help);
+    }
+    list.appendChild(li);
+  }
+  const settled = v.signed_in && v.progress.settled;
+  byId("ob-summary").textContent = !v.signed_in ? "Waiting for the sign-in..." : v.progress.summary;
+  byId("ob-browser").hidden = v.signed_in;
+  byId("ob-continue").disabled = !settled;
+  byId("ob-ready").textContent = v.signed_in ? `${v.progress.summary} for ${v.identity || "you"}.` : "";
+}
+
+function renderOffers(v) {
+  const list = byId("ob-offers");
+  list.replaceChildren();
+  for (const o of v.offers) {
+    const li = document.createElement("li");
+    li.dataset.finding = o.id;
+    const what = document.createElement("span");
+    what.textContent = o.description;
+    const where = document.createElement("code");
+    where.textContent = o.key_path ? `${o.path} ${o.key_path}` : o.path;
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Migrate";
+    b.setAttribute("aria-label", o.description);
+    b.addEventListener("click", () => migrate([o], b));
+    li.append(what, b, where);
+    list.appendChild(li);
+  }
+  byId("ob-migrate-all").hidden = v.offers.length === 0;
+  byId("ob-migrate-next").textContent = v.offers.length === 0 ? "Continue" : "Skip";
+  byId("ob-migrated").textContent = migrated.length ? `Migrated, each with a backup: ${migrated.join("; ")}.` : "";
+  byId("ob-undo").hidden = migrated.length === 0;
+}
+
+// One by one, in order: each fix reads the file as the previous one left it.
+async function migrate(offers, button) {
+  obError(null);
+  if (button) button.setAttribute("aria-busy", "true");
+  try {
+    for (const o of offers) {
+      await invoke("fix_personal", { id: o.id, action: o.action });
+      migrated.push(`${o.connector_name} in ${o.client_name}`);
+    }
+  } catch (e) {
+    obError(e);
+  } finally {
+    if (button) button.removeAttribute("aria-busy");
+    renderOffers(onboardingView);
+    byId("step-migrate").querySelector("h1").focus();
+  }
+}
+
+byId("policy-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  obError(null);
+  const button = byId("policy-load");
+  button.setAttribute("aria-busy", "true");
+  try {
+    await invoke("load_policy", { source: byId("policy-source").value });
+  } catch (err) {
+    obError(err);
+    byId("policy-source").focus();
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+});
+
+byId("onboarding-sign-in").addEventListener("click", async () => {
+  obError(null);
+  signingIn = true;
+  showStep("connecting");
+  try {
+    await invoke("sign_in");
+  } catch (e) {
+    signingIn = false;
+    showStep("welcome");
+    obError(e);
+  }
+});
+
+byId("ob-continue").addEventListener("click", () => showStep(onboardingView.offers.length ? "migrate" : "finish"));
+byId("ob-migrate-all").addEventListener("click", (e) => migrate([...onboardingView.offers], e.currentTarget));
+byId("ob-migrate-next").addEventListener("click", () => showStep("finish"));
+byId("ob-undo").addEventListener("click", async (e) => {
+  const button = e.currentTarget;
+  obError(null);
+  try {
+    await invoke("undo_personal");
+    migrated.pop();
+    renderOffers(onboardingView);
+  } catch (err) {
+    obError(err);
+  }
+  button.focus();
+});
+for (const [id, command] of [["ob-autostart", "set_autostart"], ["ob-notifications", "set_notifications"]]) {
+  const box = byId(id);
+  box.addEventListener("change", () => invoke(command, { enabled: box.checked }).catch(obError));
+}
+byId("ob-finish").addEventListener("click", async () => {
+  obError(null);
+  try {
+    await invoke("finish_onboarding");
+    showStep("done");
+  } catch (e) {
+    obError(e);
+  }
+});
+byId("ob-close").addEventListener("click", () => window.__TAURI__.window.getCurrentWindow().close());
+listen("onboarding", (e) => showOnboarding(e.payload));

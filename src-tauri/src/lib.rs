@@ -6,10 +6,15 @@
 //! started when the user opens it and gone when they close it (`window_protocol` says why), so
 //! the idle app holds no browser engine. `--sandbox` starts the embedded sandbox org in-process
 //! and points the app at it; `--window` is the window process itself (started by the tray).
+//!
+//! On the first run (`onboarding`) the window opens by itself with the welcome screens. Without
+//! any policy the app still starts, "not set up", and the window lets the user load the
+//! configuration IT sent; the engine and its services then start in the running app.
 
 mod alerts;
 mod export;
 mod notify;
+mod onboarding;
 mod personal;
 mod presenter;
 #[cfg(test)]
@@ -18,6 +23,7 @@ mod window_app;
 mod window_host;
 mod window_protocol;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +36,7 @@ use ema_core::signin::SystemBrowser;
 use ema_core::status::StatusSnapshot;
 use ema_sandbox::{Sandbox, SandboxOptions};
 use export::Export;
+use onboarding::Onboarding;
 use personal::Personal;
 use presenter::{PersonalCounts, TrayIcon, TrayView, tray_view};
 use tauri::image::Image;
@@ -48,12 +55,38 @@ fn context() -> tauri::Context<Wry> {
     tauri::generate_context!()
 }
 
+/// Whether desktop notifications are on: the policy's value at start, then the user's choice.
+struct NotificationsOn(AtomicBool);
+
+/// The engine, once there is a policy (`None` while the app is not set up).
+fn engine_of(app: &AppHandle) -> Option<Arc<Engine>> {
+    app.try_state::<Arc<Engine>>().map(|e| e.inner().clone())
+}
+
+fn not_set_up() -> CommandError {
+    CommandError {
+        code: "not-set-up".into(),
+        message: "EMA is not set up yet: load the configuration IT sent first.".into(),
+    }
+}
+
 fn settings(app: &AppHandle) -> AppSettings {
-    let engine = app.state::<Arc<Engine>>();
+    let locked = |key: &str| engine_of(app).is_some_and(|e| e.policy().settings.locked.contains(&key));
     AppSettings {
         autostart: app.autolaunch().is_enabled().unwrap_or(false),
-        autostart_locked: engine.policy().settings.locked.contains(&"start_at_login"),
+        autostart_locked: locked("start_at_login"),
+        notifications: app.state::<NotificationsOn>().0.load(Ordering::Relaxed),
+        notifications_locked: locked("notifications"),
     }
+}
+
+/// Saves one of the user's settings (atomically; a broken file is not overwritten).
+fn save_user_setting(change: impl FnOnce(&mut UserSettings)) -> Result<(), CommandError> {
+    let failed = |message: String| CommandError { code: "settings-not-saved".into(), message };
+    let path = user_settings_path().ok_or_else(|| failed("There is no configuration directory.".into()))?;
+    let mut user = UserSettings::load(&path).map_err(|e| failed(format!("Your settings file is broken: {e}")))?;
+    change(&mut user);
+    user.save(&path).map_err(|e| failed(format!("Cannot save {}: {e}", path.display())))
 }
 
 /// Writes or removes the autostart entry (tauri-plugin-autostart: an XDG autostart file, a macOS
@@ -76,8 +109,45 @@ fn set_autostart(app: &AppHandle, enabled: bool) -> Result<(), CommandError> {
 /// Carries out a command from the menu or the window: one-line delegations to the engine and the
 /// autostart plugin.
 async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> {
-    let engine = app.state::<Arc<Engine>>().inner().clone();
     match command {
+        Command::LoadPolicy { source } => return load_policy(app, &source).await,
+        Command::SetNotifications { enabled } => {
+            if settings(app).notifications_locked {
+                return Err(CommandError {
+                    code: "setting-locked".into(),
+                    message: "Your organisation's policy sets whether EMA shows notifications.".into(),
+                });
+            }
+            save_user_setting(|u| u.notifications = Some(enabled))?;
+            app.state::<NotificationsOn>().0.store(enabled, Ordering::Relaxed);
+            app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
+            return Ok(());
+        }
+        Command::SetAutostart { enabled } => {
+            if settings(app).autostart_locked {
+                return Err(CommandError {
+                    code: "setting-locked".into(),
+                    message: "Your organisation's policy sets whether EMA starts at login.".into(),
+                });
+            }
+            let done = set_autostart(app, enabled);
+            app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
+            if let Some(engine) = engine_of(app) {
+                render(app, &engine.snapshot());
+            }
+            return done;
+        }
+        _ => {}
+    }
+    let engine = engine_of(app).ok_or_else(not_set_up)?;
+    match command {
+        Command::LoadPolicy { .. } | Command::SetNotifications { .. } | Command::SetAutostart { .. } => {
+            unreachable!("handled above")
+        }
+        Command::FinishOnboarding => {
+            finish_onboarding(app, &engine);
+            Ok(())
+        }
         Command::SignIn => engine
             .sign_in(&SystemBrowser, SIGN_IN_TIMEOUT)
             .await
@@ -133,18 +203,67 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
             app.state::<Personal>().rescan();
             Ok(())
         }
-        Command::SetAutostart { enabled } => {
-            if settings(app).autostart_locked {
-                return Err(CommandError {
-                    code: "setting-locked".into(),
-                    message: "Your organisation's policy sets whether EMA starts at login.".into(),
-                });
-            }
-            let done = set_autostart(app, enabled);
-            app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
-            render(app, &engine.snapshot());
-            done
-        }
+    }
+}
+
+/// Loads the configuration IT sent (`ema_core::config::import`), then starts the engine and its
+/// services in the running app: the welcome screen follows without a restart.
+async fn load_policy(app: &AppHandle, source: &str) -> Result<(), CommandError> {
+    if let Some(engine) = engine_of(app) {
+        return Err(CommandError {
+            code: "already-set-up".into(),
+            message: format!("EMA is already set up for {}.", engine.policy().organization.name),
+        });
+    }
+    let failed = |code: &str, message: String| CommandError { code: code.into(), message };
+    let transport = ema_core::http::HttpTransport::new(Duration::from_secs(20))
+        .map_err(|e| failed("policy-fetch-failed", e.to_string()))?;
+    let (_, path) = ema_core::config::import::import_user_policy(source, &transport)
+        .await
+        .map_err(|e| failed(e.code(), sentence(&e.to_string())))?;
+    let engine = build_engine(ConfigSource::User(path)).await.map_err(|e| failed("engine-failed", format!("{e:#}")))?;
+    app.manage(engine.clone());
+    start_services(app, &engine);
+    if !app.state::<Onboarding>().active() {
+        // Onboarded before (the policy was removed since): straight to the status window.
+        app.state::<WindowHost>().send(ToWindow::Onboarding { view: serde_json::Value::Null });
+    }
+    Ok(())
+}
+
+/// "a managed policy..." as a sentence for the window.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// Ends onboarding: recorded so the next start skips it, and a hint of where the app lives.
+fn finish_onboarding(app: &AppHandle, engine: &Engine) {
+    if !app.state::<Onboarding>().finish(&engine.policy().organization.name) {
+        return;
+    }
+    tracing::info!("onboarding done");
+    render(app, &engine.snapshot());
+    if app.state::<NotificationsOn>().0.load(Ordering::Relaxed) {
+        let hint = alerts::Alert {
+            summary: "EMA lives in your tray".into(),
+            body: "Its icon shows whether your connectors work; it renews them in the background. Click it for \
+                   the details."
+                .into(),
+        };
+        let app = app.clone();
+        tauri::async_runtime::spawn(notify::show(hint, move || open_window(&app)));
+    }
+}
+
+/// The window process has exited. Leaving onboarding after signing in counts as done: the
+/// connectors are set up, and the welcome screens would only be in the way next time.
+fn window_closed(app: &AppHandle) {
+    if let Some(engine) = engine_of(app)
+        && app.state::<Onboarding>().active()
+        && engine.snapshot().idp.state != ema_core::status::IdpSessionState::SignedOut
+    {
+        finish_onboarding(app, &engine);
     }
 }
 
@@ -250,6 +369,11 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     if let Some(p) = &personal {
         app.state::<WindowHost>().send(ToWindow::Personal { view: p.window_view() });
     }
+    if app.state::<Onboarding>().active() {
+        let engine = engine_of(app);
+        let view = onboarding::view(engine.as_ref().map(|e| e.policy()), Some(snapshot), personal.as_deref());
+        app.state::<WindowHost>().send(ToWindow::Onboarding { view });
+    }
     let alerts = app.state::<Mutex<Alerts>>().lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(
         snapshot,
         &flagged,
@@ -258,7 +382,7 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     );
     // The policy (or the user) can turn notifications off; the causes are still tracked, so
     // turning them on later does not replay old news.
-    let notify = app.state::<Arc<Engine>>().policy().settings.notifications;
+    let notify = app.state::<NotificationsOn>().0.load(Ordering::Relaxed);
     for alert in alerts.into_iter().filter(|_| notify) {
         let app = app.clone();
         tauri::async_runtime::spawn(notify::show(alert, move || open_window(&app)));
@@ -314,13 +438,28 @@ fn local_offset() -> time::UtcOffset {
 
 /// Opens the status window (a process of its own), or raises it when it is open.
 fn open_window(app: &AppHandle) {
-    let engine = app.state::<Arc<Engine>>();
-    let mut initial = vec![ToWindow::Settings { settings: settings(app) }];
-    if let Some(h) = &engine.policy().organization.help_desk {
-        initial.push(ToWindow::HelpDesk { name: h.name.clone(), url: h.url.to_string() });
+    let engine = engine_of(app);
+    let mut initial = Vec::new();
+    // The onboarding view before the settings (which the window waits for), so the window
+    // starts on the right screen.
+    if app.state::<Onboarding>().active() || engine.is_none() {
+        let snapshot = engine.as_ref().map(|e| e.snapshot());
+        let personal = app.try_state::<Personal>();
+        let view = onboarding::view(
+            engine.as_ref().map(|e| e.policy()),
+            snapshot.as_ref(),
+            personal.as_ref().map(|p| p.inner()),
+        );
+        initial.push(ToWindow::Onboarding { view });
     }
-    if let Ok(json) = serde_json::to_value(engine.snapshot()) {
-        initial.push(ToWindow::Status { snapshot: json });
+    initial.push(ToWindow::Settings { settings: settings(app) });
+    if let Some(engine) = &engine {
+        if let Some(h) = &engine.policy().organization.help_desk {
+            initial.push(ToWindow::HelpDesk { name: h.name.clone(), url: h.url.to_string() });
+        }
+        if let Ok(json) = serde_json::to_value(engine.snapshot()) {
+            initial.push(ToWindow::Status { snapshot: json });
+        }
     }
     if let Some(p) = app.try_state::<Personal>() {
         initial.push(ToWindow::Personal { view: p.window_view() });
@@ -331,7 +470,7 @@ fn open_window(app: &AppHandle) {
 fn on_menu(app: &AppHandle, id: &str) {
     let command = match id {
         "quit" => return app.exit(0),
-        "open" | "personal" => return open_window(app),
+        "open" | "personal" | "set-up" => return open_window(app),
         "export" => {
             open_window(app);
             return app.state::<WindowHost>().send(ToWindow::StartExport);
@@ -350,26 +489,31 @@ fn on_menu(app: &AppHandle, id: &str) {
     });
 }
 
-/// Loads the policy (or starts the sandbox and writes its policy) and builds the engine.
-fn start_engine(opts: &Options) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)> {
-    let (source, sandbox) = if opts.sandbox {
+/// Loads the policy (or starts the sandbox and writes its policy) and builds the engine; `None`
+/// when no policy exists anywhere: the app then starts "not set up" and offers to load one.
+fn start_engine(opts: &Options) -> anyhow::Result<Option<(Arc<Engine>, Option<Sandbox>)>> {
+    if opts.sandbox {
         let sandbox = tauri::async_runtime::block_on(Sandbox::start(SandboxOptions::default()))?;
         let dir = std::env::temp_dir().join(format!("ema-tray-sandbox-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("policy.json");
         std::fs::write(&path, serde_json::to_string_pretty(&sandbox.policy())?)?;
-        (ConfigSource::Explicit(path), Some(sandbox))
-    } else {
-        let explicit = opts.config.clone().or_else(|| std::env::var_os("EMA_CONFIG").map(Into::into));
-        let source = locate_policy(explicit).map_err(|tried| {
+        let engine = tauri::async_runtime::block_on(build_engine(ConfigSource::Explicit(path)))?;
+        return Ok(Some((engine, Some(sandbox))));
+    }
+    let explicit = opts.config.clone().or_else(|| std::env::var_os("EMA_CONFIG").map(Into::into));
+    match locate_policy(explicit) {
+        Ok(source) => Ok(Some((tauri::async_runtime::block_on(build_engine(source))?, None))),
+        Err(tried) => {
             let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-            anyhow::anyhow!(
-                "no EMA policy found (looked in {}); ask IT for the EMA policy, or pass --config PATH",
-                tried.join(", ")
-            )
-        })?;
-        (source, None)
-    };
+            tracing::info!("no EMA policy found (looked in {}): starting not set up", tried.join(", "));
+            Ok(None)
+        }
+    }
+}
+
+/// The engine for the policy at `source`, with the user's settings and its stored tokens.
+async fn build_engine(source: ConfigSource) -> anyhow::Result<Arc<Engine>> {
     let mut policy = Policy::load(source)?;
     if let Some(path) = user_settings_path()
         && let Ok(user) = UserSettings::load(&path)
@@ -378,8 +522,46 @@ fn start_engine(opts: &Options) -> anyhow::Result<(Arc<Engine>, Option<Sandbox>)
     }
     let parts = EngineParts::production(&policy)?;
     let engine = Engine::new(policy, parts);
-    tauri::async_runtime::block_on(engine.load())?;
-    Ok((engine, sandbox))
+    engine.load().await?;
+    Ok(engine)
+}
+
+/// Starts what runs beside the engine: the policy's start-at-login, the personal-account scan,
+/// the status follower and the renewal timers.
+fn start_services(app: &AppHandle, engine: &Arc<Engine>) {
+    let policy = &engine.policy().settings;
+    app.state::<NotificationsOn>().0.store(policy.notifications, Ordering::Relaxed);
+    // A policy that sets start-at-login is applied, not just shown.
+    if policy.locked.contains(&"start_at_login")
+        && settings(app).autostart != policy.start_at_login
+        && let Err(e) = set_autostart(app, policy.start_at_login)
+    {
+        tracing::warn!("{}", e.message);
+    }
+    // The personal-account scan: at start and when the files it read change.
+    let handle = app.clone();
+    let personal = Personal::start(
+        Catalog::from_policy(engine.policy()),
+        CompanyIdentity::from_policy(engine.policy()),
+        move || {
+            if let Some(engine) = engine_of(&handle) {
+                render(&handle, &engine.snapshot());
+            }
+        },
+    );
+    app.manage(personal);
+    tauri::async_runtime::spawn(follow_status(app.clone(), engine.clone()));
+    tauri::async_runtime::spawn(engine.clone().run_renewals());
+}
+
+/// The menu of an app with no policy yet.
+fn setup_menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
+    let menu = Menu::new(app)?;
+    menu.append(&MenuItem::with_id(app, "identity", "EMA is not set up", false, None::<&str>)?)?;
+    menu.append(&PredefinedMenuItem::separator(app)?)?;
+    menu.append(&MenuItem::with_id(app, "set-up", "Set up EMA...", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(app, "quit", "Quit EMA", true, None::<&str>)?)?;
+    Ok(menu)
 }
 
 /// Runs the tray app until the user quits (or, with `--window`, the status window process).
@@ -404,7 +586,8 @@ pub fn run() {
     }
     let opts = options();
     let (engine, sandbox) = match start_engine(&opts) {
-        Ok(started) => started,
+        Ok(Some((engine, sandbox))) => (Some(engine), sandbox),
+        Ok(None) => (None, None),
         Err(e) => {
             eprintln!("EMA cannot start: {e:#}");
             std::process::exit(2);
@@ -413,47 +596,44 @@ pub fn run() {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| open_window(app)))
         .plugin(tauri_plugin_autostart::Builder::new().app_name("EMA").build())
-        .manage(engine.clone())
         .manage(SandboxGuard(Mutex::new(sandbox)))
+        .manage(Onboarding::at_start())
+        .manage(NotificationsOn(AtomicBool::new(true)))
         .manage(WindowHost::default())
         .manage(Mutex::new(Alerts::default()))
         .manage(Export::default())
         .setup(move |app| {
-            let view = tray_view(
-                &engine.snapshot(),
-                PersonalCounts::default(),
-                time::OffsetDateTime::now_utc(),
-                local_offset(),
-            );
+            let handle = app.handle();
+            if let Some(engine) = &engine {
+                app.manage(engine.clone());
+            }
+            let (icon, tooltip, menu) = match &engine {
+                Some(engine) => {
+                    let view = tray_view(
+                        &engine.snapshot(),
+                        PersonalCounts::default(),
+                        time::OffsetDateTime::now_utc(),
+                        local_offset(),
+                    );
+                    (view.icon, view.tooltip.clone(), menu(handle, &view, settings(handle))?)
+                }
+                None => (TrayIcon::SignedOut, "EMA - not set up".to_string(), setup_menu(handle)?),
+            };
             let tray = TrayIconBuilder::with_id(TRAY_ID)
-                .icon(tray_image(view.icon))
-                .tooltip(&view.tooltip)
-                .menu(&menu(app.handle(), &view, settings(app.handle()))?)
+                .icon(tray_image(icon))
+                .tooltip(&tooltip)
+                .menu(&menu)
                 .show_menu_on_left_click(true)
                 .on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
             #[cfg(target_os = "macos")]
             let tray = tray.icon_as_template(true);
             tray.build(app)?;
-            // A policy that sets start-at-login is applied, not just shown.
-            let policy = &engine.policy().settings;
-            if policy.locked.contains(&"start_at_login")
-                && settings(app.handle()).autostart != policy.start_at_login
-                && let Err(e) = set_autostart(app.handle(), policy.start_at_login)
-            {
-                tracing::warn!("{}", e.message);
+            if let Some(engine) = &engine {
+                start_services(handle, engine);
             }
-            // The personal-account scan: at start and when the files it read change.
-            let handle = app.handle().clone();
-            let personal = Personal::start(
-                Catalog::from_policy(engine.policy()),
-                CompanyIdentity::from_policy(engine.policy()),
-                move || render(&handle, &handle.state::<Arc<Engine>>().snapshot()),
-            );
-            app.manage(personal);
-            tauri::async_runtime::spawn(follow_status(app.handle().clone(), engine.clone()));
-            tauri::async_runtime::spawn(engine.clone().run_renewals());
-            if opts.open_window {
-                open_window(app.handle());
+            // The first run (or no policy at all) opens the welcome screens by itself.
+            if opts.open_window || engine.is_none() || app.state::<Onboarding>().active() {
+                open_window(handle);
             }
             Ok(())
         })

@@ -27,6 +27,7 @@ const DEBOUNCE: Duration = Duration::from_millis(400);
 pub struct Personal {
     shared: Arc<Shared>,
     catalog: Catalog,
+    company: CompanyIdentity,
 }
 
 struct Shared {
@@ -39,8 +40,8 @@ impl Personal {
     pub fn start(catalog: Catalog, company: CompanyIdentity, on_report: impl Fn() + Send + Sync + 'static) -> Self {
         let (wake, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared { report: Mutex::new(None), wake });
-        tauri::async_runtime::spawn(scan_loop(shared.clone(), rx, catalog.clone(), company, on_report));
-        Personal { shared, catalog }
+        tauri::async_runtime::spawn(scan_loop(shared.clone(), rx, catalog.clone(), company.clone(), on_report));
+        Personal { shared, catalog, company }
     }
 
     /// The last scan's result (`None` before the first one ends).
@@ -94,18 +95,29 @@ impl Personal {
         })
     }
 
-    /// Applies `action` to the finding `id` of the last scan (the user clicked it), then rescans.
+    /// Applies `action` to the finding `id` (the user clicked it), then rescans. The finding is
+    /// looked up in a fresh scan (about 10 ms), so fixes in a row, such as "Migrate all" with two
+    /// entries in one file, each see the file as the previous fix left it.
     pub async fn fix(&self, id: &str, action: Action) -> Result<Change, String> {
-        let finding = self
-            .report()
-            .and_then(|r| r.findings.iter().find(|f| f.id == id).cloned())
-            .ok_or_else(|| "This finding is gone: the files changed since. Look at the new list.".to_string())?;
-        let catalog = self.catalog.clone();
-        let done = tokio::task::spawn_blocking(move || remedies().apply(&finding, action, &catalog))
-            .await
-            .map_err(|e| e.to_string())?;
+        let (catalog, company, id) = (self.catalog.clone(), self.company.clone(), id.to_string());
+        let done = tokio::task::spawn_blocking(move || {
+            let roots = ScanRoots::for_current_user().ok_or_else(|| "There is no home directory.".to_string())?;
+            let report = scan(&roots, &catalog, &company, &ScanLimits::default());
+            let finding =
+                report.findings.into_iter().find(|f| f.id == id).ok_or_else(|| {
+                    "This finding is gone: the files changed since. Look at the new list.".to_string()
+                })?;
+            remedies().apply(&finding, action, &catalog).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         self.rescan();
-        done.map_err(|e| e.to_string())
+        done
+    }
+
+    /// The catalog the scan matches connectors with.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// Restores the file of the last change, then rescans.
@@ -127,7 +139,7 @@ fn describe(c: &Change) -> String {
 }
 
 /// The remedies, with the `ema` CLI installed beside this app as Claude Code's helper.
-fn remedies() -> Remedy {
+pub(crate) fn remedies() -> Remedy {
     let remedy =
         Remedy::for_current_user().unwrap_or_else(|| Remedy::new(std::env::temp_dir().join("ema-remediation")));
     let exe = if cfg!(windows) { "ema.exe" } else { "ema" };

@@ -23,6 +23,8 @@ struct Link {
     status: watch::Sender<Option<serde_json::Value>>,
     settings: watch::Sender<Option<AppSettings>>,
     personal: watch::Sender<Option<serde_json::Value>>,
+    /// The welcome screens' view while onboarding lasts (`null` otherwise).
+    onboarding: watch::Sender<serde_json::Value>,
     /// The help desk and whether the tray asked for an export before the page was ready.
     extras: watch::Sender<serde_json::Value>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Option<CommandError>>>>,
@@ -76,6 +78,29 @@ async fn get_settings(link: State<'_, Link>) -> Result<AppSettings, CommandError
 #[tauri::command]
 async fn get_personal(link: State<'_, Link>) -> Result<serde_json::Value, CommandError> {
     first(&link.personal).await
+}
+
+/// The onboarding view, or `null` when the window is the plain status window. The tray sends
+/// it before the settings, so once the settings are here the answer is known.
+#[tauri::command]
+async fn get_onboarding(link: State<'_, Link>) -> Result<serde_json::Value, CommandError> {
+    first(&link.settings).await?;
+    Ok(link.onboarding.borrow().clone())
+}
+
+#[tauri::command]
+async fn load_policy(link: State<'_, Link>, source: String) -> Result<(), CommandError> {
+    link.request(Command::LoadPolicy { source }).await
+}
+
+#[tauri::command]
+async fn set_notifications(link: State<'_, Link>, enabled: bool) -> Result<(), CommandError> {
+    link.request(Command::SetNotifications { enabled }).await
+}
+
+#[tauri::command]
+async fn finish_onboarding(link: State<'_, Link>) -> Result<(), CommandError> {
+    link.request(Command::FinishOnboarding).await
 }
 
 #[tauri::command]
@@ -154,6 +179,10 @@ fn apply(app: &AppHandle, msg: ToWindow) {
             let _ = app.emit("personal", &view);
             link.personal.send_replace(Some(view));
         }
+        ToWindow::Onboarding { view } => {
+            let _ = app.emit("onboarding", &view);
+            link.onboarding.send_replace(view);
+        }
         ToWindow::HelpDesk { name, url } => {
             let desk = serde_json::json!({ "name": name, "url": url });
             let _ = app.emit("help-desk", &desk);
@@ -212,6 +241,7 @@ pub fn run() {
         status: watch::Sender::new(None),
         settings: watch::Sender::new(None),
         personal: watch::Sender::new(None),
+        onboarding: watch::Sender::new(serde_json::Value::Null),
         extras: watch::Sender::new(serde_json::json!({})),
         pending: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
@@ -224,6 +254,10 @@ pub fn run() {
             get_settings,
             get_personal,
             get_extras,
+            get_onboarding,
+            load_policy,
+            set_notifications,
+            finish_onboarding,
             prepare_export,
             save_export,
             fix_personal,

@@ -111,6 +111,7 @@ fn spawn(app: &AppHandle, initial: Vec<ToWindow>) -> std::io::Result<Link> {
         }
         let _ = child.wait().await;
         app.state::<WindowHost>().closed(generation);
+        crate::window_closed(&app);
         tracing::debug!("the status window process has exited");
     });
     Ok(Link { generation, to_window: tx })

@@ -28,6 +28,10 @@ pub struct AppSettings {
     pub autostart: bool,
     /// The organisation's policy sets `start_at_login`: the user cannot change it.
     pub autostart_locked: bool,
+    /// Desktop notifications are on.
+    pub notifications: bool,
+    /// The organisation's policy sets `notifications`.
+    pub notifications_locked: bool,
 }
 
 /// Tray → window.
@@ -49,6 +53,9 @@ pub enum ToWindow {
     ExportPreview { preview: serde_json::Value },
     /// The bundle was written here.
     ExportSaved { path: String },
+    /// First-run onboarding is on: what the welcome screens show (`onboarding::view`). Sent on
+    /// every change while onboarding lasts.
+    Onboarding { view: serde_json::Value },
     /// Raise and focus the window (the user opened it again from the tray).
     Focus,
     /// The outcome of the window's request `id`.
@@ -78,6 +85,16 @@ pub enum Command {
     PrepareExport,
     /// Write the prepared bundle.
     SaveExport,
+    /// Load the configuration IT sent (a file path or an https URL), when there is no policy.
+    LoadPolicy {
+        source: String,
+    },
+    /// Turn desktop notifications on or off (the user's setting, unless the policy locks it).
+    SetNotifications {
+        enabled: bool,
+    },
+    /// The user finished onboarding (or left it after signing in): do not show it again.
+    FinishOnboarding,
 }
 
 /// Window → tray.
@@ -105,7 +122,14 @@ mod tests {
     fn messages_are_single_lines_that_round_trip() {
         let msgs = vec![
             ToWindow::Status { snapshot: serde_json::json!({"organization": "Acme\nCorp"}) },
-            ToWindow::Settings { settings: AppSettings { autostart: true, autostart_locked: false } },
+            ToWindow::Settings {
+                settings: AppSettings {
+                    autostart: true,
+                    autostart_locked: false,
+                    notifications: true,
+                    notifications_locked: false,
+                },
+            },
             ToWindow::Focus,
             ToWindow::Reply { id: 7, error: Some(CommandError { code: "c".into(), message: "m".into() }) },
         ];

@@ -3,7 +3,8 @@
 # session with gnome-keyring's Secret Service, dunst as the notification daemon (Notify calls
 # recorded by dbus-monitor), a StatusNotifierWatcher, tauri-driver + WebKitWebDriver.
 # Screenshots and logs land in target/test-artifacts/tray/.
-# Usage: tests/tray/e2e.sh (installs what it needs).
+# Usage: tests/tray/e2e.sh (installs what it needs); EMA_E2E_SCRIPT runs another script in the same
+# kind of session (tests/tray/onboarding.sh does).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -12,7 +13,9 @@ if [ -z "${EMA_IN_TEST_SESSION:-}" ]; then
   command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --version '^2' --quiet
   cargo build -q -p ema-tray -p ema-cli
   export EMA_ARTIFACTS="$root/target/test-artifacts/tray"
-  rm -rf "$EMA_ARTIFACTS" && mkdir -p "$EMA_ARTIFACTS"
+  # onboarding.sh runs after e2e.sh in the suite: both keep their screenshots.
+  [ -n "${EMA_ARTIFACTS_KEEP:-}" ] || rm -rf "$EMA_ARTIFACTS"
+  mkdir -p "$EMA_ARTIFACTS"
   exec xvfb-run -a -s "-screen 0 1280x800x24" scripts/with-desktop-session.sh "$0" "$@"
 fi
 dir=$EMA_TEST_SESSION_DIR
