@@ -165,6 +165,8 @@ document.addEventListener("keydown", (e) => {
 });
 const autostart = document.getElementById("autostart");
 autostart.addEventListener("change", () => act(null, "set_autostart", { enabled: autostart.checked }));
+const notificationsBox = document.getElementById("notifications");
+notificationsBox.addEventListener("change", () => act(null, "set_notifications", { enabled: notificationsBox.checked }));
 listen("status", (e) => { snapshot = e.payload; render(); renderPersonal(); });
 listen("personal", (e) => { personal = e.payload; renderPersonal(); });
 const undoButton = document.getElementById("undo");
@@ -173,6 +175,9 @@ function showSettings(s) {
   autostart.checked = s.autostart;
   autostart.disabled = s.autostart_locked;
   autostart.title = s.autostart_locked ? "Set by your organisation" : "";
+  notificationsBox.checked = s.notifications;
+  notificationsBox.disabled = s.notifications_locked;
+  notificationsBox.title = s.notifications_locked ? "Set by your organisation" : "";
   for (const [id, on, locked] of [["ob-autostart", s.autostart, s.autostart_locked], ["ob-notifications", s.notifications, s.notifications_locked]]) {
     const box = document.getElementById(id);
     box.checked = on;
@@ -323,6 +328,7 @@ function renderProgress(v) {
       const why = document.createElement("span");
       why.className = "reason";
       why.textContent = `${sentence(r.reason || "it failed")}.`;
+      why.title = r.detail || "";
       const help = document.createElement("button");
       help.type = "button";
       help.textContent = "Get help";
@@ -337,7 +343,7 @@ function renderProgress(v) {
   byId("ob-summary").textContent = !v.signed_in ? "Waiting for the sign-in..." : v.progress.summary;
   byId("ob-browser").hidden = v.signed_in;
   byId("ob-continue").disabled = !settled;
-  byId("ob-ready").textContent = v.signed_in ? `${v.progress.summary} for ${v.identity || "you"}.` : "";
+  byId("ob-ready").textContent = v.signed_in ? `Signed in as ${v.identity || "you"}: ${v.progress.summary}.` : "";
 }
 
 function renderOffers(v) {
@@ -382,8 +388,7 @@ async function migrate(offers, button) {
   }
 }
 
-byId("policy-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
+async function loadPolicy() {
   obError(null);
   const button = byId("policy-load");
   button.setAttribute("aria-busy", "true");
@@ -395,6 +400,13 @@ byId("policy-form").addEventListener("submit", async (e) => {
   } finally {
     button.removeAttribute("aria-busy");
   }
+}
+byId("policy-form").addEventListener("submit", (e) => { e.preventDefault(); loadPolicy(); });
+// A file dropped on the setup screen is loaded like a typed path.
+window.__TAURI__.webview.getCurrentWebview().onDragDropEvent((e) => {
+  if (onboardingStep !== "setup" || e.payload.type !== "drop" || !e.payload.paths.length) return;
+  byId("policy-source").value = e.payload.paths[0];
+  loadPolicy();
 });
 
 byId("onboarding-sign-in").addEventListener("click", async () => {

@@ -149,7 +149,9 @@ def main():
         fail("the loaded configuration should be saved as the user's policy")
     ok(f"the file IT sent loads in the same window: {heading!r}, button {button!r}, saved to {saved}")
 
-    # 2. Sign in with the keyboard; the connectors appear.
+    # 2. Sign in with the keyboard; the connectors appear. Atlassian's authorization server refuses
+    #    the grant, so one connector fails and offers help.
+    harness.knobs({"failing_connectors": {"atlassian": "invalid_grant"}})
     if focused(w) != "onboarding-sign-in":
         fail(f"the welcome screen should start on its sign-in button, focus is on {focused(w)!r}")
     accessible(w, "welcome screen")
@@ -164,16 +166,28 @@ def main():
         seen_phases.update(p for _, p in rows or [])
         return rows if not w.js("return document.getElementById('ob-continue').disabled") else None
     rows = dict(wait_for("the connectors to settle", settled, 60))
-    want = {"linear": "ready", "supabase": "ready", "atlassian": "ready", "figma": "not-entitled"}
+    want = {"linear": "ready", "supabase": "ready", "atlassian": "failed", "figma": "not-entitled"}
     for cid, phase in want.items():
         if rows.get(cid) != phase:
             fail(f"{cid} should be {phase!r} for alice: {rows}")
     summary = w.text("#ob-summary")
-    if summary != "3 connectors ready":
-        fail(f"the summary should count the ready connectors: {summary!r}")
+    if summary != "2 connectors ready, 1 needs help":
+        fail(f"the summary should count the ready and the failed connectors: {summary!r}")
     ok(f"after the sign-in the connectors appear ({rows}); summary {summary!r}")
+    why = w.text("#ob-connectors li[data-connector='atlassian'] .reason")
+    if why != "Atlassian's authorization server refused access (invalid_grant).":
+        fail(f"the failed connector should say why in plain words: {why!r}")
     accessible(w, "connectors screen")
     w.screenshot("onboarding-3-connectors.png")
+    w.click("#ob-connectors li[data-connector='atlassian'] button")
+    files = wait_for("the diagnostics preview", lambda: w.js(
+        "const s = document.getElementById('export-save'); return s && !s.hidden ? "
+        "[...document.querySelectorAll('#export-files summary')].map(x => x.textContent) : null"), 60)
+    if "summary.txt" not in files:
+        fail(f"'Get help' should prepare the diagnostics file: {files}")
+    ok(f"Atlassian failed: {why!r}; 'Get help' prepares the diagnostics file for the help desk ({files})")
+    w.click("#export-cancel")
+    harness.knobs({"failing_connectors": {}})
 
     # 3. The old connections: migrate Linear, skip Supabase.
     w.click("#ob-continue")
@@ -222,7 +236,7 @@ def main():
     w.click("#ob-finish")
     wait_for("the hint", lambda: step(w) == "step-done", 15)
     hint = w.text("#step-done")
-    if "lives in your tray" not in hint or "3 connectors ready for alice@example.com" not in hint:
+    if "lives in your tray" not in hint or "Signed in as alice@example.com: 2 connectors ready, 1 needs help" not in hint:
         fail(f"the last screen should say where EMA lives and what is ready: {hint!r}")
     accessible(w, "hint screen")
     w.screenshot("onboarding-7-done.png")

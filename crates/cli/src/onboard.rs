@@ -44,6 +44,9 @@ pub fn after_sign_in(policy: &Policy, snapshot: &StatusSnapshot, migrate: Migrat
     let desk = policy.organization.help_desk.as_ref().map_or_else(|| "your help desk".to_string(), |h| h.name.clone());
     for row in progress.rows.iter().filter(|r| r.phase == Phase::Failed) {
         eprintln!("  X {}: {}", row.display_name, row.reason.as_deref().unwrap_or("it failed"));
+        if let Some(detail) = &row.detail {
+            eprintln!("    ({detail})");
+        }
         eprintln!("    Get help: `ema diagnostics` writes a file for {desk}, with no secret in it.");
     }
     let report = personal::scan_now(policy, &[])?;

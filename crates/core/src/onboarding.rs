@@ -73,7 +73,10 @@ pub struct ProgressRow {
     pub id: String,
     pub display_name: String,
     pub phase: Phase,
+    /// Why it failed, in plain words ("Linear's authorization server refused access").
     pub reason: Option<String>,
+    /// The engine's own message, for whoever helps.
+    pub detail: Option<String>,
     pub fix: Option<String>,
 }
 
@@ -99,6 +102,35 @@ fn phase(c: &ConnectorStatus) -> Phase {
     }
 }
 
+/// A failure in the words of someone who just signed in, from its stable code
+/// (docs/status-schema.md); the engine's message stays beside it as the detail.
+pub fn plain_reason(name: &str, code: &str) -> String {
+    let oauth = |prefix: &str| code.strip_prefix(prefix).map(|e| e.replace('-', "_"));
+    if let Some(error) = oauth("connector-grant-oauth-") {
+        format!("{name}'s authorization server refused access ({error})")
+    } else if code.starts_with("connector-grant-") || code == "client-auth-key" {
+        format!("{name}'s authorization server did not give a usable token")
+    } else if let Some(error) = oauth("token-exchange-oauth-") {
+        format!("your IdP did not give access to {name} ({error})")
+    } else if code.starts_with("token-exchange-") {
+        format!("your IdP did not answer the request for {name} as expected")
+    } else if code == "step-up-required" {
+        format!("your IdP asks you to sign in again before using {name}")
+    } else if code.starts_with("discovery-") || code == "as-pin-mismatch" {
+        format!("{name}'s sign-in settings could not be read or are not the expected ones")
+    } else if code == "mcp-unauthorized" {
+        format!("{name}'s server did not accept the company sign-in")
+    } else if code.starts_with("mcp-") {
+        format!("{name}'s server did not answer as expected")
+    } else if matches!(code, "timeout" | "unreachable" | "server-unavailable") {
+        format!("{name} could not be reached (network, VPN or an outage)")
+    } else if code.starts_with("idp-") || code == "sign-in-required" {
+        "the sign-in at your IdP did not go through".to_string()
+    } else {
+        format!("{name} could not be set up")
+    }
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -115,7 +147,8 @@ pub fn progress(snapshot: &StatusSnapshot) -> Progress {
                 id: c.id.clone(),
                 display_name: c.display_name.clone(),
                 phase,
-                reason: error.map(|e| e.message.clone()),
+                reason: error.map(|e| plain_reason(&c.display_name, &e.code)),
+                detail: error.map(|e| e.message.clone()),
                 fix: error.map(|e| e.fix.clone()),
             }
         })
@@ -258,7 +291,8 @@ mod tests {
         assert_eq!(p.summary, "1 connector ready, 1 needs help");
         let failed = &p.rows[1];
         assert_eq!(failed.phase, Phase::Failed);
-        assert_eq!(failed.reason.as_deref(), Some("the authorization server refused the grant"));
+        assert_eq!(failed.reason.as_deref(), Some("B's authorization server refused access (invalid_grant)"));
+        assert_eq!(failed.detail.as_deref(), Some("the authorization server refused the grant"));
         assert!(failed.fix.as_deref().unwrap().contains("diagnostics"));
         assert_eq!(progress(&snapshot(vec![connector("a", NeedsSignIn)])).summary, "Connecting 0 of 1...");
     }
@@ -274,5 +308,16 @@ mod tests {
         assert_eq!((m.organization.as_str(), m.via.as_str()), ("Acme", "cli"));
         std::fs::remove_file(&path).unwrap();
         assert!(is_first_run(&path));
+    }
+
+    #[test]
+    fn failures_are_said_in_plain_words_by_leg() {
+        assert_eq!(
+            plain_reason("Linear", "token-exchange-oauth-invalid-target"),
+            "your IdP did not give access to Linear (invalid_target)"
+        );
+        assert_eq!(plain_reason("Linear", "mcp-unauthorized"), "Linear's server did not accept the company sign-in");
+        assert_eq!(plain_reason("Linear", "timeout"), "Linear could not be reached (network, VPN or an outage)");
+        assert_eq!(plain_reason("Linear", "something-new"), "Linear could not be set up");
     }
 }
