@@ -33,7 +33,7 @@ import time
 
 import harness
 from harness import (APP, ELEMENT, EMA, SESSION, Window, fail, knobs, menu_click, menu_labels, notifications, ok, row,
-                     wait_for, webkit_processes, browser_sign_ins)
+                     wait_for, webkit_processes, browser_sign_ins, tray_pids)
 
 CONNECTOR_TTL = 75  # seconds: long enough for the checks, short enough to watch one expire
 
@@ -157,7 +157,7 @@ def main():
     policy["settings"]["start_at_login"] = True
     with open(policy_path, "w", encoding="utf-8") as f:
         json.dump(policy, f)
-    wait_for("the app to exit", lambda: not [p for p in subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()], 15)
+    wait_for("the app to exit", lambda: not tray_pids(), 15)
     w = Window(APP_ARGS + ["--open"])
     wait_for("alice after restart", lambda: "alice@example.com" in w.text("#identity"), 30)
     wait_for("active connectors after restart", lambda: (row(w.rows(), "linear") or {}).get("state") == "Active", 30)
@@ -279,7 +279,7 @@ def main():
     except RuntimeError:
         pass  # the window (and the driver's view of it) went away while the key was delivered
     wait_for("the window's browser-engine processes to exit", lambda: not webkit_processes(), 15)
-    tray = subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()
+    tray = tray_pids()
     if not tray:
         fail("closing the window must leave the tray app running")
     ok(f"the window closed: the tray runs on (pid {tray[0]}) with no WebKit process")

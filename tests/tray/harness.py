@@ -216,6 +216,11 @@ def browser_sign_ins():
         return sum(1 for line in f if line.startswith("login-page"))
 
 
+def tray_pids():
+    """The running tray app's processes (the app under test, not its window)."""
+    return subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()
+
+
 def webkit_processes():
     out = subprocess.run(["ps", "-eo", "pid,ppid,comm,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "WebKit" in line and "WebDriver" not in line]

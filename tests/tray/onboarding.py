@@ -28,8 +28,8 @@ import subprocess
 import time
 
 import harness
-from harness import (APP, EMA, ELEMENT, SESSION, Window, fail, menu_click, notifications, ok, wait_for,
-                     webkit_processes)
+from harness import (EMA, ELEMENT, SESSION, Window, fail, menu_click, notifications, ok, wait_for,
+                     webkit_processes, tray_pids)
 
 HOME = os.environ["HOME"]
 CANARY = "lin_api_ONBOARDCANARY0123456789abcdef"
@@ -247,7 +247,7 @@ def main():
     except RuntimeError:
         pass  # the window (and the driver's view of it) went away while the click was delivered
     wait_for("the window to close", lambda: not webkit_processes(), 15)
-    tray = subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()
+    tray = tray_pids()
     if not tray:
         fail("closing the window must leave the tray running")
     ok(f"'Got it' closes the window; the tray runs on (pid {tray[0]})")
@@ -278,7 +278,7 @@ def main():
     # 6. The second start skips onboarding; deleting the stored state brings it back.
     menu_click("Quit EMA")  # as the user quits it, from the tray menu (over D-Bus)
     w.quit()
-    wait_for("the app to exit", lambda: not subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split(), 15)
+    wait_for("the app to exit", lambda: not tray_pids(), 15)
     w = Window(["--open"])
     wait_for("the status window", lambda: "alice@example.com" in w.text("#identity"), 30)
     if step(w) is not None:
@@ -286,7 +286,7 @@ def main():
     ok("a second start opens the plain status window: alice is signed in, no onboarding")
     w.screenshot("onboarding-8-second-run.png")
     w.quit()
-    wait_for("the app to exit", lambda: not subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split(), 15)
+    wait_for("the app to exit", lambda: not tray_pids(), 15)
     os.remove(marker)
     logout = subprocess.run([EMA, "logout"], capture_output=True, text=True, timeout=60)
     if logout.returncode != 0:
