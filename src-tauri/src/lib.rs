@@ -106,63 +106,35 @@ fn set_autostart(app: &AppHandle, enabled: bool) -> Result<(), CommandError> {
     })
 }
 
-/// Carries out a command from the menu or the window: one-line delegations to the engine and the
-/// autostart plugin.
+/// Carries out a command from the menu or the window: one-line delegations to the engine, the
+/// personal-account remedies and the settings. Before a policy is loaded only the settings and
+/// loading one work; the rest answer "not set up".
 async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> {
+    let engine = || engine_of(app).ok_or_else(not_set_up);
     match command {
-        Command::LoadPolicy { source } => return load_policy(app, &source).await,
-        Command::SetNotifications { enabled } => {
-            if settings(app).notifications_locked {
-                return Err(CommandError {
-                    code: "setting-locked".into(),
-                    message: "Your organisation's policy sets whether EMA shows notifications.".into(),
-                });
-            }
-            save_user_setting(|u| u.notifications = Some(enabled))?;
-            app.state::<NotificationsOn>().0.store(enabled, Ordering::Relaxed);
-            app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
-            return Ok(());
-        }
-        Command::SetAutostart { enabled } => {
-            if settings(app).autostart_locked {
-                return Err(CommandError {
-                    code: "setting-locked".into(),
-                    message: "Your organisation's policy sets whether EMA starts at login.".into(),
-                });
-            }
-            let done = set_autostart(app, enabled);
-            app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
-            if let Some(engine) = engine_of(app) {
-                render(app, &engine.snapshot());
-            }
-            return done;
-        }
-        _ => {}
-    }
-    let engine = engine_of(app).ok_or_else(not_set_up)?;
-    match command {
-        Command::LoadPolicy { .. } | Command::SetNotifications { .. } | Command::SetAutostart { .. } => {
-            unreachable!("handled above")
-        }
+        Command::LoadPolicy { source } => load_policy(app, &source).await,
+        Command::SetNotifications { enabled } => set_notifications(app, enabled),
+        Command::SetAutostart { enabled } => change_autostart(app, enabled),
         Command::FinishOnboarding => {
-            finish_onboarding(app, &engine);
+            finish_onboarding(app, &*engine()?);
             Ok(())
         }
-        Command::SignIn => engine
+        Command::SignIn => engine()?
             .sign_in(&SystemBrowser, SIGN_IN_TIMEOUT)
             .await
             .map(|_| ())
             .map_err(|e| CommandError { code: e.code(), message: e.to_string() }),
         Command::Refresh => {
-            engine.connect_all(true).await;
+            engine()?.connect_all(true).await;
             Ok(())
         }
-        Command::SignOut => engine
+        Command::SignOut => engine()?
             .sign_out()
             .await
             .map(|_| ())
             .map_err(|e| CommandError { code: e.code().into(), message: e.to_string() }),
         Command::FixPersonal { id, action } => {
+            engine()?;
             let personal = app.state::<Personal>();
             personal
                 .fix(&id, action)
@@ -171,6 +143,7 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
                 .map_err(|message| CommandError { code: "personal-fix-refused".into(), message })
         }
         Command::UndoPersonal => {
+            engine()?;
             let personal = app.state::<Personal>();
             personal
                 .undo()
@@ -179,6 +152,7 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
                 .map_err(|message| CommandError { code: "personal-undo-refused".into(), message })
         }
         Command::PrepareExport => {
+            let engine = engine()?;
             let personal = app.try_state::<Personal>().and_then(|p| p.report()).map(|r| r.findings.clone());
             let log = LOG.get_or_init(|| LogRing::new(DEFAULT_LINES));
             let preview = app
@@ -200,10 +174,39 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
             Ok(())
         }
         Command::ScanPersonal => {
+            engine()?;
             app.state::<Personal>().rescan();
             Ok(())
         }
     }
+}
+
+fn set_notifications(app: &AppHandle, enabled: bool) -> Result<(), CommandError> {
+    if settings(app).notifications_locked {
+        return Err(CommandError {
+            code: "setting-locked".into(),
+            message: "Your organisation's policy sets whether EMA shows notifications.".into(),
+        });
+    }
+    save_user_setting(|u| u.notifications = Some(enabled))?;
+    app.state::<NotificationsOn>().0.store(enabled, Ordering::Relaxed);
+    app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
+    Ok(())
+}
+
+fn change_autostart(app: &AppHandle, enabled: bool) -> Result<(), CommandError> {
+    if settings(app).autostart_locked {
+        return Err(CommandError {
+            code: "setting-locked".into(),
+            message: "Your organisation's policy sets whether EMA starts at login.".into(),
+        });
+    }
+    let done = set_autostart(app, enabled);
+    app.state::<WindowHost>().send(ToWindow::Settings { settings: settings(app) });
+    if let Some(engine) = engine_of(app) {
+        render(app, &engine.snapshot());
+    }
+    done
 }
 
 /// Loads the configuration IT sent (`ema_core::config::import`), then starts the engine and its
