@@ -265,7 +265,13 @@ async fn idp_checks(policy: &Policy, transport: &dyn Transport) -> Vec<Check> {
             Ok(v) => {
                 let keys = v.get("keys").and_then(Value::as_array).map_or(0, Vec::len);
                 let outcome = if keys > 0 { Outcome::Pass } else { Outcome::Fail };
-                check("idp-jwks", outcome, format!("{keys} signing keys at {jwks}"), None, started)
+                check(
+                    "idp-jwks",
+                    outcome,
+                    format!("{keys} signing key{} at {jwks}", if keys == 1 { "" } else { "s" }),
+                    None,
+                    started,
+                )
             }
             Err(why) => check("idp-jwks", Outcome::Fail, format!("cannot read {jwks}: {why}"), None, started),
         },
