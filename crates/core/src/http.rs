@@ -71,14 +71,37 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     /// A transport whose every request (connect, send, read the whole body) ends within `timeout`.
+    ///
+    /// TLS is rustls with the ring provider (Cargo.toml says why), and server certificates are
+    /// checked against the operating system's trust store, where enterprises put their roots
+    /// (rustls-platform-verifier: on Linux the system bundle, or instead `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` when set, as with OpenSSL; the keychain on macOS; the Windows certificate
+    /// store).
     pub fn new(timeout: Duration) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
-            .user_agent(concat!("ema/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| TransportError::Other { url: String::new(), reason: e.to_string() })?;
+        // reqwest is built without a provider of its own: install ring as the process default
+        // before the first client is built (a no-op once one is installed).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(timeout.min(Duration::from_secs(10)))
+                .timeout(timeout)
+                .user_agent(concat!("ema/", env!("CARGO_PKG_VERSION")))
+        };
+        let client = match builder().build() {
+            Ok(client) => client,
+            // The platform verifier refuses to be built when the system has no CA certificate at
+            // all (a bare container); OpenSSL built the client and then failed each https
+            // handshake. Do as it did: loopback http (the sandbox org) keeps working, and every
+            // https connection is refused with a certificate error that says why.
+            Err(e) => match builder().tls_certs_only(std::iter::empty()).build() {
+                Ok(client) => {
+                    tracing::warn!("no trusted CA certificate ({}); every https connection will fail", root_cause(&e));
+                    client
+                }
+                Err(_) => return Err(TransportError::Other { url: String::new(), reason: root_cause(&e) }),
+            },
+        };
         Ok(HttpTransport { client, timeout })
     }
 
@@ -117,6 +140,11 @@ impl HttpTransport {
     fn classify(&self, url: &str, e: reqwest::Error) -> TransportError {
         if e.is_timeout() {
             TransportError::Timeout { url: url.to_string(), seconds: self.timeout.as_secs() }
+        } else if let Some(tls) = tls_cause(&e) {
+            // rustls's own words ("invalid peer certificate: UnknownIssuer", "received corrupt
+            // message of type InvalidContentType" from a server that does not speak TLS) do not
+            // all say TLS; the user, the help desk and `ema doctor` need to know it was TLS.
+            TransportError::Connect { url: url.to_string(), reason: format!("TLS handshake failed: {tls}") }
         } else if e.is_connect() {
             TransportError::Connect { url: url.to_string(), reason: root_cause(&e) }
         } else {
@@ -137,6 +165,23 @@ pub fn display_url(url: &Url) -> String {
     u.set_query(None);
     u.set_fragment(None);
     u.to_string()
+}
+
+/// The TLS error behind `e`, if there is one. The chain's `io::Error`s (tokio-rustls wraps rustls's
+/// error in one, and hyper's connector may wrap that in another) are looked into with `get_ref`:
+/// their `source()` skips the error they carry.
+fn tls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        cur = match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
