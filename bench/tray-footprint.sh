@@ -12,6 +12,9 @@
 # D-Bus session with gnome-keyring's Secret Service, a StatusNotifierWatcher, the sandbox org as
 # its own process and a sign-in through the CLI (`ema login`) with the scripted browser.
 #
+# ema-tray is measured as it is packaged: `cargo build --release -p ema-tray --no-default-features`
+# (no embedded sandbox org). With --no-build, whatever target/release/ema-tray is gets measured.
+#
 # Prints a markdown table; writes target/bench/tray-footprint.json (and .md), logs in
 # target/bench/tray-footprint-logs/.
 #
@@ -57,7 +60,10 @@ if [ -z "${EMA_IN_TEST_SESSION:-}" ]; then
   fi
   if [ "$build" -eq 1 ]; then
     echo "tray-footprint: building ema-tray, bare-tray and ema in release (a cold build takes several minutes)..." >&2
-    cargo build --release -p ema-tray -p bare-tray -p ema-cli
+    # ema-tray as it is packaged: on its own (no features unified in from the CLI) and without the
+    # embedded sandbox org (`sandbox`, a default feature for development and tests).
+    cargo build --release -p ema-tray --no-default-features
+    cargo build --release -p bare-tray -p ema-cli
   fi
   for b in ema-tray bare-tray ema; do
     [ -x "$bin/$b" ] || { echo "tray-footprint: $bin/$b is missing (run without --no-build)" >&2; exit 1; }

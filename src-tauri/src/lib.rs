@@ -5,7 +5,8 @@
 //! notifications (each cause said once, `alerts`). The status window is a separate process
 //! started when the user opens it and gone when they close it (`window_protocol` says why), so
 //! the idle app holds no browser engine. `--sandbox` starts the embedded sandbox org in-process
-//! and points the app at it; `--window` is the window process itself (started by the tray).
+//! and points the app at it (builds with the `sandbox` feature, the default; the packaged app has
+//! none); `--window` is the window process itself (started by the tray).
 //!
 //! On the first run (`onboarding`) the window opens by itself with the welcome screens. Without
 //! any policy the app still starts, "not set up", and the window lets the user load the
@@ -34,7 +35,6 @@ use ema_core::engine::{Engine, EngineParts};
 use ema_core::scan::{Catalog, CompanyIdentity};
 use ema_core::signin::SystemBrowser;
 use ema_core::status::StatusSnapshot;
-use ema_sandbox::{Sandbox, SandboxOptions};
 use export::Export;
 use onboarding::Onboarding;
 use personal::Personal;
@@ -270,8 +270,34 @@ fn window_closed(app: &AppHandle) {
     }
 }
 
+/// The embedded sandbox org (`--sandbox`); a build without the `sandbox` feature has none.
+#[cfg(feature = "sandbox")]
+type Sandbox = ema_sandbox::Sandbox;
+#[cfg(not(feature = "sandbox"))]
+type Sandbox = std::convert::Infallible;
+
 /// The sandbox org, kept alive for the app's life when `--sandbox` is given.
 struct SandboxGuard(#[allow(dead_code)] Mutex<Option<Sandbox>>);
+
+/// Starts the embedded sandbox org and writes its policy to a file for the engine.
+#[cfg(feature = "sandbox")]
+fn start_sandbox() -> anyhow::Result<(ConfigSource, Sandbox)> {
+    let sandbox = tauri::async_runtime::block_on(Sandbox::start(ema_sandbox::SandboxOptions::default()))?;
+    let dir = std::env::temp_dir().join(format!("ema-tray-sandbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("policy.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&sandbox.policy())?)?;
+    Ok((ConfigSource::Explicit(path), sandbox))
+}
+
+/// `--sandbox` in a build without the org: said, not ignored.
+#[cfg(not(feature = "sandbox"))]
+fn start_sandbox() -> anyhow::Result<(ConfigSource, Sandbox)> {
+    anyhow::bail!(
+        "this build has no embedded sandbox org (built without the `sandbox` feature); use `ema sandbox \
+         --write-policy FILE` and start the tray with `--config FILE`"
+    )
+}
 
 /// Command-line options of the tray app.
 #[derive(Debug, Default)]
@@ -496,12 +522,8 @@ fn on_menu(app: &AppHandle, id: &str) {
 /// when no policy exists anywhere: the app then starts "not set up" and offers to load one.
 fn start_engine(opts: &Options) -> anyhow::Result<Option<(Arc<Engine>, Option<Sandbox>)>> {
     if opts.sandbox {
-        let sandbox = tauri::async_runtime::block_on(Sandbox::start(SandboxOptions::default()))?;
-        let dir = std::env::temp_dir().join(format!("ema-tray-sandbox-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("policy.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&sandbox.policy())?)?;
-        let engine = tauri::async_runtime::block_on(build_engine(ConfigSource::Explicit(path)))?;
+        let (source, sandbox) = start_sandbox()?;
+        let engine = tauri::async_runtime::block_on(build_engine(source))?;
         return Ok(Some((engine, Some(sandbox))));
     }
     let explicit = opts.config.clone().or_else(|| std::env::var_os("EMA_CONFIG").map(Into::into));
@@ -654,4 +676,19 @@ pub fn run() {
             api.prevent_exit();
         }
     });
+}
+
+#[cfg(all(test, not(feature = "sandbox")))]
+mod without_sandbox {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_flag_is_refused_in_words() {
+        let opts = Options { sandbox: true, ..Options::default() };
+        let Err(e) = start_engine(&opts) else {
+            panic!("--sandbox started an engine in a build without the sandbox org")
+        };
+        let message = format!("{e:#}");
+        assert!(message.contains("no embedded sandbox org") && message.contains("ema sandbox"), "{message}");
+    }
 }
