@@ -100,6 +100,7 @@ impl Fixture {
 
     /// Tells the fixture which IdP to trust (the sandbox's JWKS is at `<issuer>/jwks`).
     async fn trust(&self, idp_issuer: &str) {
+        ema_core::http::install_tls_provider();
         let resp = reqwest::Client::new()
             .post(format!("{}/_config", self.base))
             .json(&serde_json::json!({ "idp_issuer": idp_issuer, "idp_jwks_url": format!("{idp_issuer}/jwks") }))

@@ -40,6 +40,7 @@ fn stored_token(org: &Org, connector: &str) -> String {
 
 /// The HTTP status of an MCP `initialize` at `url` with these headers.
 async fn mcp_initialize(url: &str, headers: &[(String, String)]) -> u16 {
+    ema_core::http::install_tls_provider();
     let mut req = reqwest::Client::new()
         .post(url)
         .header("accept", "application/json, text/event-stream")

@@ -78,9 +78,7 @@ impl HttpTransport {
     /// `SSL_CERT_DIR` when set, as with OpenSSL; the keychain on macOS; the Windows certificate
     /// store).
     pub fn new(timeout: Duration) -> Result<Self, TransportError> {
-        // reqwest is built without a provider of its own: install ring as the process default
-        // before the first client is built (a no-op once one is installed).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let builder = || {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -157,6 +155,13 @@ impl Transport for HttpTransport {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         Box::pin(self.send_inner(request))
     }
+}
+
+/// Installs ring as the process's rustls provider (a no-op once one is installed). reqwest is
+/// built without a provider of its own (Cargo.toml says why), so anything in the process that
+/// builds a reqwest client, such as a test, calls this first; [`HttpTransport::new`] does.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The URL without its query: queries may carry codes or tokens, and errors must not.

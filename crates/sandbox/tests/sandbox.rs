@@ -26,6 +26,8 @@ struct Org {
 impl Org {
     async fn start(opts: SandboxOptions) -> Result<Org, Box<dyn std::error::Error>> {
         let sandbox = Sandbox::start(opts).await?;
+        // The workspace's reqwest has no TLS provider of its own (ema-core installs ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
         Ok(Org { sandbox, http })
     }
