@@ -291,6 +291,7 @@ async fn discovery_oversized_metadata_with_content_length_is_refused() {
 async fn discovery_oversized_metadata_streamed_without_content_length_is_refused() {
     let s = with_prm(|_| get(|| async { chunked_json(2 * 1024 * 1024) })).await;
     // The fixture really is chunked: the cap must come from counting, not from the header.
+    ema_core::http::install_tls_provider();
     let probe = reqwest::get(s.url(PRM_PATH)).await.unwrap();
     assert!(probe.headers().get("content-length").is_none(), "{:?}", probe.headers());
     assert_eq!(probe.headers()["transfer-encoding"], "chunked");

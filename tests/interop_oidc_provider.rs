@@ -135,6 +135,7 @@ impl BrowserOpener for PlaywrightBrowser {
 }
 
 async fn get_json(url: &str) -> Value {
+    ema_core::http::install_tls_provider();
     let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
     resp.json().await.unwrap()
