@@ -219,7 +219,7 @@ async fn load_policy(app: &AppHandle, source: &str) -> Result<(), CommandError> 
         });
     }
     let failed = |code: &str, message: String| CommandError { code: code.into(), message };
-    let transport = ema_core::http::HttpTransport::new(Duration::from_secs(20))
+    let transport = ema_core::http::HttpTransport::new(ema_core::config::import::FETCH_TIMEOUT)
         .map_err(|e| failed("policy-fetch-failed", e.to_string()))?;
     let (_, path) = ema_core::config::import::import_user_policy(source, &transport)
         .await
@@ -399,9 +399,7 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
         app.state::<WindowHost>().send(ToWindow::Personal { view: p.window_view() });
     }
     if app.state::<Onboarding>().active() {
-        let engine = engine_of(app);
-        let view = onboarding::view(engine.as_ref().map(|e| e.policy()), Some(snapshot), personal.as_deref());
-        app.state::<WindowHost>().send(ToWindow::Onboarding { view });
+        app.state::<WindowHost>().send(ToWindow::Onboarding { view: onboarding_view(app, Some(snapshot)) });
     }
     let alerts = app.state::<Mutex<Alerts>>().lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(
         snapshot,
@@ -465,6 +463,13 @@ fn local_offset() -> time::UtcOffset {
     time::UtcOffset::from_whole_seconds(secs).unwrap_or(time::UtcOffset::UTC)
 }
 
+/// The welcome screens' view for `snapshot`, with the app's policy and last personal scan.
+fn onboarding_view(app: &AppHandle, snapshot: Option<&StatusSnapshot>) -> serde_json::Value {
+    let engine = engine_of(app);
+    let personal = app.try_state::<Personal>();
+    onboarding::view(engine.as_ref().map(|e| e.policy()), snapshot, personal.as_deref())
+}
+
 /// Opens the status window (a process of its own), or raises it when it is open.
 fn open_window(app: &AppHandle) {
     let engine = engine_of(app);
@@ -473,13 +478,7 @@ fn open_window(app: &AppHandle) {
     // starts on the right screen.
     if app.state::<Onboarding>().active() || engine.is_none() {
         let snapshot = engine.as_ref().map(|e| e.snapshot());
-        let personal = app.try_state::<Personal>();
-        let view = onboarding::view(
-            engine.as_ref().map(|e| e.policy()),
-            snapshot.as_ref(),
-            personal.as_ref().map(|p| p.inner()),
-        );
-        initial.push(ToWindow::Onboarding { view });
+        initial.push(ToWindow::Onboarding { view: onboarding_view(app, snapshot.as_ref()) });
     }
     initial.push(ToWindow::Settings { settings: settings(app) });
     if let Some(engine) = &engine {

@@ -32,8 +32,8 @@ import subprocess
 import time
 
 import harness
-from harness import (APP, ELEMENT, EMA, SESSION, Window, fail, knobs, menu_click, menu_labels, notifications, ok, row,
-                     wait_for, webkit_processes, browser_sign_ins, tray_pids)
+from harness import (APP, ELEMENT, EMA, SESSION, Window, browser_sign_ins, close_window, fail, knobs, menu_click,
+                     menu_labels, notifications, ok, row, tray_pids, wait_for, webkit_processes)
 
 CONNECTOR_TTL = 75  # seconds: long enough for the checks, short enough to watch one expire
 
@@ -274,15 +274,9 @@ def main():
     body = w.cmd("POST", "/element", {"using": "css selector", "value": "body"})[ELEMENT]
     if not webkit_processes():
         fail("the open window should run in WebKit processes")
-    try:
-        w.cmd("POST", f"/element/{body}/value", {"text": "\ue00c"})  # Escape, as a user closes it
-    except RuntimeError:
-        pass  # the window (and the driver's view of it) went away while the key was delivered
-    wait_for("the window's browser-engine processes to exit", lambda: not webkit_processes(), 15)
-    tray = tray_pids()
-    if not tray:
-        fail("closing the window must leave the tray app running")
-    ok(f"the window closed: the tray runs on (pid {tray[0]}) with no WebKit process")
+    # Escape, as a user closes it.
+    pid = close_window(lambda: w.cmd("POST", f"/element/{body}/value", {"text": "\ue00c"}))
+    ok(f"the window closed: the tray runs on (pid {pid}) with no WebKit process")
 
     # 8. With the window closed: "Refresh now" from the tray menu (clicked over D-Bus) meets a
     #    refusing AS; the notification says so, and clicking it (dunst's default action) opens the window.

@@ -221,6 +221,20 @@ def tray_pids():
     return subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()
 
 
+def close_window(close):
+    """Runs `close` (a key or click that closes the window), then waits for the window's
+    browser-engine processes to exit and checks the tray runs on; returns its pid."""
+    try:
+        close()
+    except RuntimeError:
+        pass  # the window (and the driver's view of it) went away while the input was delivered
+    wait_for("the window's browser-engine processes to exit", lambda: not webkit_processes(), 15)
+    tray = tray_pids()
+    if not tray:
+        fail("closing the window must leave the tray app running")
+    return tray[0]
+
+
 def webkit_processes():
     out = subprocess.run(["ps", "-eo", "pid,ppid,comm,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "WebKit" in line and "WebDriver" not in line]

@@ -28,8 +28,8 @@ import subprocess
 import time
 
 import harness
-from harness import (EMA, ELEMENT, SESSION, Window, fail, menu_click, notifications, ok, wait_for,
-                     webkit_processes, tray_pids)
+from harness import (EMA, ELEMENT, SESSION, Window, close_window, fail, menu_click, notifications, ok, wait_for,
+                     tray_pids)
 
 HOME = os.environ["HOME"]
 CANARY = "lin_api_ONBOARDCANARY0123456789abcdef"
@@ -242,15 +242,8 @@ def main():
     w.screenshot("onboarding-7-done.png")
     note = wait_for("the hint notification", lambda: [n for n in notifications()[before:] if "lives in your tray" in n[0]], 15)
     ok(f"Finish shows where EMA lives, in the window and as a notification: {note[0]}")
-    try:
-        w.click("#ob-close")
-    except RuntimeError:
-        pass  # the window (and the driver's view of it) went away while the click was delivered
-    wait_for("the window to close", lambda: not webkit_processes(), 15)
-    tray = tray_pids()
-    if not tray:
-        fail("closing the window must leave the tray running")
-    ok(f"'Got it' closes the window; the tray runs on (pid {tray[0]})")
+    pid = close_window(lambda: w.click("#ob-close"))
+    ok(f"'Got it' closes the window; the tray runs on (pid {pid})")
 
     # 5. The end state.
     status = subprocess.run([EMA, "status", "--json"], capture_output=True, text=True, timeout=60,

@@ -9,7 +9,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, anyhow};
 use ema_core::config::Policy;
-use ema_core::config::import::import_user_policy;
+use ema_core::config::import::{FETCH_TIMEOUT, import_user_policy};
 use ema_core::http::HttpTransport;
 use ema_core::onboarding::{self, MigrationOffer, Phase, migration_offers};
 use ema_core::remedy::Action;
@@ -134,7 +134,7 @@ pub fn is_first_run() -> bool {
 
 /// `ema setup FILE|URL`: load the configuration IT sent, validated like a managed policy.
 pub async fn setup(source: &str) -> Result<()> {
-    let transport = HttpTransport::new(std::time::Duration::from_secs(20))?;
+    let transport = HttpTransport::new(FETCH_TIMEOUT)?;
     let (policy, dest) = import_user_policy(source, &transport).await.map_err(|e| anyhow!("[{}] {e}", e.code()))?;
     println!(
         "Saved the configuration of {} to {}: sign-in with {} ({}), {} connectors.",

@@ -16,6 +16,9 @@ use super::{ConfigError, ConfigSource, MAX_POLICY_BYTES, Policy};
 use crate::atomic_file::write_atomically;
 use crate::http::{Transport, TransportError, display_url};
 
+/// How long fetching a policy from a URL may take (connect, send, read).
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Why a policy could not be loaded. Each names what was wrong and what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
