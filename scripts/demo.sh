@@ -9,7 +9,8 @@
 # On a headless machine: the app runs under Xvfb in a private D-Bus session with gnome-keyring and
 # a test tray host; the scripted browser signs in as $EMA_DEMO_USER (default alice) through the real
 # loopback redirect, the tray menu is printed as a panel would read it, and a screenshot of the
-# status window is saved. In a terminal it then keeps running until Ctrl-C.
+# window is saved (on a first run, the welcome screens' connector list). In a terminal it then keeps
+# running until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -54,7 +55,7 @@ for _ in $(seq 150); do layout | grep -q "Signed in as" && ! layout | grep -q "c
 sleep 1
 echo "The tray menu now reads:" >&2
 labels >&2
-import -window root "$shots/status-window.png" 2>/dev/null && echo "Screenshot of the status window: $shots/status-window.png" >&2
+import -window root "$shots/status-window.png" 2>/dev/null && echo "Screenshot of the window: $shots/status-window.png" >&2
 if [ -t 0 ]; then
   echo "The tray keeps running on the sandbox org; Ctrl-C stops it." >&2
   wait $tray
