@@ -165,10 +165,13 @@ pub fn install_tls_provider() {
 }
 
 /// The URL without its query: queries may carry codes or tokens, and errors must not.
+/// A `user:password@` part is dropped for the same reason.
 pub fn display_url(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
     u.to_string()
 }
 

@@ -44,12 +44,13 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// Checks an endpoint URL against the rules above.
 pub fn check_endpoint_url(url: &Url) -> Result<(), UrlPolicyError> {
-    let shown = url.as_str().to_string();
+    // Shown without user info, query or fragment: any of them may carry a secret.
+    let shown = crate::http::display_url(url);
     if url.host().is_none() {
         return Err(UrlPolicyError::NoHost(shown));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(UrlPolicyError::HasUserinfo(strip_userinfo(url)));
+        return Err(UrlPolicyError::HasUserinfo(shown));
     }
     if url.fragment().is_some() {
         return Err(UrlPolicyError::HasFragment(shown));
@@ -59,13 +60,6 @@ pub fn check_endpoint_url(url: &Url) -> Result<(), UrlPolicyError> {
         "http" if is_loopback(url) => Ok(()),
         _ => Err(UrlPolicyError::NotHttps(shown)),
     }
-}
-
-fn strip_userinfo(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
 }
 
 /// Compares two URIs the way RFC 9728 §3.3 and RFC 8414 §3.3 intend (identical) after URL

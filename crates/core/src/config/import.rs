@@ -73,7 +73,9 @@ impl ImportError {
 pub async fn read_source(input: &str, transport: &dyn Transport) -> Result<String, ImportError> {
     let input = input.trim();
     if input.starts_with("https://") || input.starts_with("http://") {
-        let url = Url::parse(input).map_err(|e| ImportError::Read { path: input.into(), reason: e.to_string() })?;
+        // The link as typed may carry a token (a signed download link): only its scrubbed form is shown.
+        let url = Url::parse(input)
+            .map_err(|e| ImportError::Read { path: crate::redact::scrub(input, 200).into(), reason: e.to_string() })?;
         return fetch(&url, transport).await;
     }
     let path = match input.strip_prefix("~/") {
@@ -208,6 +210,10 @@ mod tests {
         let err = read_source("http://it.acme.example/policy.json", &real).await.unwrap_err();
         assert_eq!(err.code(), "policy-fetch-failed");
         assert!(err.to_string().contains("https"), "{err}");
+        // A password in the link is refused and never shown.
+        let err = read_source("https://ann:CANARY-pw@it.acme.example/p.json?sig=CANARY-sig", &real).await.unwrap_err();
+        assert_eq!(err.code(), "policy-fetch-failed");
+        assert!(!err.to_string().contains("CANARY"), "{err}");
     }
 
     #[tokio::test]
