@@ -162,9 +162,11 @@ def main():
     seen_phases = set()
 
     def settled():
-        rows = w.js("return [...document.querySelectorAll('#ob-connectors li')].map(li => [li.dataset.connector, li.dataset.phase])")
+        # Rows and button read in one call: the list may re-render between two calls.
+        done, rows = w.js("return [!document.getElementById('ob-continue').disabled,"
+                          " [...document.querySelectorAll('#ob-connectors li')].map(li => [li.dataset.connector, li.dataset.phase])]")
         seen_phases.update(p for _, p in rows or [])
-        return rows if not w.js("return document.getElementById('ob-continue').disabled") else None
+        return rows if done else None
     rows = dict(wait_for("the connectors to settle", settled, 60))
     want = {"linear": "ready", "supabase": "ready", "atlassian": "failed", "figma": "not-entitled"}
     for cid, phase in want.items():
