@@ -13,6 +13,7 @@
 //! configuration IT sent; the engine and its services then start in the running app.
 
 mod alerts;
+mod dir_watch;
 mod export;
 mod notify;
 mod onboarding;

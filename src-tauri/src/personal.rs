@@ -3,9 +3,10 @@
 //!
 //! Why file watching and not a timer: the idle tray must not wake up (docs/tray.md), and a
 //! change is what makes a rescan worth it. The watch is narrow ([`WatchPlan`]: the directories of
-//! the files the scan read, one level each) through the notify crate (inotify on Linux,
-//! FSEvents on macOS, ReadDirectoryChangesW on Windows), whose thread blocks until the kernel
-//! has an event. Events are debounced here on the tokio runtime (no ticking debouncer thread):
+//! the files the scan read, one level each) through `dir_watch` (inotify with a mask of changes
+//! only on Linux, read on tokio; notify's FSEvents and ReadDirectoryChangesW elsewhere), which
+//! waits until the kernel has a change. Events are debounced here on the tokio runtime (no ticking
+//! debouncer thread):
 //! editors and Claude Code write a file in bursts, one rescan follows the last write.
 
 use std::collections::BTreeSet;
@@ -15,9 +16,9 @@ use std::time::Duration;
 
 use ema_core::remedy::{self, Action, Change, Remedy};
 use ema_core::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, Verdict, WatchPlan, scan};
-use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::dir_watch::DirWatcher;
 use crate::presenter::PersonalCounts;
 
 /// Quiet time after the last change before rescanning.
@@ -197,25 +198,24 @@ async fn scan_loop(
 }
 
 /// A watcher whose events wake the scan loop when the current plan says they matter.
-fn watcher(plan: Arc<Mutex<WatchPlan>>, wake: mpsc::UnboundedSender<()>) -> notify::Result<notify::RecommendedWatcher> {
-    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        let plan = plan.lock().unwrap_or_else(PoisonError::into_inner);
-        if event.need_rescan() || event.paths.iter().any(|p| plan.is_relevant(p)) {
+fn watcher(plan: Arc<Mutex<WatchPlan>>, wake: mpsc::UnboundedSender<()>) -> std::io::Result<DirWatcher> {
+    DirWatcher::start(Box::new(move |path| {
+        let relevant = path.is_none_or(|p| plan.lock().unwrap_or_else(PoisonError::into_inner).is_relevant(p));
+        if relevant {
             let _ = wake.send(());
         }
-    })
+    }))
 }
 
 /// Moves the watches from `watched` to the plan's directories; returns what is now watched.
-fn rewatch(w: &mut notify::RecommendedWatcher, watched: &BTreeSet<PathBuf>, plan: &WatchPlan) -> BTreeSet<PathBuf> {
+fn rewatch(w: &mut DirWatcher, watched: &BTreeSet<PathBuf>, plan: &WatchPlan) -> BTreeSet<PathBuf> {
     let want: BTreeSet<PathBuf> = plan.dirs().map(Path::to_path_buf).collect();
     for gone in watched.difference(&want) {
-        let _ = w.unwatch(gone);
+        w.unwatch(gone);
     }
     let mut now = watched.intersection(&want).cloned().collect::<BTreeSet<_>>();
     for dir in want.difference(watched) {
-        match w.watch(dir, RecursiveMode::NonRecursive) {
+        match w.watch(dir) {
             Ok(()) => {
                 now.insert(dir.clone());
             }
