@@ -60,7 +60,14 @@ mod linux {
             let known = dirs.clone();
             let task = tokio::spawn(async move {
                 while let Some(event) = events.next().await {
-                    let Ok(event) = event else { break };
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(err) => {
+                            // The scan still runs at start and on "Refresh now"; only live rescans stop.
+                            tracing::warn!("the personal-account file watcher stopped: {err}");
+                            break;
+                        }
+                    };
                     if event.mask.contains(EventMask::Q_OVERFLOW) {
                         on_change(None);
                         continue;
