@@ -593,17 +593,17 @@ fn setup_menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
 pub fn run() {
     // Logs go to stderr: the window process's stdout is its line protocol with the tray.
     {
+        use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
-        use tracing_subscriber::{EnvFilter, Layer as _};
         let ring = LOG.get_or_init(|| LogRing::new(DEFAULT_LINES));
         let _ = tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    .with_filter(EnvFilter::try_from_env("EMA_LOG").unwrap_or_else(|_| "warn".into())),
+                    .with_filter(ema_core::log_filter::from_env()),
             )
-            .with(ring.layer().with_filter(EnvFilter::new("warn,ema_core=debug,ema_tray_lib=debug")))
+            .with(ring.layer().with_filter(ema_core::log_filter::ring("ema_tray_lib")))
             .try_init();
     }
     if std::env::args().skip(1).any(|a| a == "--window") {

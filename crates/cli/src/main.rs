@@ -130,17 +130,15 @@ static LOG: std::sync::OnceLock<LogRing> = std::sync::OnceLock::new();
 
 fn main() -> ExitCode {
     render::init_local_offset();
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _};
     let ring = LOG.get_or_init(|| LogRing::new(ema_core::diagnostics::log_ring::DEFAULT_LINES));
     tracing_subscriber::registry()
         .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(EnvFilter::try_from_env("EMA_LOG").unwrap_or_else(|_| "warn".into())),
+            tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(ema_core::log_filter::from_env()),
         )
-        .with(ring.layer().with_filter(EnvFilter::new("warn,ema_core=debug,ema_cli=debug")))
+        .with(ring.layer().with_filter(ema_core::log_filter::ring("ema_cli")))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

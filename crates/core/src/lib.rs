@@ -15,6 +15,7 @@ pub mod engine;
 pub mod grants;
 pub mod http;
 pub mod jwt;
+pub mod log_filter;
 pub mod mcp_check;
 pub mod oauth;
 pub mod onboarding;
