@@ -26,6 +26,8 @@ import xml.etree.ElementTree as ET
 
 import dbus
 
+from exe_residency import residency
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MENU_IFACE = "com.canonical.dbusmenu"
 SNI_IFACE = "org.kde.StatusNotifierItem"
@@ -364,6 +366,10 @@ def measure_idle(spec, bus, args):
         root = app.proc.pid
         time.sleep(args.settle_seconds)
         at_settle = snapshot(root, with_mappings=True)
+        try:
+            exe_resident = residency(root, spec["argv"][0])
+        except (OSError, subprocess.CalledProcessError) as e:
+            exe_resident = {"error": str(e)}
         cpu0 = {pid: cpu_ticks(pid) for pid in at_settle}
         sw0 = {}
         for pid in at_settle:
@@ -446,6 +452,7 @@ def measure_idle(spec, bus, args):
                 },
             },
             "menu_rows": app.labels,
+            "executable_residency": exe_resident,
         }
     finally:
         app.stop()
@@ -513,6 +520,13 @@ def render(result):
         lines.append(f"| {t['target']} | {t['measured']} | {'PASS' if t['pass'] else 'FAIL'} |")
     lines += ["", "Where ema-tray's extra PSS is (ema-tray minus bare-tray, by mapping, MiB): " + ", ".join(
         f"{d['mapping'].rsplit('/', 1)[-1]} {mib(d['pss_delta_kb']):+.1f}" for d in c["pss_delta_by_mapping"])]
+    for name in ("bare-tray", "ema-tray"):
+        res = result["apps"][name]["idle_run"].get("executable_residency", {})
+        if "by_section" in res:
+            secs = ", ".join(f"{x['section']} {x['resident_kb']}/{x['size_kb']}" for x in res["by_section"][:6])
+            crates = ", ".join(f"{x['crate']} {x['resident_kb']}" for x in res["by_crate"][:14])
+            lines += ["", f"{name}'s executable, resident after the settle time: {res['resident_kb']} KiB. "
+                          f"By section (KiB resident/size): {secs}. By crate (KiB resident): {crates}"]
     lines += ["", "Wake-ups by thread over the idle window (process/thread: voluntary + nonvoluntary):"]
     for name in ("bare-tray", "ema-tray"):
         by = result["apps"][name]["idle_run"]["idle"]["switches_by_thread"]
