@@ -72,6 +72,16 @@ mod linux {
                         on_change(None);
                         continue;
                     }
+                    if event.mask.contains(EventMask::IGNORED) {
+                        // The kernel dropped this watch (the directory was deleted, or its file
+                        // system unmounted): forget it, so that `is_watching` says so and the
+                        // next plan watches the directory again if it comes back.
+                        let gone = known.lock().unwrap_or_else(PoisonError::into_inner).remove(&event.wd);
+                        if let Some(dir) = gone {
+                            on_change(Some(&dir));
+                        }
+                        continue;
+                    }
                     let dir = known.lock().unwrap_or_else(PoisonError::into_inner).get(&event.wd).cloned();
                     if let Some(dir) = dir {
                         let path = event.name.map_or_else(|| dir.clone(), |name| dir.join(name));
@@ -86,6 +96,11 @@ mod linux {
             let wd = self.watches.add(dir, changes())?;
             self.dirs.lock().unwrap_or_else(PoisonError::into_inner).insert(wd, dir.to_path_buf());
             Ok(())
+        }
+
+        /// Whether `dir` is watched now (false once the kernel dropped its watch).
+        pub fn is_watching(&self, dir: &Path) -> bool {
+            self.dirs.lock().unwrap_or_else(PoisonError::into_inner).values().any(|d| d == dir)
         }
 
         pub fn unwatch(&mut self, dir: &Path) {
@@ -113,7 +128,10 @@ mod portable {
     use super::*;
 
     /// Watches directories (not recursively) until dropped, through notify.
-    pub struct DirWatcher(notify::RecommendedWatcher);
+    pub struct DirWatcher {
+        inner: notify::RecommendedWatcher,
+        watched: std::collections::BTreeSet<PathBuf>,
+    }
 
     impl DirWatcher {
         pub fn start(on_change: OnChange) -> io::Result<Self> {
@@ -126,16 +144,23 @@ mod portable {
                     on_change(Some(path));
                 }
             })
-            .map(DirWatcher)
+            .map(|inner| DirWatcher { inner, watched: Default::default() })
             .map_err(io::Error::other)
         }
 
         pub fn watch(&mut self, dir: &Path) -> io::Result<()> {
-            self.0.watch(dir, RecursiveMode::NonRecursive).map_err(io::Error::other)
+            self.inner.watch(dir, RecursiveMode::NonRecursive).map_err(io::Error::other)?;
+            self.watched.insert(dir.to_path_buf());
+            Ok(())
+        }
+
+        pub fn is_watching(&self, dir: &Path) -> bool {
+            self.watched.contains(dir)
         }
 
         pub fn unwatch(&mut self, dir: &Path) {
-            let _ = self.0.unwatch(dir);
+            self.watched.remove(dir);
+            let _ = self.inner.unwatch(dir);
         }
     }
 }
@@ -186,5 +211,41 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(seen.lock().unwrap().iter().all(|p| p.is_none()), "{:?}", seen.lock().unwrap());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_directory_is_no_longer_watched_and_can_be_watched_again() {
+        let parent = temp_dir("gone");
+        let dir = parent.join(".cursor");
+        std::fs::create_dir_all(&dir).unwrap();
+        let seen: Arc<Mutex<Vec<Option<PathBuf>>>> = Arc::default();
+        let log = seen.clone();
+        let mut watcher =
+            DirWatcher::start(Box::new(move |p| log.lock().unwrap().push(p.map(Path::to_path_buf)))).unwrap();
+        watcher.watch(&dir).unwrap();
+        assert!(watcher.is_watching(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while cfg!(target_os = "linux") && watcher.is_watching(&dir) {
+            assert!(tokio::time::Instant::now() < deadline, "the deleted directory still counts as watched");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(seen.lock().unwrap().contains(&Some(dir.clone())), "the deletion was not reported");
+        // The directory comes back (a client reinstalled): watching it again reports its changes.
+        std::fs::create_dir_all(&dir).unwrap();
+        watcher.watch(&dir).unwrap();
+        seen.lock().unwrap().clear();
+        let file = dir.join("mcp.json");
+        std::fs::write(&file, "{}").unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !seen.lock().unwrap().contains(&Some(file.clone())) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the recreated directory is not watched: {:?}",
+                seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_dir_all(&parent);
     }
 }

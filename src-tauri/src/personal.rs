@@ -207,17 +207,23 @@ fn watcher(plan: Arc<Mutex<WatchPlan>>, wake: mpsc::UnboundedSender<()>) -> std:
     }))
 }
 
-/// Moves the watches from `watched` to the plan's directories; returns what is now watched.
+/// Moves the watches from `watched` to the plan's directories; returns what is now watched. A
+/// directory the plan keeps is watched again when its watch is gone (the directory was deleted
+/// and has come back since).
 fn rewatch(w: &mut DirWatcher, watched: &BTreeSet<PathBuf>, plan: &WatchPlan) -> BTreeSet<PathBuf> {
     let want: BTreeSet<PathBuf> = plan.dirs().map(Path::to_path_buf).collect();
     for gone in watched.difference(&want) {
         w.unwatch(gone);
     }
-    let mut now = watched.intersection(&want).cloned().collect::<BTreeSet<_>>();
-    for dir in want.difference(watched) {
-        match w.watch(dir) {
+    let mut now = BTreeSet::new();
+    for dir in want {
+        if w.is_watching(&dir) {
+            now.insert(dir);
+            continue;
+        }
+        match w.watch(&dir) {
             Ok(()) => {
-                now.insert(dir.clone());
+                now.insert(dir);
             }
             Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
         }
