@@ -8,6 +8,7 @@
 //! app's tokio runtime (epoll, the inotify crate's event stream): no thread of ours waits for it.
 //! macOS and Windows keep notify (FSEvents and ReadDirectoryChangesW report changes only).
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -74,8 +75,8 @@ mod linux {
                     }
                     if event.mask.contains(EventMask::IGNORED) {
                         // The kernel dropped this watch (the directory was deleted, or its file
-                        // system unmounted): forget it, so that `is_watching` says so and the
-                        // next plan watches the directory again if it comes back.
+                        // system unmounted): forget it, so that `watched` says so and the next
+                        // plan watches the directory again if it comes back.
                         let gone = known.lock().unwrap_or_else(PoisonError::into_inner).remove(&event.wd);
                         if let Some(dir) = gone {
                             on_change(Some(&dir));
@@ -98,9 +99,9 @@ mod linux {
             Ok(())
         }
 
-        /// Whether `dir` is watched now (false once the kernel dropped its watch).
-        pub fn is_watching(&self, dir: &Path) -> bool {
-            self.dirs.lock().unwrap_or_else(PoisonError::into_inner).values().any(|d| d == dir)
+        /// The directories watched now (without those whose watch the kernel dropped).
+        pub fn watched(&self) -> BTreeSet<PathBuf> {
+            self.dirs.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
         }
 
         pub fn unwatch(&mut self, dir: &Path) {
@@ -130,7 +131,7 @@ mod portable {
     /// Watches directories (not recursively) until dropped, through notify.
     pub struct DirWatcher {
         inner: notify::RecommendedWatcher,
-        watched: std::collections::BTreeSet<PathBuf>,
+        watched: BTreeSet<PathBuf>,
     }
 
     impl DirWatcher {
@@ -154,8 +155,8 @@ mod portable {
             Ok(())
         }
 
-        pub fn is_watching(&self, dir: &Path) -> bool {
-            self.watched.contains(dir)
+        pub fn watched(&self) -> BTreeSet<PathBuf> {
+            self.watched.clone()
         }
 
         pub fn unwatch(&mut self, dir: &Path) {
@@ -225,10 +226,10 @@ mod tests {
         let mut watcher =
             DirWatcher::start(Box::new(move |p| log.lock().unwrap().push(p.map(Path::to_path_buf)))).unwrap();
         watcher.watch(&dir).unwrap();
-        assert!(watcher.is_watching(&dir));
+        assert!(watcher.watched().contains(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while watcher.is_watching(&dir) {
+        while watcher.watched().contains(&dir) {
             assert!(tokio::time::Instant::now() < deadline, "the deleted directory still counts as watched");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -169,7 +169,6 @@ async fn scan_loop(
             None
         }
     };
-    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
     loop {
         let (r, c, co) = (roots.clone(), catalog.clone(), company.clone());
         let Ok(report) = tokio::task::spawn_blocking(move || scan(&r, &c, &co, &ScanLimits::default())).await else {
@@ -178,7 +177,7 @@ async fn scan_loop(
         };
         let next = WatchPlan::from_report(&report);
         if let Some(w) = watcher.as_mut() {
-            watched = rewatch(w, &watched, &next);
+            rewatch(w, &next);
         }
         *plan.lock().unwrap_or_else(PoisonError::into_inner) = next;
         tracing::debug!(
@@ -207,26 +206,17 @@ fn watcher(plan: Arc<Mutex<WatchPlan>>, wake: mpsc::UnboundedSender<()>) -> std:
     }))
 }
 
-/// Moves the watches from `watched` to the plan's directories; returns what is now watched. A
-/// directory the plan keeps is watched again when its watch is gone (the directory was deleted
-/// and has come back since).
-fn rewatch(w: &mut DirWatcher, watched: &BTreeSet<PathBuf>, plan: &WatchPlan) -> BTreeSet<PathBuf> {
+/// Moves the watches to the plan's directories. What is watched comes from the watcher itself,
+/// so a directory whose watch the kernel dropped (deleted, and maybe back since) is watched again.
+fn rewatch(w: &mut DirWatcher, plan: &WatchPlan) {
     let want: BTreeSet<PathBuf> = plan.dirs().map(Path::to_path_buf).collect();
-    for gone in watched.difference(&want) {
+    let have = w.watched();
+    for gone in have.difference(&want) {
         w.unwatch(gone);
     }
-    let mut now = BTreeSet::new();
-    for dir in want {
-        if w.is_watching(&dir) {
-            now.insert(dir);
-            continue;
-        }
-        match w.watch(&dir) {
-            Ok(()) => {
-                now.insert(dir);
-            }
-            Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
+    for dir in want.difference(&have) {
+        if let Err(e) = w.watch(dir) {
+            tracing::warn!("cannot watch {}: {e}", dir.display());
         }
     }
-    now
 }
