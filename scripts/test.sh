@@ -8,9 +8,11 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The packaged tray is built without the embedded sandbox org (feature `sandbox`): it must build and
-# say so when asked for `--sandbox`.
+# say so when asked for `--sandbox`. Its unit tests use the session bus (single instance,
+# notifications), as the workspace's below.
 cargo clippy -p ema-tray --no-default-features --all-targets --locked -- -D warnings
-cargo test -p ema-tray --no-default-features --locked
+cargo test -p ema-tray --no-default-features --locked --no-run
+scripts/with-desktop-session.sh cargo test -p ema-tray --no-default-features --locked
 # Build first, so the desktop session below only runs tests.
 cargo test --workspace --locked --no-run
 scripts/with-desktop-session.sh cargo test --workspace --locked

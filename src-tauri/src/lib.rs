@@ -19,6 +19,10 @@ mod notify;
 mod onboarding;
 mod personal;
 mod presenter;
+#[cfg(target_os = "linux")]
+mod session_bus;
+#[cfg(target_os = "linux")]
+mod single_instance;
 #[cfg(test)]
 mod test_fixtures;
 mod window_app;
@@ -255,8 +259,7 @@ fn finish_onboarding(app: &AppHandle, engine: &Engine) {
                    the details."
                 .into(),
         };
-        let app = app.clone();
-        tauri::async_runtime::spawn(notify::show(hint, move || open_window(&app)));
+        show_notification(app, hint);
     }
 }
 
@@ -412,8 +415,7 @@ fn render(app: &AppHandle, snapshot: &StatusSnapshot) {
     // turning them on later does not replay old news.
     let notify = app.state::<NotificationsOn>().0.load(Ordering::Relaxed);
     for alert in alerts.into_iter().filter(|_| notify) {
-        let app = app.clone();
-        tauri::async_runtime::spawn(notify::show(alert, move || open_window(&app)));
+        show_notification(app, alert);
     }
 }
 
@@ -472,6 +474,13 @@ fn onboarding_view(app: &AppHandle, snapshot: Option<&StatusSnapshot>) -> serde_
 }
 
 /// Opens the status window (a process of its own), or raises it when it is open.
+/// Shows `alert` as a desktop notification; a click on it opens the status window.
+fn show_notification(app: &AppHandle, alert: alerts::Alert) {
+    let notifier = app.state::<notify::Notifier>().inner().clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move { notifier.show(alert, move || open_window(&app)).await });
+}
+
 fn open_window(app: &AppHandle) {
     let engine = engine_of(app);
     let mut initial = Vec::new();
@@ -589,6 +598,39 @@ fn setup_menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
     Ok(menu)
 }
 
+/// Connects to the session bus and claims the app's name there (`single_instance`). A second
+/// launch activates the first and exits here; without a session bus the app runs on its own.
+#[cfg(target_os = "linux")]
+fn claim_single_instance() -> (Option<session_bus::Bus>, Option<tokio::sync::mpsc::UnboundedReceiver<()>>) {
+    use single_instance::{ACTIVATE_TIMEOUT, Claim, ClaimError};
+    let bus = match session_bus::connect() {
+        Ok(bus) => bus,
+        Err(e) => {
+            tracing::warn!("no D-Bus session bus ({e}): no single-instance check and no notifications");
+            return (None, None);
+        }
+    };
+    match tauri::async_runtime::block_on(single_instance::claim(&bus, notify::APP_ID, ACTIVATE_TIMEOUT)) {
+        Ok(Claim::First(activations)) => (Some(bus), Some(activations)),
+        Ok(Claim::AlreadyRunning) => {
+            eprintln!("EMA is already running: its status window is open.");
+            std::process::exit(0);
+        }
+        Err(ClaimError::Bus(e)) => {
+            tracing::warn!("cannot claim the app's name on the session bus ({e}): no single-instance check");
+            (Some(bus), None)
+        }
+        Err(ClaimError::NotAnswering(e)) => {
+            eprintln!(
+                "EMA is already running but did not answer within {} s ({e}). If it is stuck, quit it \
+                 (`pkill -x ema-tray`) and start it again.",
+                ACTIVATE_TIMEOUT.as_secs()
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Runs the tray app until the user quits (or, with `--window`, the status window process).
 pub fn run() {
     // Logs go to stderr: the window process's stdout is its line protocol with the tray.
@@ -609,6 +651,9 @@ pub fn run() {
     if std::env::args().skip(1).any(|a| a == "--window") {
         return window_app::run();
     }
+    // One app per session: a second launch shows the running one's window and ends here.
+    #[cfg(target_os = "linux")]
+    let (bus, activations) = claim_single_instance();
     let opts = options();
     let (engine, sandbox) = match start_engine(&opts) {
         Ok(Some((engine, sandbox))) => (Some(engine), sandbox),
@@ -618,8 +663,14 @@ pub fn run() {
             std::process::exit(2);
         }
     };
-    let app = tauri::Builder::default()
+    let builder = tauri::Builder::default();
+    #[cfg(not(target_os = "linux"))]
+    let builder = builder
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| open_window(app)))
+        .manage(notify::Notifier);
+    #[cfg(target_os = "linux")]
+    let builder = builder.manage(notify::Notifier::new(bus));
+    let app = builder
         .plugin(tauri_plugin_autostart::Builder::new().app_name("EMA").build())
         .manage(SandboxGuard(Mutex::new(sandbox)))
         .manage(Onboarding::at_start())
@@ -629,6 +680,15 @@ pub fn run() {
         .manage(Export::default())
         .setup(move |app| {
             let handle = app.handle();
+            #[cfg(target_os = "linux")]
+            if let Some(mut activations) = activations {
+                let handle = handle.clone();
+                tauri::async_runtime::spawn(async move {
+                    while activations.recv().await.is_some() {
+                        open_window(&handle);
+                    }
+                });
+            }
             if let Some(engine) = &engine {
                 app.manage(engine.clone());
             }
