@@ -147,10 +147,13 @@ mod freedesktop {
 
         use super::*;
 
+        /// What a `Notify` call carried: app name, summary, body, actions, desktop entry.
+        type Call = (String, String, String, Vec<String>, String);
+
         struct Service {
             name: String,
             conn: Arc<SyncConnection>,
-            calls: Arc<Mutex<Vec<(String, String, String, Vec<String>, String)>>>,
+            calls: Arc<Mutex<Vec<Call>>>,
         }
 
         fn connect() -> Arc<SyncConnection> {
