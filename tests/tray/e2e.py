@@ -21,7 +21,8 @@ Checks, in order (each prints "ok: ..." or fails the run):
      connection" rewrites the entry to a headersHelper whose token works, keeping the rest of
      the file; Undo restores the file byte for byte; the token appears in no log or notification;
   7. closing the window ends its process: no browser-engine process runs beside the idle tray;
-  8. "Refresh now" in the tray menu meets a refusing AS; clicking the notification opens the window.
+  8. "Refresh now" in the tray menu meets a refusing AS; clicking the notification opens the window;
+  9. a second launch of the app hands over to the running one (its window opens) and exits.
 Artifacts (screenshots, logs) go to $EMA_ARTIFACTS.
 Standard library + python3-dbus is all it needs; WebDriver is spoken as plain HTTP (W3C).
 """
@@ -294,6 +295,27 @@ def main():
     wait_for("the status window to open from the notification", lambda: subprocess.run(
         ["xdotool", "search", "--name", "EMA - your connectors"], capture_output=True, text=True).stdout.strip(), 20)
     ok("clicking the notification opens the status window")
+
+    # 9. Launching the app again, as a user does from the application menu: the running app
+    #    opens its window (it owns the session bus name dev.ema.desktop and is activated through
+    #    org.freedesktop.Application), and the second process exits at once.
+    def app_processes(kind):
+        """Pids of the tray app itself ("tray") or of its window process ("window")."""
+        out = subprocess.run(["pgrep", "-af", APP], capture_output=True, text=True).stdout.splitlines()
+        return [line.split()[0] for line in out if ("--window" in line) == (kind == "window")]
+
+    for pid in app_processes("window"):
+        subprocess.run(["kill", pid], check=False)
+    wait_for("the window to close", lambda: not webkit_processes() and not app_processes("window"), 15)
+    before = app_processes("tray")
+    second = subprocess.run([APP], capture_output=True, text=True, timeout=20)
+    if second.returncode != 0 or "already running" not in second.stderr:
+        fail(f"a second launch must hand over and exit 0, got {second.returncode}: {second.stderr[-500:]}")
+    wait_for("the running app to open its window for the second launch", lambda: subprocess.run(
+        ["xdotool", "search", "--name", "EMA - your connectors"], capture_output=True, text=True).stdout.strip(), 20)
+    if app_processes("tray") != before or len(before) != 1:
+        fail(f"one tray app must run before and after a second launch: {before} -> {app_processes('tray')}")
+    ok(f"a second launch handed over ({second.stderr.strip()!r}): the running app opened its window")
     w.quit()
     print(f"tray-e2e: {harness.passed} passed, 0 failed", flush=True)
 
