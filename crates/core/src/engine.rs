@@ -28,7 +28,7 @@ use crate::discovery::{ConnectorEndpoints, Discovery};
 use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
 use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
 use crate::http::{HttpTransport, Transport, TransportError};
-use crate::mcp_check::{McpProbe, RmcpProbe};
+use crate::mcp_check::{HttpProbe, McpProbe};
 use crate::records::{
     RECORD_VERSION, StoredConnector, StoredConnectors, StoredOutcome, StoredSession, connectors_account,
     session_account,
@@ -54,11 +54,11 @@ pub struct EngineParts {
 }
 
 impl EngineParts {
-    /// The product's parts: reqwest transport, OS keyring, rmcp probe.
+    /// The product's parts: reqwest transport, OS keyring, MCP probe.
     pub fn production(policy: &Policy) -> Result<Self, TransportError> {
         let http = HttpTransport::new(policy.settings.request_timeout)?;
         Ok(EngineParts {
-            mcp: Arc::new(RmcpProbe::new(http.reqwest_client(), policy.settings.request_timeout)),
+            mcp: Arc::new(HttpProbe::new(http.reqwest_client(), policy.settings.request_timeout)),
             transport: Arc::new(http),
             store: Arc::new(KeyringStore::new()),
         })

@@ -10,8 +10,9 @@
 //!    the suite's IdP does not authenticate clients),
 //! 3. RFC 7523 jwt-bearer grant at the AS with `client_id`/`client_secret`, sent the way the
 //!    AS metadata says it accepts them (`client_secret_basic` unless it lists only `_post`),
-//! 4. MCP over Streamable HTTP with the access token through rmcp: `initialize`, `tools/list`,
-//!    `tools/call` of the first tool.
+//! 4. the product's own MCP check with the access token (`ema_core::mcp_check::HttpProbe`:
+//!    `initialize`, `notifications/initialized`, the session ended), then MCP over Streamable HTTP
+//!    through rmcp: `initialize`, `tools/list`, `tools/call` of the first tool.
 //!
 //! Exit status 0 on success; otherwise 1 with one line naming the failed step. Tokens and the
 //! client secret are never printed, only their fingerprints.
@@ -23,6 +24,7 @@ use ema_core::config::ClientAuth;
 use ema_core::grants::jwt_bearer::{self, JwtBearerGrant};
 use ema_core::grants::token_exchange::{self, TokenExchange};
 use ema_core::http::{HttpTransport, Transport};
+use ema_core::mcp_check::{HttpProbe, McpProbe};
 use ema_core::secret::{AccessToken, ClientSecret, IdToken};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -194,7 +196,10 @@ async fn run() -> Result<(), Failure> {
         grant.scopes
     );
 
-    // 4. MCP with the token.
+    // 4. MCP with the token: the product's check, then a session of calls.
+    let probe = HttpProbe::new(transport.reqwest_client(), TIMEOUT);
+    let info = probe.check(&mcp_url, &grant.access_token).await.map_err(|e| fail("EMA's MCP check")(e.to_string()))?;
+    eprintln!("EMA's MCP check: server `{}` {}, protocol {}", info.name, info.version, info.protocol_version);
     mcp_calls(transport.reqwest_client(), &mcp_url, &grant.access_token).await
 }
 

@@ -6,7 +6,8 @@
 # `auth/cross-app-access-complete-flow`, and runs our adapter (tests/interop/conformance/adapter.rs),
 # which uses only ema-core's legs: RFC 9728 -> RFC 8414 discovery from the MCP URL, RFC 8693 token
 # exchange of the suite's ID token for an ID-JAG at the IdP, RFC 7523 jwt-bearer grant at the AS
-# with client_secret_basic, then MCP initialize + tools/list + tools/call through rmcp with the
+# with client_secret_basic, then the product's own MCP check (initialize, initialized, session
+# ended: ema_core::mcp_check) and MCP initialize + tools/list + tools/call through rmcp with the
 # access token. The suite checks every request on its side (parameters, token types, ID-JAG
 # claims, client authentication, bearer token use); this script fails unless the suite reports
 # OVERALL: PASSED with no failure or warning, the adapter exited 0, the token exchange, the
@@ -107,6 +108,10 @@ if [[ -s "$ADAPTER_LOG" ]]; then
 fi
 
 ELAPSED=$((SECONDS - STARTED))
+if [[ -z "${CONFORMANCE_CLIENT_CMD:-}" ]] && ! grep -q "EMA's MCP check: server" "$ADAPTER_LOG" 2>/dev/null; then
+    VERDICT=1
+    printf "run.sh: the adapter did not report EMA's own MCP check passing\n" >&2
+fi
 if [[ $SUITE_EXIT -ne 0 || $VERDICT -ne 0 ]] || ! grep -q 'OVERALL: PASSED' "$LOG"; then
     die "FAILED: $SCENARIO (suite exit $SUITE_EXIT, verdict $VERDICT, ${ELAPSED}s); full log: $LOG"
 fi

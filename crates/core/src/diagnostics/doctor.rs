@@ -18,7 +18,7 @@ use super::trace::{Leg, Step, TracingProbe, TracingTransport};
 use crate::config::Policy;
 use crate::engine::{Engine, EngineParts};
 use crate::http::{HttpTransport, Transport};
-use crate::mcp_check::RmcpProbe;
+use crate::mcp_check::HttpProbe;
 use crate::remedy::client_name;
 use crate::scan::{Finding, Verdict};
 use crate::status::{ConnectorState, ConnectorStatus};
@@ -176,7 +176,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
     };
     let direct = http.clone();
     let tracing = Arc::new(TracingTransport::new(http));
-    let probe = RmcpProbe::new(direct.reqwest_client(), policy.settings.request_timeout);
+    let probe = HttpProbe::new(direct.reqwest_client(), policy.settings.request_timeout);
     let mcp = Arc::new(TracingProbe::new(probe, tracing.clone()));
     checks.extend(idp_checks(&policy, tracing.as_ref()).await);
     let _ = tracing.take();
