@@ -956,6 +956,9 @@ async fn probe(server: &Server, timeout: Duration) -> Result<McpServerInfo, McpC
     probe.check(&server.url("/mcp"), &AccessToken::new(MCP_TOKEN)).await
 }
 
+/// How a test MCP server answers a request, by its JSON-RPC method.
+type Answer = dyn Fn(&str) -> Response + Send + Sync;
+
 fn assert_no_token(e: &McpCheckError) {
     assert!(!format!("{e} {e:?}").contains(MCP_TOKEN), "the token leaked into the error: {e}");
 }
@@ -1026,7 +1029,7 @@ async fn mcp_rejected_token_is_unauthorized_at_either_request() {
 #[tokio::test]
 async fn mcp_hostile_answers_get_errors_that_name_them_without_the_token() {
     let echo = format!("bad token {MCP_TOKEN}");
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> Response + Send + Sync>)> = vec![
+    let cases: Vec<(&str, Box<Answer>)> = vec![
         (
             "content type `text/html`",
             Box::new(|_| ([(header::CONTENT_TYPE, "text/html")], "<html>login</html>").into_response()),
@@ -1072,7 +1075,7 @@ async fn mcp_hostile_answers_get_errors_that_name_them_without_the_token() {
         ),
     ];
     for (expected, answer) in cases {
-        let answer: Arc<dyn Fn(&str) -> Response + Send + Sync> = Arc::from(answer);
+        let answer: Arc<Answer> = Arc::from(answer);
         let (server, _) = mcp_server(move |rpc| answer(rpc)).await;
         let e = probe(&server, TIMEOUT).await.unwrap_err();
         assert!(matches!(e, McpCheckError::Failed(_)), "{expected}: {e:?}");
