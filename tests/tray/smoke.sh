@@ -24,11 +24,16 @@ if [ ! -s "$dir/items" ]; then
   cat "$dir/tray.log" >&2
   exit 1
 fi
-read -r sender item <"$dir/items"
-path=$item
-case "$item" in /*) ;; *) path=$(gdbus introspect --session --dest "$sender" --object-path / --recurse 2>/dev/null | grep -o '/org/ayatana/NotificationItem/[^ ]*' | head -1) ;; esac
+# The item as a panel sees it: the latest registration (an indicator may register again while the
+# app starts), its menu under the item's object path.
+locate_item() {
+  read -r sender item < <(tail -n 1 "$dir/items")
+  path=$item
+  case "$item" in /*) ;; *) path=$(gdbus introspect --session --dest "$sender" --object-path / --recurse 2>/dev/null | grep -o '/org/ayatana/NotificationItem/[^ ]*' | tail -n 1) ;; esac
+}
 layout=""
-for _ in $(seq 50); do
+for _ in $(seq 100); do
+  locate_item
   layout=$(gdbus call --session --dest "$sender" --object-path "$path/Menu" --method com.canonical.dbusmenu.GetLayout -- 0 -1 '["label"]' 2>/dev/null || true)
   echo "$layout" | grep -q "Linear" && break
   sleep 0.2
