@@ -7,7 +7,7 @@
 //! (`session_bus`: one `Notify` call, and the `ActionInvoked` and `NotificationClosed` signals,
 //! heard through one pair of matches for all notifications): waiting for a click holds no thread
 //! and no timer. notify-rust, the ecosystem's crate, does the same on macOS and Windows; on Linux
-//! its default backend brings zbus, a second D-Bus implementation (0.55 MiB of idle PSS), and its
+//! its default backend brings zbus, a second D-Bus implementation (0.8 MiB of idle PSS), and its
 //! libdbus backend waits for each click on a thread that wakes every second. Tauri's notification
 //! plugin does not surface the click on Linux.
 

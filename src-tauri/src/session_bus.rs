@@ -4,7 +4,7 @@
 //! Why dbus-rs driven by dbus-tokio, and not zbus (which Tauri's single-instance plugin and
 //! notify-rust's default backend use): the app already loads libdbus through dbus-rs (the OS
 //! keyring's Secret Service client and tao both use it), and a second D-Bus implementation in
-//! the executable cost 0.55 MiB of the idle tray's PSS (docs/tray.md). dbus-tokio reads the
+//! the executable cost 0.8 MiB of the idle tray's PSS (docs/tray.md). dbus-tokio reads the
 //! connection's socket on the app's tokio runtime: no thread and no timer of its own, so the idle
 //! tray does not wake for it (notify-rust's own libdbus backend polls every second while a
 //! notification is on screen).

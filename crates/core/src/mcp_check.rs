@@ -4,7 +4,7 @@
 //!
 //! Written here rather than through the MCP SDK (rmcp, which the sandbox's servers and the
 //! conformance adapter use): the check is three requests, and the SDK with its dependencies was
-//! 0.4 MiB of the idle tray's memory (docs/tray.md). Interop is tested against rmcp's server
+//! 0.9 MiB of the idle tray's memory (docs/tray.md). Interop is tested against rmcp's server
 //! (the sandbox org) and the TypeScript SDK's (the MCP conformance suite, whose adapter runs this
 //! check); hostile answers in tests/hostile_servers.rs.
 //!
