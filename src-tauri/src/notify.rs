@@ -41,6 +41,10 @@ mod freedesktop {
     /// The action a click on the notification's body invokes (the specification's "default").
     const DEFAULT_ACTION: &str = "default";
     const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Click handlers kept at most: a service that never reports closed notifications (some keep
+    /// them in a notification centre) must not make the list grow for the app's life; the lowest id
+    /// (services number them upward) goes first.
+    pub const MAX_WAITING: usize = 64;
 
     type OnClick = Box<dyn FnOnce() + Send>;
 
@@ -101,7 +105,13 @@ mod freedesktop {
                     ),
                 )
                 .await?;
-            self.waiting.lock().unwrap_or_else(PoisonError::into_inner).insert(id, on_click);
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            if waiting.len() >= MAX_WAITING
+                && let Some(oldest) = waiting.keys().min().copied()
+            {
+                waiting.remove(&oldest);
+            }
+            waiting.insert(id, on_click);
             Ok(id)
         }
 
@@ -232,6 +242,23 @@ mod freedesktop {
             service.conn.send(signal("ActionInvoked", 2, "default")).unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
             assert!(clicks.try_recv().is_err(), "a handler runs once");
+        }
+
+        #[tokio::test]
+        async fn handlers_of_notifications_never_closed_are_capped_oldest_first() {
+            let service = service("capped").await;
+            let notifier = Notifier::with_service(Some(connect()), service.name.clone());
+            let (clicked, mut clicks) = mpsc::unbounded_channel();
+            for n in 1..=MAX_WAITING + 3 {
+                let clicked = clicked.clone();
+                notifier.show(alert(&format!("cause {n}")), move || clicked.send(n).unwrap()).await;
+            }
+            assert_eq!(notifier.waiting(), MAX_WAITING);
+            for id in [1u32, (MAX_WAITING + 3) as u32] {
+                service.conn.send(signal("ActionInvoked", id, "default")).unwrap();
+            }
+            let newest = tokio::time::timeout(Duration::from_secs(5), clicks.recv()).await.unwrap();
+            assert_eq!(newest, Some(MAX_WAITING + 3), "the oldest handler went, the newest is kept");
         }
 
         #[tokio::test]
