@@ -473,7 +473,6 @@ fn onboarding_view(app: &AppHandle, snapshot: Option<&StatusSnapshot>) -> serde_
     onboarding::view(engine.as_ref().map(|e| e.policy()), snapshot, personal.as_deref())
 }
 
-/// Opens the status window (a process of its own), or raises it when it is open.
 /// Shows `alert` as a desktop notification; a click on it opens the status window.
 fn show_notification(app: &AppHandle, alert: alerts::Alert) {
     let notifier = app.state::<notify::Notifier>().inner().clone();
@@ -481,6 +480,7 @@ fn show_notification(app: &AppHandle, alert: alerts::Alert) {
     tauri::async_runtime::spawn(async move { notifier.show(alert, move || open_window(&app)).await });
 }
 
+/// Opens the status window (a process of its own), or raises it when it is open.
 fn open_window(app: &AppHandle) {
     let engine = engine_of(app);
     let mut initial = Vec::new();
