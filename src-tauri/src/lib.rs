@@ -315,12 +315,37 @@ struct Options {
     config: Option<std::path::PathBuf>,
 }
 
+/// What the command line asks for.
+#[derive(Debug)]
+enum Invocation {
+    Run(Options),
+    Help,
+    Version,
+}
+
+const USAGE: &str = "\
+EMA: your company's MCP connectors, signed in through your identity provider, from the tray.
+
+Usage: ema-tray [--open] [--config PATH] [--sandbox]
+
+  --open           open the status window at start
+  --config PATH    the policy file (default: EMA_CONFIG, then the managed and user locations)
+  --sandbox        run on the embedded sandbox org (a local IdP and connectors; development builds)
+  -h, --help       print this help
+  -V, --version    print the version
+
+Launching it again while it runs opens its window. The `ema` command has the same engine for the
+terminal: `ema status`, `ema login`, `ema doctor`.
+";
+
 /// Parses the app's few flags; unknown arguments (a WebDriver's, say) are ignored.
-fn options() -> Options {
+fn parse_args(args: impl IntoIterator<Item = String>) -> Invocation {
     let mut o = Options::default();
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(a) = args.next() {
         match a.as_str() {
+            "-h" | "--help" => return Invocation::Help,
+            "-V" | "--version" => return Invocation::Version,
             "--sandbox" => o.sandbox = true,
             "--open" => o.open_window = true,
             "--config" => o.config = args.next().map(Into::into),
@@ -331,7 +356,7 @@ fn options() -> Options {
             }
         }
     }
-    o
+    Invocation::Run(o)
 }
 
 /// The tray icon for a state: coloured discs, and on macOS template images (black shapes the
@@ -651,10 +676,20 @@ pub fn run() {
     if std::env::args().skip(1).any(|a| a == "--window") {
         return window_app::run();
     }
+    let opts = match parse_args(std::env::args().skip(1)) {
+        Invocation::Run(opts) => opts,
+        Invocation::Help => {
+            print!("{USAGE}");
+            return;
+        }
+        Invocation::Version => {
+            println!("ema-tray {}", env!("CARGO_PKG_VERSION"));
+            return;
+        }
+    };
     // One app per session: a second launch shows the running one's window and ends here.
     #[cfg(target_os = "linux")]
     let (bus, activations) = claim_single_instance();
-    let opts = options();
     let (engine, sandbox) = match start_engine(&opts) {
         Ok(Some((engine, sandbox))) => (Some(engine), sandbox),
         Ok(None) => (None, None),
@@ -750,5 +785,36 @@ mod without_sandbox {
         };
         let message = format!("{e:#}");
         assert!(message.contains("no embedded sandbox org") && message.contains("ema sandbox"), "{message}");
+    }
+}
+
+#[cfg(test)]
+mod command_line {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Invocation {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn flags_are_read_in_both_config_forms_and_unknown_ones_ignored() {
+        let Invocation::Run(o) = parse(&["--open", "--config", "/etc/ema/policy.json", "--webdriver-port=1"]) else {
+            panic!("a run")
+        };
+        assert!(o.open_window && !o.sandbox);
+        assert_eq!(o.config.as_deref(), Some(std::path::Path::new("/etc/ema/policy.json")));
+        let Invocation::Run(o) = parse(&["--sandbox", "--config=p.json"]) else { panic!("a run") };
+        assert!(o.sandbox && !o.open_window);
+        assert_eq!(o.config.as_deref(), Some(std::path::Path::new("p.json")));
+    }
+
+    #[test]
+    fn help_and_version_win_over_everything_else() {
+        assert!(matches!(parse(&["--sandbox", "--help"]), Invocation::Help));
+        assert!(matches!(parse(&["-h"]), Invocation::Help));
+        assert!(matches!(parse(&["-V", "--open"]), Invocation::Version));
+        for flag in ["--open", "--config PATH", "--sandbox", "--help", "--version"] {
+            assert!(USAGE.contains(flag), "the usage names {flag}");
+        }
     }
 }
