@@ -623,10 +623,15 @@ fn setup_menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
     Ok(menu)
 }
 
-/// Connects to the session bus and claims the app's name there (`single_instance`). A second
-/// launch activates the first and exits here; without a session bus the app runs on its own.
+/// The bus name of a tray on the embedded sandbox org: one of each can run, so the demo works beside
+/// an installed EMA instead of opening its window.
 #[cfg(target_os = "linux")]
-fn claim_single_instance() -> (Option<session_bus::Bus>, Option<tokio::sync::mpsc::UnboundedReceiver<()>>) {
+const SANDBOX_APP_ID: &str = "dev.ema.desktop.Sandbox";
+
+/// Connects to the session bus and claims `app_id` there (`single_instance`). A second launch
+/// activates the first and exits here; without a session bus the app runs on its own.
+#[cfg(target_os = "linux")]
+fn claim_single_instance(app_id: &str) -> (Option<session_bus::Bus>, Option<tokio::sync::mpsc::UnboundedReceiver<()>>) {
     use single_instance::{ACTIVATE_TIMEOUT, Claim, ClaimError};
     let bus = match session_bus::connect() {
         Ok(bus) => bus,
@@ -635,7 +640,7 @@ fn claim_single_instance() -> (Option<session_bus::Bus>, Option<tokio::sync::mps
             return (None, None);
         }
     };
-    match tauri::async_runtime::block_on(single_instance::claim(&bus, notify::APP_ID, ACTIVATE_TIMEOUT)) {
+    match tauri::async_runtime::block_on(single_instance::claim(&bus, app_id, ACTIVATE_TIMEOUT)) {
         Ok(Claim::First(activations)) => (Some(bus), Some(activations)),
         Ok(Claim::AlreadyRunning) => {
             eprintln!("EMA is already running: its status window is open.");
@@ -687,9 +692,10 @@ pub fn run() {
             return;
         }
     };
-    // One app per session: a second launch shows the running one's window and ends here.
+    // One app per session (and one on the sandbox org): a second launch shows the running one's
+    // window and ends here.
     #[cfg(target_os = "linux")]
-    let (bus, activations) = claim_single_instance();
+    let (bus, activations) = claim_single_instance(if opts.sandbox { SANDBOX_APP_ID } else { notify::APP_ID });
     let (engine, sandbox) = match start_engine(&opts) {
         Ok(Some((engine, sandbox))) => (Some(engine), sandbox),
         Ok(None) => (None, None),

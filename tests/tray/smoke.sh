@@ -64,4 +64,20 @@ if [ $fail -ne 0 ]; then
   cat "$dir/tray.log" "$dir/browser.log" >&2 || true
   exit 1
 fi
-echo "tray-smoke: 2 passed, 0 failed"
+# One tray per org: the sandbox tray owns its own session-bus name (an installed EMA's stays free),
+# and a second `--sandbox` launch hands over to it and exits.
+has_owner() {
+  gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
+    --method org.freedesktop.DBus.NameHasOwner "$1" 2>/dev/null
+}
+if [ "$(has_owner dev.ema.desktop.Sandbox)" != "(true,)" ] || [ "$(has_owner dev.ema.desktop)" != "(false,)" ]; then
+  echo "FAIL: the sandbox tray must own dev.ema.desktop.Sandbox and leave dev.ema.desktop free" >&2
+  exit 1
+fi
+second=$(timeout 20 "$root/target/debug/ema-tray" --sandbox 2>&1) || { echo "FAIL: a second --sandbox launch failed: $second" >&2; exit 1; }
+if ! echo "$second" | grep -q "already running" || ! kill -0 "$tray" 2>/dev/null; then
+  echo "FAIL: a second --sandbox launch must hand over to the running tray: $second" >&2
+  exit 1
+fi
+echo "ok: the sandbox tray owns dev.ema.desktop.Sandbox; a second --sandbox launch handed over and exited"
+echo "tray-smoke: 3 passed, 0 failed"
