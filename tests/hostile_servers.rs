@@ -1092,3 +1092,14 @@ async fn mcp_server_that_never_answers_times_out_promptly() {
     assert!(matches!(e, McpCheckError::Timeout(1)), "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn mcp_server_that_is_not_listening_is_named_as_unreachable() {
+    // A port that was just free: nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Server { base: format!("http://127.0.0.1:{port}"), log: Log::default() };
+    let e = probe(&server, TIMEOUT).await.unwrap_err();
+    assert!(matches!(e, McpCheckError::Failed(_)), "{e:?}");
+    assert!(e.to_string().contains(&format!("cannot connect to http://127.0.0.1:{port}/mcp")), "{e}");
+    assert_no_token(&e);
+}

@@ -136,18 +136,25 @@ impl HttpTransport {
     }
 
     fn classify(&self, url: &str, e: reqwest::Error) -> TransportError {
-        if e.is_timeout() {
-            TransportError::Timeout { url: url.to_string(), seconds: self.timeout.as_secs() }
-        } else if let Some(tls) = tls_cause(&e) {
-            // rustls's own words ("invalid peer certificate: UnknownIssuer", "received corrupt
-            // message of type InvalidContentType" from a server that does not speak TLS) do not
-            // all say TLS; the user, the help desk and `ema doctor` need to know it was TLS.
-            TransportError::Connect { url: url.to_string(), reason: format!("TLS handshake failed: {tls}") }
-        } else if e.is_connect() {
-            TransportError::Connect { url: url.to_string(), reason: root_cause(&e) }
-        } else {
-            TransportError::Other { url: url.to_string(), reason: root_cause(&e) }
-        }
+        classify(url, self.timeout, &e)
+    }
+}
+
+/// A reqwest error as a [`TransportError`] that says what went wrong in the user's words: a
+/// timeout, a TLS failure (named as such), a connection that failed, or something else. `url` is
+/// shown as given (callers pass [`display_url`]); `timeout` is the limit that was set.
+pub fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> TransportError {
+    if e.is_timeout() {
+        TransportError::Timeout { url: url.to_string(), seconds: timeout.as_secs() }
+    } else if let Some(tls) = tls_cause(e) {
+        // rustls's own words ("invalid peer certificate: UnknownIssuer", "received corrupt
+        // message of type InvalidContentType" from a server that does not speak TLS) do not
+        // all say TLS; the user, the help desk and `ema doctor` need to know it was TLS.
+        TransportError::Connect { url: url.to_string(), reason: format!("TLS handshake failed: {tls}") }
+    } else if e.is_connect() {
+        TransportError::Connect { url: url.to_string(), reason: root_cause(e) }
+    } else {
+        TransportError::Other { url: url.to_string(), reason: root_cause(e) }
     }
 }
 

@@ -17,7 +17,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::http::MAX_RESPONSE_BYTES;
+use crate::http::{MAX_RESPONSE_BYTES, display_url};
 use crate::redact::scrub;
 use crate::secret::AccessToken;
 
@@ -126,7 +126,7 @@ impl HttpProbe {
             Some(_) => return Err(failed("sent an Mcp-Session-Id that is not visible ASCII")),
             None => None,
         };
-        let answer = read_answer(response, 1).await?;
+        let answer = read_answer(response, 1, |e| transport_failure(mcp_url, self.timeout, e)).await?;
         let info = server_info(&answer)?;
 
         let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
@@ -162,8 +162,7 @@ impl HttpProbe {
         for (name, value) in headers.into_iter().flatten() {
             request = request.header(name, value);
         }
-        let response =
-            request.send().await.map_err(|e| failed(&format!("could not be reached: {}", transport_reason(&e))))?;
+        let response = request.send().await.map_err(|e| transport_failure(mcp_url, self.timeout, &e))?;
         match response.status().as_u16() {
             401 | 403 => Err(McpCheckError::Unauthorized),
             _ => Ok(response),
@@ -185,23 +184,21 @@ fn failed(what: &str) -> McpCheckError {
     McpCheckError::Failed(format!("the server {what}"))
 }
 
-/// A transport error in words, without the URL (which the caller names) or anything after it.
-fn transport_reason(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection refused or failed"
-    } else if e.is_redirect() {
-        "it redirected, which EMA does not follow"
-    } else {
-        "the connection failed"
-    }
+/// A transport error in the transport's own words (timeouts, TLS and connection failures told
+/// apart), with the URL shown without its query or user info.
+fn transport_failure(mcp_url: &Url, timeout: Duration, e: &reqwest::Error) -> McpCheckError {
+    McpCheckError::Failed(crate::http::classify(&display_url(mcp_url), timeout, e).to_string())
 }
 
 /// The JSON-RPC response with `id` in the answer to a POST: a JSON body or, on an event stream,
 /// the first event carrying it (notifications and requests before it are skipped; the stream
-/// need not end). At most [`MAX_RESPONSE_BYTES`] are read.
-async fn read_answer(mut response: reqwest::Response, id: u64) -> Result<Value, McpCheckError> {
+/// need not end). At most [`MAX_RESPONSE_BYTES`] are read; `broke_off` words a transport error
+/// while reading.
+async fn read_answer(
+    mut response: reqwest::Response,
+    id: u64,
+    broke_off: impl Fn(&reqwest::Error) -> McpCheckError,
+) -> Result<Value, McpCheckError> {
     let status = response.status();
     if !status.is_success() {
         return Err(failed(&format!("answered initialize with HTTP {status}")));
@@ -226,9 +223,7 @@ async fn read_answer(mut response: reqwest::Response, id: u64) -> Result<Value, 
     let too_large = || failed(&format!("answered initialize with more than {} KiB", MAX_RESPONSE_BYTES / 1024));
     let (mut body, mut read) = (Vec::new(), 0);
     let mut events = sse::Parser::default();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|e| failed(&format!("broke off its answer: {}", transport_reason(&e))))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| broke_off(&e))? {
         read += chunk.len();
         if read > MAX_RESPONSE_BYTES {
             return Err(too_large());
