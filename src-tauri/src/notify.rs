@@ -166,10 +166,8 @@ mod freedesktop {
             calls: Arc<Mutex<Vec<Call>>>,
         }
 
-        fn connect() -> Arc<SyncConnection> {
-            let (resource, conn) = dbus_tokio::connection::new_session_sync().expect("a D-Bus session bus");
-            tokio::spawn(resource);
-            conn
+        fn connect() -> Bus {
+            crate::session_bus::connect_in_test().0
         }
 
         /// A notification service that records each `Notify` and answers ids 1, 2, ...

@@ -27,3 +27,11 @@ pub fn connect() -> Result<Bus, dbus::Error> {
     });
     Ok(conn)
 }
+
+/// For tests (on `#[tokio::test]`'s runtime): a connection of its own, and the task reading it,
+/// which a test aborts to play an app that stopped answering or ended.
+#[cfg(test)]
+pub fn connect_in_test() -> (Bus, tokio::task::JoinHandle<dbus_tokio::connection::IOResourceError>) {
+    let (resource, conn) = dbus_tokio::connection::new_session_sync().expect("a D-Bus session bus");
+    (conn, tokio::spawn(resource))
+}

@@ -97,14 +97,10 @@ mod tests {
         format!("dev.ema.test.single_instance.{test}.p{}", std::process::id())
     }
 
+    use crate::session_bus::connect_in_test as connect_with_handle;
+
     fn connect() -> std::sync::Arc<SyncConnection> {
         connect_with_handle().0
-    }
-
-    fn connect_with_handle()
-    -> (std::sync::Arc<SyncConnection>, tokio::task::JoinHandle<dbus_tokio::connection::IOResourceError>) {
-        let (resource, conn) = dbus_tokio::connection::new_session_sync().expect("a D-Bus session bus");
-        (conn, tokio::spawn(resource))
     }
 
     async fn has_owner(bus: &std::sync::Arc<SyncConnection>, name: &str) -> bool {
