@@ -33,8 +33,8 @@ import subprocess
 import time
 
 import harness
-from harness import (APP, ELEMENT, EMA, SESSION, Window, browser_sign_ins, close_window, fail, knobs, menu_click,
-                     menu_labels, notifications, ok, row, tray_pids, wait_for, webkit_processes)
+from harness import (APP, ELEMENT, EMA, SESSION, Window, app_pids, browser_sign_ins, close_window, fail, knobs,
+                     menu_click, menu_labels, notifications, ok, row, tray_pids, wait_for, webkit_processes)
 
 CONNECTOR_TTL = 75  # seconds: long enough for the checks, short enough to watch one expire
 
@@ -299,22 +299,17 @@ def main():
     # 9. Launching the app again, as a user does from the application menu: the running app
     #    opens its window (it owns the session bus name dev.ema.desktop and is activated through
     #    org.freedesktop.Application), and the second process exits at once.
-    def app_processes(kind):
-        """Pids of the tray app itself ("tray") or of its window process ("window")."""
-        out = subprocess.run(["pgrep", "-af", APP], capture_output=True, text=True).stdout.splitlines()
-        return [line.split()[0] for line in out if ("--window" in line) == (kind == "window")]
-
-    for pid in app_processes("window"):
+    for pid in app_pids("window"):
         subprocess.run(["kill", pid], check=False)
-    wait_for("the window to close", lambda: not webkit_processes() and not app_processes("window"), 15)
-    before = app_processes("tray")
+    wait_for("the window to close", lambda: not webkit_processes() and not app_pids("window"), 15)
+    before = app_pids("tray")
     second = subprocess.run([APP], capture_output=True, text=True, timeout=20)
     if second.returncode != 0 or "already running" not in second.stderr:
         fail(f"a second launch must hand over and exit 0, got {second.returncode}: {second.stderr[-500:]}")
     wait_for("the running app to open its window for the second launch", lambda: subprocess.run(
         ["xdotool", "search", "--name", "EMA - your connectors"], capture_output=True, text=True).stdout.strip(), 20)
-    if app_processes("tray") != before or len(before) != 1:
-        fail(f"one tray app must run before and after a second launch: {before} -> {app_processes('tray')}")
+    if app_pids("tray") != before or len(before) != 1:
+        fail(f"one tray app must run before and after a second launch: {before} -> {app_pids('tray')}")
     ok(f"a second launch handed over ({second.stderr.strip()!r}): the running app opened its window")
     w.quit()
     print(f"tray-e2e: {harness.passed} passed, 0 failed", flush=True)

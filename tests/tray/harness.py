@@ -217,8 +217,14 @@ def browser_sign_ins():
 
 
 def tray_pids():
-    """The running tray app's processes (the app under test, not its window)."""
+    """The running app's processes: the tray app under test and its window process, if open."""
     return subprocess.run(["pgrep", "-f", APP], capture_output=True, text=True).stdout.split()
+
+
+def app_pids(kind):
+    """Of those, the tray app itself ("tray") or its window process ("window")."""
+    out = subprocess.run(["pgrep", "-af", APP], capture_output=True, text=True).stdout.splitlines()
+    return [line.split()[0] for line in out if ("--window" in line) == (kind == "window")]
 
 
 def close_window(close):
