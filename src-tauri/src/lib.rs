@@ -133,11 +133,14 @@ async fn perform(app: &AppHandle, command: Command) -> Result<(), CommandError> 
             engine()?.connect_all(true).await;
             Ok(())
         }
-        Command::SignOut => engine()?
-            .sign_out()
-            .await
-            .map(|_| ())
-            .map_err(|e| CommandError { code: e.code().into(), message: e.to_string() }),
+        Command::SignOut => match engine()?.sign_out().await {
+            Ok(ema_core::engine::Revocation::Failed(why)) => Err(CommandError {
+                code: "revocation-unconfirmed".into(),
+                message: format!("Tokens removed here; the IdP did not confirm revocation: {why}"),
+            }),
+            Ok(_) => Ok(()),
+            Err(e) => Err(CommandError { code: e.code().into(), message: e.to_string() }),
+        },
         Command::FixPersonal { id, action } => {
             engine()?;
             let personal = app.state::<Personal>();

@@ -215,12 +215,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(print_status(&engine, json))
         }
         Command::Logout => {
-            let revoked = engine.sign_out().await.context("could not remove the stored tokens")?;
-            println!(
-                "Signed out: tokens removed from the keyring{}.",
-                if revoked { " and the session revoked at the IdP" } else { "" }
-            );
-            Ok(ExitCode::SUCCESS)
+            use ema_core::engine::Revocation;
+            match engine.sign_out().await.context("could not remove the stored tokens")? {
+                Revocation::Revoked => {
+                    println!("Signed out: tokens removed from the keyring and the session revoked at the IdP.");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Revocation::NotOffered => {
+                    println!("Signed out: tokens removed from the keyring (the IdP offers no revocation).");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Revocation::Failed(why) => {
+                    println!("Tokens removed here; the IdP did not confirm revocation: {why}");
+                    eprintln!(
+                        "Your session may still be valid at the IdP. Sign out in the browser, or ask your help desk to \
+                         end the session."
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Sandbox(_)
         | Command::Setup { .. }

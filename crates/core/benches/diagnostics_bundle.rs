@@ -74,6 +74,7 @@ fn main() {
                     step(Leg::JwtBearerGrant, i, failed),
                     step(Leg::McpInitialize, i, false),
                 ],
+                trusted_authorization_server: None,
             }
         })
         .collect();

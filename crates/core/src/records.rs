@@ -24,10 +24,40 @@ pub fn connectors_account(issuer: &str, client_id: &str) -> String {
 }
 
 /// Every connector's record, by connector id.
+///
+/// Fields added after layout 1 shipped are `#[serde(default)]`, so a record written by an
+/// older release still loads (and an older release ignores them).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StoredConnectors {
     pub v: u32,
     pub records: std::collections::BTreeMap<String, StoredConnector>,
+    /// The IdP session's last renewal problem, until a renewal or sign-in succeeds.
+    #[serde(default)]
+    pub idp_problem: Option<StoredIdpProblem>,
+    /// Per connector id, the authorization server of its first successful connection (trust
+    /// on first use). Not a secret, and kept across sign-out and a change of user: a later
+    /// change is refused unless the policy pins the new one.
+    #[serde(default)]
+    pub trusted_authorization_servers: std::collections::BTreeMap<String, TrustedAuthorizationServer>,
+}
+
+/// Why the IdP session could not be renewed last time (no secrets: codes, messages, times).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIdpProblem {
+    /// `unreachable`, `expired` or `step_up_required`.
+    pub state: crate::status::IdpSessionState,
+    pub error: StatusError,
+}
+
+/// The authorization server a connector was first connected through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedAuthorizationServer {
+    /// The MCP URL it was seen for: a policy that moves the connector starts afresh.
+    pub mcp_url: String,
+    /// The AS issuer (RFC 8414 §2 `issuer`).
+    pub issuer: String,
+    /// Unix seconds.
+    pub first_seen: i64,
 }
 
 /// The IdP session.
@@ -68,4 +98,7 @@ pub struct StoredConnector {
     /// Unix seconds.
     pub last_renewal: Option<i64>,
     pub error: Option<StatusError>,
+    /// Why the last renewal failed while the token above stayed (cleared by a renewal that works).
+    #[serde(default)]
+    pub renewal_error: Option<StatusError>,
 }

@@ -34,6 +34,14 @@ impl FakeTransport {
         self
     }
 
+    /// Serves `body` with `status`, a JSON content type and the extra `headers` at `url`.
+    pub fn with_headers(&self, url: &str, status: u16, headers: &[(&str, &str)], body: &str) -> &Self {
+        let mut all = vec![("content-type".to_string(), "application/json".to_string())];
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.routes.lock().unwrap().insert(url.to_string(), (status, all, body.as_bytes().to_vec()));
+        self
+    }
+
     /// The recorded requests to `url` (without query).
     pub fn requests_to(&self, url: &str) -> Vec<HttpRequest> {
         self.requests

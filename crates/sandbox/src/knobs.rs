@@ -73,6 +73,15 @@ pub struct Knobs {
     pub id_token_fault: Option<IdTokenFault>,
     /// Whether `offline_access` yields a refresh token (some IdPs withhold it by policy).
     pub issue_refresh_tokens: bool,
+    /// Connector id → the `expires_in` its AS announces in grant responses, whatever the
+    /// token's real lifetime (hostile or careless servers: `0`, `1000000000000000`).
+    pub announced_expires_in: BTreeMap<String, u64>,
+    /// Refresh-token grants answer without an `id_token` (OIDC Core §12.2 allows it; Okta
+    /// does so for some configurations); the refresh token is still rotated.
+    pub refresh_omits_id_token: bool,
+    /// Connector id → another connector id whose authorization server its protected-resource
+    /// metadata names instead of its own (a spoofed or compromised MCP server).
+    pub resource_metadata_names_as_of: BTreeMap<String, String>,
     /// Keep every credential issued from now on (codes, ID, access and refresh tokens, ID-JAGs)
     /// for [`crate::Sandbox::issued_secrets`], so canary tests can search for each one. Off by
     /// default: the sandbox otherwise keeps only hashes.
@@ -94,6 +103,9 @@ impl Default for Knobs {
             step_up_required: BTreeSet::new(),
             id_token_fault: None,
             issue_refresh_tokens: true,
+            announced_expires_in: BTreeMap::new(),
+            refresh_omits_id_token: false,
+            resource_metadata_names_as_of: BTreeMap::new(),
             record_issued_secrets: false,
         }
     }

@@ -177,6 +177,12 @@ impl Sandbox {
         self.state.issued_secrets()
     }
 
+    /// How many requests of `kind` were answered with success so far: `refresh` (refresh-token
+    /// grants), `exchange` (ID-JAGs issued), `grant:<connector id>` (access tokens issued).
+    pub fn count(&self, kind: &str) -> u64 {
+        self.state.stores().counts.get(kind).copied().unwrap_or(0)
+    }
+
     /// The IdP client id of the app (`ema-desktop`).
     pub fn idp_client_id(&self) -> &str {
         &self.state.idp_client.client_id

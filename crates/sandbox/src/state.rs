@@ -70,6 +70,16 @@ pub struct Stores {
     pub connector_tokens: HashMap<String, ConnectorToken>,
     /// `(connector id, jti)` → `exp` of ID-JAGs already redeemed.
     pub used_jtis: HashMap<(String, String), i64>,
+    /// How many requests of each kind were answered with success (`refresh`, `exchange`,
+    /// `grant:<connector id>`), for tests that bound a client's request rate.
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+impl Stores {
+    /// Counts one successful request of `kind`.
+    pub fn count(&mut self, kind: &str) {
+        *self.counts.entry(kind.to_owned()).or_default() += 1;
+    }
 }
 
 impl Stores {

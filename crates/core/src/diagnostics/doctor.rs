@@ -98,6 +98,9 @@ pub struct ConnectorDiagnosis {
     pub fix: Option<String>,
     /// The requests made for it during the check, in order.
     pub trace: Vec<Step>,
+    /// The authorization server EMA accepts for it: the policy's pin, or the one of its first
+    /// successful connection (a later change is refused).
+    pub trusted_authorization_server: Option<crate::engine::AuthorizationServerTrust>,
 }
 
 /// Everything `ema doctor` found.
@@ -181,7 +184,8 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
     checks.extend(idp_checks(&policy, tracing.as_ref()).await);
     let _ = tracing.take();
 
-    let engine = Engine::new(policy.clone(), EngineParts { transport: tracing.clone(), store, mcp });
+    let clock = Arc::new(crate::clock::SystemClock);
+    let engine = Engine::new(policy.clone(), EngineParts { transport: tracing.clone(), store, mcp, clock });
     let signed_in = engine.load().await.is_ok() && engine.is_signed_in().await;
     if signed_in {
         engine.connect_all(true).await;
@@ -194,7 +198,8 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
     let mut connectors = Vec::new();
     for c in &snapshot.connectors {
         let trace: Vec<Step> = steps.iter().filter(|s| belongs(s, c)).cloned().collect();
-        let d = diagnose_connector(c, trace, skew.clone());
+        let mut d = diagnose_connector(c, trace, skew.clone());
+        d.trusted_authorization_server = engine.authorization_server_trust(&c.id);
         checks.push(connector_check(&d, signed_in));
         connectors.push(d);
     }
@@ -352,7 +357,9 @@ fn leg_of_code(code: &str, trace: &[Step]) -> Option<FailedLeg> {
         c if c.starts_with("token-exchange-") || c == "not-entitled" || c == "step-up-required" => {
             FailedLeg::TokenExchange
         }
-        c if c.starts_with("discovery-") || c == "as-pin-mismatch" => FailedLeg::Discovery,
+        c if c.starts_with("discovery-") || c == "as-pin-mismatch" || c == "authorization-server-changed" => {
+            FailedLeg::Discovery
+        }
         "idp-session-invalid" | "idp-unreachable" | "sign-in-required" => FailedLeg::SignIn,
         // A transport code (`unreachable`, `timeout`): the last request that got no answer.
         _ => match trace
@@ -380,6 +387,8 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
     let network = failed_leg.and_then(|_| network_cause(&trace));
     let cause = problem.map(|e| match (&skewed.filter(|_| failed_leg.is_some()), failed_leg, &network) {
         (_, _, Some(words)) => format!("Likely cause: {words}. {}", e.message),
+        // The engine already named the clock where the failure happened.
+        _ if e.code == "clock-skew" => e.message.clone(),
         (Some((secs, _)), Some(FailedLeg::Grant | FailedLeg::TokenExchange | FailedLeg::SignIn), None) => format!(
             "Likely cause: this computer's clock is {} s off the servers' time, and tokens look expired or not yet valid to them. {}",
             secs.abs(),
@@ -396,6 +405,7 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
         cause,
         fix: problem.map(|e| e.fix.clone()),
         trace,
+        trusted_authorization_server: None,
     }
 }
 

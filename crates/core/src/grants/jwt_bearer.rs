@@ -71,6 +71,11 @@ pub enum GrantError {
     UnsupportedTokenType { endpoint: String, token_type: String },
     #[error(transparent)]
     ClientAuth(#[from] ClientAuthError),
+    /// The token lives too short to be kept fresh without renewing in a loop.
+    #[error(
+        "{endpoint} issued a token that lasts {seconds} s; EMA needs at least {min} s between renewals, so it is not used"
+    )]
+    LifetimeTooShort { endpoint: String, seconds: u64, min: i64 },
 }
 
 impl GrantError {
@@ -79,6 +84,7 @@ impl GrantError {
             GrantError::Response(r) => format!("connector-grant-{}", r.code()),
             GrantError::UnsupportedTokenType { .. } => "connector-grant-token-type".into(),
             GrantError::ClientAuth(_) => "client-auth-key".into(),
+            GrantError::LifetimeTooShort { .. } => "connector-grant-lifetime-too-short".into(),
         }
     }
 
@@ -89,6 +95,12 @@ impl GrantError {
         }
     }
 }
+
+/// The shortest access-token lifetime the client accepts (`expires_in`, RFC 6749 §5.1). Shorter
+/// ones cannot be kept fresh without renewing every few seconds (each renewal is also a token
+/// exchange at the company IdP): refused as a failure, which the renewal task retries with
+/// backoff. A server that omits `expires_in` is not affected.
+pub const MIN_TOKEN_LIFETIME: time::Duration = time::Duration::seconds(30);
 
 /// The response processor of RFC 7523 §3.1 / RFC 6749 §5.1.
 pub fn process_response(
@@ -105,9 +117,32 @@ pub fn process_response(
         });
     }
     let scopes = token.scope.as_deref().map(split_scopes).unwrap_or_else(|| requested_scopes.to_vec());
+    let expires_at = match token.expires_in {
+        None => None,
+        Some(secs) if (secs as i128) < MIN_TOKEN_LIFETIME.whole_seconds() as i128 => {
+            return Err(GrantError::LifetimeTooShort {
+                endpoint: display_url(endpoint),
+                seconds: secs,
+                min: MIN_TOKEN_LIFETIME.whole_seconds(),
+            });
+        }
+        // `parse_token_response` caps `expires_in` at a year; checked all the same, since an
+        // expiry out of range must be an error and never a panic.
+        Some(secs) => Some(
+            i64::try_from(secs)
+                .ok()
+                .and_then(|s| now.checked_add(time::Duration::seconds(s)))
+                .ok_or_else(|| {
+                    GrantError::Response(ResponseError::Invalid {
+                        endpoint: display_url(endpoint),
+                        problem: format!("`expires_in` of {secs} s gives an expiry out of range"),
+                    })
+                })?,
+        ),
+    };
     Ok(ConnectorGrant {
         access_token: AccessToken::new(token.access_token),
-        expires_at: token.expires_in.map(|s| now + time::Duration::seconds(s.min(i64::MAX as u64 / 2) as i64)),
+        expires_at,
         scopes,
         had_refresh_token: token.refresh_token.is_some(),
     })

@@ -25,8 +25,17 @@ pub struct TokenRequest<'a> {
 
 impl TokenRequest<'_> {
     /// Builds the HTTP request (RFC 6749 §3.2: POST, `application/x-www-form-urlencoded`).
+    /// A `private_key_jwt` assertion names the endpoint itself as its audience.
     pub fn build(&self, now_unix: i64) -> Result<HttpRequest, ClientAuthError> {
-        let auth = client_auth::authenticate(self.client_id, self.client_auth, self.token_endpoint.as_str(), now_unix)?;
+        self.build_for_audience(now_unix, self.token_endpoint)
+    }
+
+    /// Builds the request with a client assertion whose `aud` is `assertion_audience`: for
+    /// requests to other endpoints of the same server (revocation, RFC 7009 §2.1), whose client
+    /// authentication an IdP checks as at its token endpoint (OIDC Core §9: "the `aud` SHOULD be
+    /// the URL of the Authorization Server's Token Endpoint"; Okta requires it).
+    pub fn build_for_audience(&self, now_unix: i64, assertion_audience: &Url) -> Result<HttpRequest, ClientAuthError> {
+        let auth = client_auth::authenticate(self.client_id, self.client_auth, assertion_audience.as_str(), now_unix)?;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in self.params.iter().chain(auth.form.iter()) {
             form.append_pair(k, v);
@@ -42,6 +51,11 @@ impl TokenRequest<'_> {
         req.body(form.finish().into_bytes()).map_err(|e| ClientAuthError(e.to_string()))
     }
 }
+
+/// The longest `expires_in` a token response may carry: a year (and a day). Anything longer
+/// is refused as an invalid response, so no server can make the client compute an expiry out of
+/// range or keep a token "valid" for ever.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 366 * 24 * 3600;
 
 /// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1).
 #[derive(Clone, PartialEq, Eq)]
@@ -107,6 +121,14 @@ pub fn parse_token_response(endpoint: &Url, resp: &HttpResponse) -> Result<Token
         }
         Some(_) => return Err(invalid("`expires_in` is not a number")),
     };
+    if let Some(secs) = expires_in
+        && secs > MAX_TOKEN_LIFETIME_SECS
+    {
+        return Err(invalid(&format!(
+            "`expires_in` is {secs} s, more than a year: no token endpoint issues such a lifetime, so the answer is \
+             refused"
+        )));
+    }
     Ok(TokenResponse {
         access_token,
         token_type,

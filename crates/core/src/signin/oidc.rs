@@ -394,7 +394,10 @@ impl IdpClient {
             client_auth: &self.config.client_auth,
             params: vec![("token", refresh_token.secret().to_string()), ("token_type_hint", "refresh_token".into())],
         }
-        .build(OffsetDateTime::now_utc().unix_timestamp())
+        // A client assertion names the token endpoint as its audience here too: IdPs check
+        // client authentication at revocation as at the token endpoint (OIDC Core §9; Okta
+        // answers `invalid_client` to an assertion addressed to the revocation URL).
+        .build_for_audience(OffsetDateTime::now_utc().unix_timestamp(), self.token_endpoint())
         .map_err(|e| ResponseError::Invalid { endpoint: display_url(endpoint), problem: e.to_string() })?;
         let resp = transport.send(req).await?;
         if resp.status().is_success() {
@@ -635,6 +638,28 @@ mod tests {
                 ("client_secret".into(), "sec".into()),
             ]
         );
+    }
+
+    /// Regression (issue 14, item 2): with `private_key_jwt`, `ema logout`'s revocation carried a
+    /// client assertion addressed to the revocation URL; Okta (and OIDC Core §9) want the token
+    /// endpoint, answered 401 `invalid_client`, and the refresh token stayed valid.
+    #[tokio::test]
+    async fn revocation_with_private_key_jwt_addresses_the_assertion_to_the_token_endpoint() {
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-client-key.pem");
+        let t = fake_idp();
+        let config = format!(r#"{{"method":"private_key_jwt","key_file":"{key}","key_id":"k1","alg":"ES256"}}"#);
+        let idp = IdpClient::discover(&t, &idp_config(&config)).await.unwrap();
+        assert!(idp.revoke(&t, &RefreshToken::new("rt-1")).await.unwrap());
+        let f: HashMap<String, String> =
+            form(&t.requests_to("https://idp.example.com/oauth2/v1/revoke")[0]).into_iter().collect();
+        assert_eq!(f["token"], "rt-1");
+        let claims = crate::jwt::decode_claims_unverified(&f["client_assertion"]).unwrap();
+        assert_eq!(claims["aud"], TOKEN, "the IdP checks the assertion as at its token endpoint");
+        assert_eq!(claims["iss"], "ema-desktop");
+        // An IdP that refuses the client: the caller learns it did not revoke (never a silent "ok").
+        t.json("https://idp.example.com/oauth2/v1/revoke", 401, r#"{"error":"invalid_client"}"#);
+        let err = idp.revoke(&t, &RefreshToken::new("rt-1")).await.unwrap_err();
+        assert_eq!(err.code(), "oauth-invalid-client");
     }
 
     /// The public JWK of `tests/data/test-client-key.pem` (P-256), as an IdP's JWKS would hold it.

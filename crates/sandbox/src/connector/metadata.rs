@@ -33,7 +33,9 @@ pub(super) async fn protected_resource(State(state): State<Arc<SandboxState>>, P
     };
     axum::Json(serde_json::json!({
         "resource": state.mcp_url(&id),
-        "authorization_servers": [state.as_issuer(&id)],
+        "authorization_servers": [state.as_issuer(
+            state.knobs.get().resource_metadata_names_as_of.get(id.as_str()).map(String::as_str).unwrap_or(&id)
+        )],
         "scopes_supported": connector.def.scopes,
         "bearer_methods_supported": ["header"],
         "resource_name": connector.def.display_name,

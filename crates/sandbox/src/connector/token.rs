@@ -65,6 +65,7 @@ pub(super) async fn jwt_bearer(
             return Err(OAuthError::invalid_grant("jti already used (replayed assertion)"));
         }
         stores.used_jtis.insert((id.clone(), jti), exp);
+        stores.count(&format!("grant:{id}"));
         stores.connector_tokens.insert(
             token_hash(&access_token),
             ConnectorToken {
@@ -77,12 +78,13 @@ pub(super) async fn jwt_bearer(
         );
     }
     tracing::info!(connector = %id, "connector: access token issued");
+    let announced = state.knobs.get().announced_expires_in.get(id.as_str()).copied().unwrap_or(ttl);
     Ok((
         no_store(),
         axum::Json(serde_json::json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": ttl,
+            "expires_in": announced,
             "scope": granted.join(" "),
         })),
     )

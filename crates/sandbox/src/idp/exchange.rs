@@ -129,6 +129,7 @@ pub(super) fn token_exchange(
     let id_jag = state.key.sign(TYP_ID_JAG, &claims).map_err(OAuthError::server_error)?;
     state.issued(&id_jag);
     tracing::info!(user = user.username, connector = id, "idp: ID-JAG issued");
+    state.stores().count("exchange");
     Ok(serde_json::json!({
         "access_token": id_jag,
         "issued_token_type": TOKEN_TYPE_ID_JAG,

@@ -123,7 +123,14 @@ fn refresh_token(state: &SandboxState, form: &HashMap<String, String>) -> Result
         }
     }
     tracing::info!(user = grant.user.username, "idp: refresh token rotated");
-    issue_tokens(state, grant.user, &scopes, grant.auth_time, None)
+    state.stores().count("refresh");
+    let mut response = issue_tokens(state, grant.user, &scopes, grant.auth_time, None)?;
+    if state.knobs.get().refresh_omits_id_token
+        && let Some(fields) = response.as_object_mut()
+    {
+        fields.remove("id_token");
+    }
+    Ok(response)
 }
 
 /// Signs an ID token for `user` addressed to the IdP's client (OIDC Core §2).

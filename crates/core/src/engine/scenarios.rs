@@ -1,0 +1,406 @@
+//! The engine on fakes: a scripted transport (an IdP and one authorization server and MCP
+//! server per connector), the in-memory store, a probe that accepts every token, and a clock
+//! that follows tokio's paused time. Time-driven behaviour (renewal, backoff, the renewal
+//! floor, the IdP budget) is tested here without sleeping; the sandbox e2e tests cover the
+//! same flows over real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::clock::TokioClock;
+use crate::config::ConfigSource;
+use crate::mcp_check::{McpCheckError, McpServerInfo};
+use crate::secret::RefreshToken;
+use crate::store::MemoryStore;
+use crate::testing::FakeTransport;
+
+const IDP: &str = "https://idp.example.com";
+const IDP_TOKEN: &str = "https://idp.example.com/token";
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap()
+}
+
+fn mcp(id: &str) -> String {
+    format!("https://mcp.{id}.example/mcp")
+}
+
+fn as_issuer(id: &str) -> String {
+    format!("https://as.{id}.example")
+}
+
+fn as_token(id: &str) -> String {
+    format!("https://as.{id}.example/token")
+}
+
+/// A policy with one connector per id; `pins` pins a connector's AS.
+fn policy(ids: &[&str], pins: &[(&str, &str)]) -> Policy {
+    let connectors: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            let mut c = serde_json::json!({
+                "id": id, "display_name": id.to_uppercase(), "mcp_url": mcp(id),
+                "client_id": format!("ema-{id}"), "client_auth": {"method": "none"}, "scopes": ["read"]
+            });
+            if let Some((_, pin)) = pins.iter().find(|(p, _)| p == id) {
+                c["authorization_server"] = serde_json::json!(pin);
+            }
+            c
+        })
+        .collect();
+    let text = serde_json::json!({
+        "schema_version": 1,
+        "organization": {"name": "Acme"},
+        "idp": {"issuer": IDP, "client_id": "ema-desktop", "client_auth": {"method": "none"}},
+        "connectors": connectors,
+    })
+    .to_string();
+    Policy::parse(&text, ConfigSource::Explicit("test-policy.json".into())).unwrap()
+}
+
+/// The IdP and each connector's servers, every connector's AS issuing tokens for `lifetime` s.
+fn fake_org(ids: &[&str], lifetime: u64) -> Arc<FakeTransport> {
+    let t = Arc::new(FakeTransport::new());
+    t.json(
+        &format!("{IDP}/.well-known/openid-configuration"),
+        200,
+        &serde_json::json!({
+            "issuer": IDP,
+            "authorization_endpoint": format!("{IDP}/authorize"),
+            "token_endpoint": IDP_TOKEN,
+            "jwks_uri": format!("{IDP}/keys"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"]
+        })
+        .to_string(),
+    );
+    t.json(&format!("{IDP}/keys"), 200, r#"{"keys":[]}"#);
+    exchange_answers(&t, 200, &id_jag_response());
+    for id in ids {
+        connector_names_as(&t, id, id);
+        grant_answers(&t, id, 200, &access_token_response(id, lifetime));
+    }
+    t
+}
+
+fn id_jag_response() -> String {
+    r#"{"access_token":"jag","issued_token_type":"urn:ietf:params:oauth:token-type:id-jag","token_type":"N_A","expires_in":300}"#.into()
+}
+
+fn access_token_response(id: &str, lifetime: u64) -> String {
+    format!(r#"{{"access_token":"at-{id}","token_type":"Bearer","expires_in":{lifetime}}}"#)
+}
+
+fn exchange_answers(t: &FakeTransport, status: u16, body: &str) {
+    t.json(IDP_TOKEN, status, body);
+}
+
+fn grant_answers(t: &FakeTransport, id: &str, status: u16, body: &str) {
+    t.json(&as_token(id), status, body);
+}
+
+/// Connector `id`'s MCP server names the authorization server of connector `as_of`.
+fn connector_names_as(t: &FakeTransport, id: &str, as_of: &str) {
+    t.json(&mcp(id), 401, "{}");
+    t.json(
+        &format!("https://mcp.{id}.example/.well-known/oauth-protected-resource/mcp"),
+        200,
+        &serde_json::json!({"resource": mcp(id), "authorization_servers": [as_issuer(as_of)]}).to_string(),
+    );
+    t.json(
+        &format!("https://as.{as_of}.example/.well-known/oauth-authorization-server"),
+        200,
+        &serde_json::json!({"issuer": as_issuer(as_of), "token_endpoint": as_token(as_of)}).to_string(),
+    );
+}
+
+/// Accepts every token, except that it panics for the MCP URLs it is told to.
+#[derive(Debug, Default)]
+struct Probe {
+    panics_for: std::sync::Mutex<Vec<String>>,
+}
+
+impl McpProbe for Probe {
+    fn check<'a>(&'a self, mcp_url: &'a Url, _: &'a AccessToken) -> BoxFuture<'a, Result<McpServerInfo, McpCheckError>> {
+        let panics = self.panics_for.lock().unwrap().iter().any(|u| u == mcp_url.as_str());
+        Box::pin(async move {
+            assert!(!panics, "a bug in one connector's leg");
+            Ok(McpServerInfo { name: "fake".into(), version: "1".into(), protocol_version: "2025-11-25".into() })
+        })
+    }
+}
+
+/// A signed-in session in `store`, as `ema login` leaves it.
+fn signed_in_store() -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let session = StoredSession {
+        v: RECORD_VERSION,
+        identity: Some(Identity { sub: "u1".into(), email: Some("alice@example.com".into()), name: None }),
+        id_token: Some(IdToken::new("id-token")),
+        id_token_expires_at: Some((t0() + time::Duration::days(30)).unix_timestamp()),
+        refresh_token: Some(RefreshToken::new("rt")),
+        signed_in_at: t0().unix_timestamp(),
+    };
+    store.set(&session_key(), &serde_json::to_string(&session).unwrap()).unwrap();
+    store
+}
+
+/// The store account of the session, as the engine names it (the issuer as a parsed URL).
+fn session_key() -> String {
+    session_account(Url::parse(IDP).unwrap().as_str(), "ema-desktop")
+}
+
+struct Harness {
+    engine: Arc<Engine>,
+    transport: Arc<FakeTransport>,
+    store: Arc<MemoryStore>,
+    probe: Arc<Probe>,
+}
+
+async fn engine_on(policy: Policy, transport: Arc<FakeTransport>, store: Arc<MemoryStore>) -> Harness {
+    let probe = Arc::new(Probe::default());
+    let parts = EngineParts {
+        transport: transport.clone(),
+        store: store.clone(),
+        mcp: probe.clone(),
+        clock: Arc::new(TokioClock::starting_at(t0())),
+    };
+    let engine = Engine::new(policy, parts);
+    engine.load().await.unwrap();
+    Harness { engine, transport, store, probe }
+}
+
+async fn signed_in(ids: &[&str], lifetime: u64) -> Harness {
+    engine_on(policy(ids, &[]), fake_org(ids, lifetime), signed_in_store()).await
+}
+
+fn connector(engine: &Engine, id: &str) -> ConnectorStatus {
+    engine.snapshot().connectors.into_iter().find(|c| c.id == id).unwrap()
+}
+
+fn count(t: &FakeTransport, url: &str) -> usize {
+    t.requests_to(url).len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn connects_every_connector_on_fakes() {
+    let h = signed_in(&["alpha", "beta"], 3600).await;
+    h.engine.connect_all(true).await;
+    for id in ["alpha", "beta"] {
+        let c = connector(&h.engine, id);
+        assert_eq!(c.state, ConnectorState::Active, "{id}: {:?}", c.error);
+        assert_eq!(c.expires_at, Some(t0() + time::Duration::hours(1)));
+        assert_eq!(c.authorization_server.as_deref(), Some(as_issuer(id).as_str()));
+    }
+    assert_eq!(count(&h.transport, IDP_TOKEN), 2, "one exchange per connector");
+}
+
+/// Regression (issue 14, item 5): `"expires_in": 1000000000000000` panicked in the grant's
+/// response processor (`resulting value is out of range`), killing `ema refresh`/`ema headers`
+/// and, in the tray, the renewal task.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_lifetime_fails_that_connector_with_a_clear_error_and_no_panic() {
+    let h = signed_in(&["alpha", "beta"], 3600).await;
+    grant_answers(&h.transport, "alpha", 200, &access_token_response("alpha", 1_000_000_000_000_000));
+    h.engine.connect_all(true).await;
+    let alpha = connector(&h.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Error);
+    let err = alpha.error.unwrap();
+    assert_eq!(err.code, "connector-grant-invalid-response");
+    assert!(err.message.contains("more than a year"), "{}", err.message);
+    assert_eq!(connector(&h.engine, "beta").state, ConnectorState::Active);
+    assert!(h.engine.fresh_access_token("alpha", Duration::from_secs(60)).await.is_err());
+}
+
+/// Regression (issue 14, item 6): `"expires_in": 0` made the tray renew in a loop (804 grants
+/// in 20 s, each with a token exchange at the company IdP). Acceptance: the renewal task keeps
+/// renewing the other connectors whatever one connector's server answers.
+#[tokio::test(start_paused = true)]
+async fn a_zero_lifetime_is_refused_and_never_renews_in_a_loop_while_others_keep_renewing() {
+    let h = signed_in(&["alpha", "beta"], 300).await;
+    grant_answers(&h.transport, "alpha", 200, &access_token_response("alpha", 0));
+    h.engine.connect_all(true).await;
+    let alpha = connector(&h.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Error);
+    assert_eq!(alpha.error.unwrap().code, "connector-grant-lifetime-too-short");
+    let renewals = tokio::spawn(h.engine.clone().run_renewals());
+    // One virtual hour in 10 s steps; a loop shows at once as a request count out of bounds.
+    for step in 1..=360 {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        tokio::task::yield_now().await;
+        let grants = count(&h.transport, &as_token("alpha"));
+        assert!(grants <= 2 + step / 3, "alpha's AS asked {grants} times after {} s", step * 10);
+    }
+    renewals.abort();
+    let alpha_grants = count(&h.transport, &as_token("alpha"));
+    let beta_grants = count(&h.transport, &as_token("beta"));
+    // beta (300 s tokens, renewed 120 s before expiry) is renewed every 180 s: ~20 times an hour.
+    assert!(beta_grants >= 18, "beta was renewed {beta_grants} times in an hour");
+    assert!(alpha_grants <= beta_grants + 2, "alpha is retried no more often than renewals happen");
+    let exchanges = count(&h.transport, IDP_TOKEN);
+    assert!(exchanges <= alpha_grants + beta_grants, "{exchanges} exchanges at the IdP");
+    assert_eq!(connector(&h.engine, "beta").state, ConnectorState::Active);
+}
+
+/// A panic in one connector's leg (a bug) fails that connector; the others connect, and the
+/// renewal task goes on renewing them.
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_one_connector_leaves_the_others_and_the_renewal_task_running() {
+    let h = signed_in(&["alpha", "beta"], 300).await;
+    h.probe.panics_for.lock().unwrap().push(mcp("alpha"));
+    h.engine.connect_all(true).await;
+    let alpha = connector(&h.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Error);
+    assert_eq!(alpha.error.unwrap().code, "internal-error");
+    assert_eq!(connector(&h.engine, "beta").state, ConnectorState::Active);
+    let renewals = tokio::spawn(h.engine.clone().run_renewals());
+    let before = count(&h.transport, &as_token("beta"));
+    tokio::time::sleep(Duration::from_secs(1800)).await;
+    assert!(!renewals.is_finished(), "the renewal task survived");
+    renewals.abort();
+    assert!(count(&h.transport, &as_token("beta")) >= before + 8, "beta kept being renewed");
+    assert_eq!(connector(&h.engine, "beta").state, ConnectorState::Active);
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewal_waits_at_least_the_floor_between_renewals_of_a_short_lived_token() {
+    let h = signed_in(&["alpha"], 31).await;
+    h.engine.connect_all(true).await;
+    let alpha = connector(&h.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Active);
+    assert_eq!(h.engine.next_renewal_at(), Some(alpha.last_renewal.unwrap() + MIN_RENEWAL_INTERVAL));
+}
+
+/// Regression (issue 14, item 4): after a failed renewal (IdP down), another process's
+/// `ema status --json` showed `idp=active`, connectors `active`, no `renewal_error`; after
+/// expiry `expired` with no reason.
+#[tokio::test(start_paused = true)]
+async fn renewal_errors_are_stored_so_another_process_tells_the_same_story() {
+    let h = signed_in(&["alpha"], 600).await;
+    h.engine.connect_all(true).await;
+    exchange_answers(&h.transport, 503, "down for maintenance");
+    h.engine.connect_all(true).await;
+    let first = h.engine.snapshot();
+    assert_eq!(first.idp.state, IdpSessionState::Unreachable);
+    // Another process (a fresh engine on the same store) tells the same story.
+    let other = engine_on(policy(&["alpha"], &[]), h.transport.clone(), h.store.clone()).await;
+    let s = other.engine.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Unreachable);
+    assert_eq!(s.idp.last_error.as_ref().unwrap().code, "idp-unreachable");
+    let alpha = s.connectors.iter().find(|c| c.id == "alpha").unwrap();
+    assert_eq!(alpha.state, ConnectorState::Active, "the token still works");
+    assert_eq!(alpha.renewal_error.as_ref().unwrap().code, "idp-unreachable");
+    // After expiry: expired, with the reason.
+    tokio::time::advance(Duration::from_secs(700)).await;
+    let alpha = connector(&other.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Expired);
+    assert_eq!(alpha.renewal_error.unwrap().code, "idp-unreachable");
+    // A renewal that works clears it, for every process.
+    exchange_answers(&h.transport, 200, &id_jag_response());
+    other.engine.connect_all(false).await;
+    let third = engine_on(policy(&["alpha"], &[]), h.transport.clone(), h.store.clone()).await;
+    let s = third.engine.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Active);
+    assert!(s.idp.last_error.is_none());
+    assert!(s.connectors[0].renewal_error.is_none());
+}
+
+/// Regression (issue 14, item 3): a clock 5 min off made grants fail with the server's words
+/// ("Assertion iat is in the future") and the fix "export diagnostics"; only `ema doctor`
+/// named the clock.
+#[tokio::test(start_paused = true)]
+async fn a_failure_explained_by_clock_skew_names_the_clock() {
+    let h = signed_in(&["alpha", "beta"], 3600).await;
+    let refusal = r#"{"error":"invalid_grant","error_description":"Assertion iat is in the future"}"#;
+    // The AS's clock says five minutes later than ours.
+    let ahead = (t0() + time::Duration::minutes(5)).format(&time::format_description::well_known::Rfc2822).unwrap();
+    let date = ahead.replace("+0000", "GMT");
+    h.transport.with_headers(&as_token("alpha"), 400, &[("date", &date)], refusal);
+    h.engine.connect_all(true).await;
+    let err = connector(&h.engine, "alpha").error.unwrap();
+    assert_eq!(err.code, "clock-skew");
+    assert!(err.message.contains("your computer's clock is 5 min behind the time at as.alpha.example"), "{}", err.message);
+    assert!(err.message.contains("Assertion iat is in the future"), "the server's words are kept: {}", err.message);
+    assert!(err.fix.contains("automatic time"), "{}", err.fix);
+    assert_eq!(connector(&h.engine, "beta").state, ConnectorState::Active);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_with_the_clock_right_keeps_its_own_code() {
+    let h = signed_in(&["alpha"], 3600).await;
+    let now = t0().format(&time::format_description::well_known::Rfc2822).unwrap().replace("+0000", "GMT");
+    let refusal = r#"{"error":"invalid_grant","error_description":"nope"}"#;
+    h.transport.with_headers(&as_token("alpha"), 400, &[("date", &now)], refusal);
+    h.engine.connect_all(true).await;
+    assert_eq!(connector(&h.engine, "alpha").error.unwrap().code, "connector-grant-oauth-invalid-grant");
+}
+
+/// Regression (issue 14, item 14): without a policy pin, a compromised or spoofed MCP server
+/// could name any authorization server, and the client asked the IdP for an ID-JAG for it.
+#[tokio::test(start_paused = true)]
+async fn a_changed_authorization_server_is_refused_unless_the_policy_pins_it() {
+    let h = signed_in(&["alpha", "evil"], 3600).await;
+    h.engine.connect_all(true).await;
+    assert_eq!(connector(&h.engine, "alpha").state, ConnectorState::Active);
+    let exchanges = count(&h.transport, IDP_TOKEN);
+    // alpha's MCP server now names another AS.
+    connector_names_as(&h.transport, "alpha", "evil");
+    h.engine.connect_all(true).await;
+    let alpha = connector(&h.engine, "alpha");
+    let err = alpha.renewal_error.expect("the current token is kept, the renewal refused");
+    assert_eq!(err.code, "authorization-server-changed");
+    assert!(err.message.contains("https://as.evil.example") && err.message.contains("https://as.alpha.example"));
+    assert_eq!(count(&h.transport, IDP_TOKEN), exchanges + 1, "only evil's own renewal reached the IdP");
+    let audiences: Vec<String> = h
+        .transport
+        .requests_to(IDP_TOKEN)
+        .iter()
+        .filter_map(|r| crate::testing::form(r).into_iter().find(|(k, _)| k == "audience").map(|(_, v)| v))
+        .collect();
+    assert_eq!(audiences.iter().filter(|a| a.as_str() == "https://as.evil.example").count(), 2, "{audiences:?}");
+    // Another process remembers it (stored with the records)...
+    let other = engine_on(policy(&["alpha", "evil"], &[]), h.transport.clone(), h.store.clone()).await;
+    other.engine.connect_all(true).await;
+    assert_eq!(connector(&other.engine, "alpha").renewal_error.unwrap().code, "authorization-server-changed");
+    // ...and so do a sign-out and the next sign-in: trust is not a token.
+    assert_eq!(h.engine.sign_out().await.unwrap(), Revocation::NotOffered);
+    let session = signed_in_store().get(&session_key()).unwrap().unwrap();
+    h.store.set(&session_key(), &session).unwrap();
+    let after = engine_on(policy(&["alpha", "evil"], &[]), h.transport.clone(), h.store.clone()).await;
+    after.engine.connect_all(true).await;
+    let alpha = connector(&after.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Error);
+    assert_eq!(alpha.error.unwrap().code, "authorization-server-changed");
+    // An admin pin overrides trust on first use.
+    let pinned =
+        engine_on(policy(&["alpha", "evil"], &[("alpha", "https://as.evil.example")]), h.transport.clone(), h.store.clone())
+            .await;
+    pinned.engine.connect_all(true).await;
+    let alpha = connector(&pinned.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Active, "{:?}", alpha.error);
+    assert_eq!(alpha.authorization_server.as_deref(), Some("https://as.evil.example"));
+}
+
+/// Regression (issue 14, item 6): no server may make the engine hammer the company IdP.
+#[tokio::test(start_paused = true)]
+async fn requests_to_the_idp_are_capped_whatever_is_asked() {
+    let h = signed_in(&["alpha"], 3600).await;
+    for _ in 0..40 {
+        h.engine.connect_all(true).await;
+    }
+    let exchanges = count(&h.transport, IDP_TOKEN);
+    assert_eq!(exchanges, 13, "a burst of 10 + 3 per connector, then held back");
+    let alpha = connector(&h.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Active, "the current token is kept");
+    assert_eq!(alpha.renewal_error.unwrap().code, "idp-request-budget");
+    tokio::time::advance(Duration::from_secs(60)).await;
+    h.engine.connect_all(true).await;
+    assert!(connector(&h.engine, "alpha").renewal_error.is_none(), "the budget refills");
+}
