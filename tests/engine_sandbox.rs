@@ -72,7 +72,11 @@ async fn tokens_survive_a_restart_through_the_keyring() {
     }
     assert_eq!(second.idp.identity.unwrap().email.as_deref(), Some("alice@example.com"));
     // Signing out removes everything; a third engine starts signed out.
-    assert_eq!(again.sign_out().await.unwrap(), ema_core::engine::Revocation::Revoked, "the sandbox IdP supports RFC 7009 revocation");
+    assert_eq!(
+        again.sign_out().await.unwrap(),
+        ema_core::engine::Revocation::Revoked,
+        "the sandbox IdP supports RFC 7009 revocation"
+    );
     let third = org.engine(&service(tag));
     third.load().await.unwrap();
     let s = third.snapshot();

@@ -231,7 +231,11 @@ async fn oidc_provider_signs_in_in_chromium_and_its_id_jags_open_every_entitled_
     let again = org.engine(&service("alice"));
     again.load().await.unwrap();
     assert_eq!(states(&again.snapshot()), states(&s));
-    assert_eq!(again.sign_out().await.unwrap(), ema_core::engine::Revocation::Revoked, "oidc-provider accepted the revocation");
+    assert_eq!(
+        again.sign_out().await.unwrap(),
+        ema_core::engine::Revocation::Revoked,
+        "oidc-provider accepted the revocation"
+    );
 }
 
 #[tokio::test]

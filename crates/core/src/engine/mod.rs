@@ -44,12 +44,16 @@ use crate::status::{
 use crate::store::{KeyringStore, SecretStore, StoreError};
 
 mod idp_budget;
-pub mod skew;
 #[cfg(test)]
 mod scenarios;
+pub mod skew;
 
 /// An ID token this close to expiry is refreshed before it is used as a subject token.
 const ID_TOKEN_MIN_LIFETIME: time::Duration = time::Duration::seconds(60);
+
+/// A token due for renewal this soon counts as due: the renewal timer fires up to 3 s early
+/// (jitter), and a round that found nothing due would only wake again seconds later.
+const JITTER_SLACK: time::Duration = time::Duration::seconds(5);
 
 /// After a refresh answered without an ID token, how long other connectors take that answer
 /// instead of refreshing again.
@@ -478,7 +482,11 @@ impl Engine {
     pub fn authorization_server_trust(&self, id: &str) -> Option<AuthorizationServerTrust> {
         let cfg = self.policy.connector(id)?;
         if let Some(pin) = &cfg.authorization_server {
-            return Some(AuthorizationServerTrust { issuer: pin.to_string(), source: TrustSource::Policy, since: None });
+            return Some(AuthorizationServerTrust {
+                issuer: pin.to_string(),
+                source: TrustSource::Policy,
+                since: None,
+            });
         }
         let trusted = self.trusted_as.lock().unwrap_or_else(|p| p.into_inner());
         let t = trusted.get(id).filter(|t| crate::url_policy::same_uri(&t.mcp_url, cfg.mcp_url.as_str()))?;
@@ -508,7 +516,10 @@ impl Engine {
         let renew_margin = time::Duration::try_from(self.policy.settings.renew_before_expiry).unwrap_or_default();
         let valid_until = current.expires_at.filter(|_| current.token_fingerprint.is_some());
         let still_valid = valid_until.is_some_and(|e| e > self.now());
-        if !force && current.state == ConnectorState::Active && valid_until.is_some_and(|e| e - renew_margin > self.now()) {
+        if !force
+            && current.state == ConnectorState::Active
+            && valid_until.is_some_and(|e| e - renew_margin > self.now() + JITTER_SLACK)
+        {
             return;
         }
         if self.session.lock().await.is_none() {
@@ -544,13 +555,13 @@ impl Engine {
             Ok(o) => {
                 self.trust_authorization_server(cfg, &o.endpoints.issuer);
                 StoredConnector {
-                outcome: StoredOutcome::Active,
-                authorization_server: Some(o.endpoints.issuer),
-                access_token: Some(o.grant.access_token),
-                expires_at: o.grant.expires_at.map(|t| t.unix_timestamp()),
-                scopes: o.grant.scopes,
-                ..base
-            }
+                    outcome: StoredOutcome::Active,
+                    authorization_server: Some(o.endpoints.issuer),
+                    access_token: Some(o.grant.access_token),
+                    expires_at: o.grant.expires_at.map(|t| t.unix_timestamp()),
+                    scopes: o.grant.scopes,
+                    ..base
+                }
             }
             Err(Failure::NotEntitled(e)) => {
                 StoredConnector { outcome: StoredOutcome::NotEntitled, error: Some(e), ..base }
@@ -665,7 +676,8 @@ impl Engine {
                 scopes: &cfg.scopes,
                 subject_token: &id_token,
             };
-            let req = exchange.build(self.now().unix_timestamp()).map_err(|e| Failure::Other(self.client_key_error(&e)))?;
+            let req =
+                exchange.build(self.now().unix_timestamp()).map_err(|e| Failure::Other(self.client_key_error(&e)))?;
             let resp = transport.send(req).await.map_err(|e| self.idp_failure(&SignInError::Transport(e)))?;
             match token_exchange::process_response(idp.token_endpoint(), &resp, &cfg.scopes) {
                 Ok(issued) => {
@@ -1142,7 +1154,6 @@ fn backoff(failures: u32) -> Duration {
 fn status_error_at(code: &str, message: &str, fix: &str, at: OffsetDateTime) -> StatusError {
     StatusError { code: code.into(), message: message.into(), fix: fix.into(), at }
 }
-
 
 fn blank_connector_status(c: &ConnectorConfig) -> ConnectorStatus {
     ConnectorStatus {

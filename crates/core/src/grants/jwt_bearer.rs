@@ -129,15 +129,12 @@ pub fn process_response(
         // `parse_token_response` caps `expires_in` at a year; checked all the same, since an
         // expiry out of range must be an error and never a panic.
         Some(secs) => Some(
-            i64::try_from(secs)
-                .ok()
-                .and_then(|s| now.checked_add(time::Duration::seconds(s)))
-                .ok_or_else(|| {
-                    GrantError::Response(ResponseError::Invalid {
-                        endpoint: display_url(endpoint),
-                        problem: format!("`expires_in` of {secs} s gives an expiry out of range"),
-                    })
-                })?,
+            i64::try_from(secs).ok().and_then(|s| now.checked_add(time::Duration::seconds(s))).ok_or_else(|| {
+                GrantError::Response(ResponseError::Invalid {
+                    endpoint: display_url(endpoint),
+                    problem: format!("`expires_in` of {secs} s gives an expiry out of range"),
+                })
+            })?,
         ),
     };
     Ok(ConnectorGrant {
