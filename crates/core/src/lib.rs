@@ -8,6 +8,7 @@
 //! clients of this crate; it has no GUI dependency.
 
 pub mod atomic_file;
+pub mod bounded_read;
 pub mod config;
 pub mod diagnostics;
 pub mod discovery;
