@@ -20,6 +20,7 @@ pub mod log_filter;
 pub mod mcp_check;
 pub mod oauth;
 pub mod onboarding;
+pub mod private_file;
 pub mod records;
 pub mod redact;
 pub mod remedy;
