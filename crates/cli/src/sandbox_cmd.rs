@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use ema_core::private_file::write_private;
 use ema_sandbox::{Sandbox, SandboxOptions};
 
 #[derive(Debug, clap::Args)]
@@ -11,7 +12,8 @@ pub struct SandboxArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Also write the policy to this file (0600), ready for `--config`.
+    /// Also write the policy to this file (0600, atomically; a symlink there is refused), ready
+    /// for `--config`.
     #[arg(long, value_name = "PATH")]
     write_policy: Option<PathBuf>,
     /// Add N synthetic connectors that every demo user is entitled to.
@@ -34,7 +36,7 @@ pub async fn run(args: &SandboxArgs) -> Result<ExitCode> {
     let sandbox = Sandbox::start(opts).await.context("cannot start the sandbox org")?;
     let policy = serde_json::to_string_pretty(&sandbox.policy())?;
     if let Some(path) = &args.write_policy {
-        write_private(path, &policy).with_context(|| format!("cannot write {}", path.display()))?;
+        write_private(path, policy.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("Policy written to {}", path.display());
     }
     println!("{policy}");
@@ -45,19 +47,4 @@ pub async fn run(args: &SandboxArgs) -> Result<ExitCode> {
     eprintln!("Knobs: GET/POST {}_sandbox/knobs", sandbox.base_url());
     sandbox.run_until_ctrl_c().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Atomic write, readable by the owner only: the sandbox policy carries its client secrets.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(tmp, path)
 }

@@ -8,6 +8,7 @@
 //! clients of this crate; it has no GUI dependency.
 
 pub mod atomic_file;
+pub mod bounded_read;
 pub mod clock;
 pub mod config;
 pub mod diagnostics;
@@ -20,6 +21,7 @@ pub mod log_filter;
 pub mod mcp_check;
 pub mod oauth;
 pub mod onboarding;
+pub mod private_file;
 pub mod records;
 pub mod redact;
 pub mod remedy;

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use super::{ConfigError, ConfigSource, MAX_POLICY_BYTES, Policy};
+use super::{ConfigError, ConfigSource, KeyFiles, MAX_POLICY_BYTES, Policy};
 use crate::atomic_file::write_atomically;
+use crate::bounded_read::{BoundedReadError, read_regular_text};
 use crate::http::{Transport, TransportError, display_url};
 
 /// How long fetching a policy from a URL may take (connect, send, read).
@@ -68,11 +69,23 @@ impl ImportError {
     }
 }
 
+/// Whether `input` is a URL (`https://` or `http://`) rather than a file.
+fn is_url(input: &str) -> bool {
+    let input = input.trim();
+    input.starts_with("https://") || input.starts_with("http://")
+}
+
+/// Where the `key_file` of a policy read from `input` may point: anywhere for a file the user
+/// chose, only inside the policy's folder for one fetched from a URL ([`KeyFiles`]).
+pub fn key_files_for(input: &str) -> KeyFiles {
+    if is_url(input) { KeyFiles::InPolicyFolder } else { KeyFiles::Anywhere }
+}
+
 /// Where the policy comes from: a URL when it starts with `https://` or `http://`, else a file
-/// (a leading `~/` is the home directory).
+/// (a leading `~/` is the home directory), read as a regular file of at most [`MAX_POLICY_BYTES`].
 pub async fn read_source(input: &str, transport: &dyn Transport) -> Result<String, ImportError> {
     let input = input.trim();
-    if input.starts_with("https://") || input.starts_with("http://") {
+    if is_url(input) {
         // The link as typed may carry a token (a signed download link): only its scrubbed form is shown.
         let url = Url::parse(input)
             .map_err(|e| ImportError::Read { path: crate::redact::scrub(input, 200).into(), reason: e.to_string() })?;
@@ -82,15 +95,12 @@ pub async fn read_source(input: &str, transport: &dyn Transport) -> Result<Strin
         Some(rest) => dirs::home_dir().map_or_else(|| PathBuf::from(input), |h| h.join(rest)),
         None => PathBuf::from(input),
     };
-    let meta = std::fs::metadata(&path).map_err(|e| ImportError::Read { path: path.clone(), reason: e.to_string() })?;
-    if meta.is_dir() {
-        return Err(ImportError::Read { path, reason: "it is a directory".into() });
-    }
-    if meta.len() > MAX_POLICY_BYTES {
-        return Err(ImportError::TooLarge(path.display().to_string()));
-    }
-    let bytes = std::fs::read(&path).map_err(|e| ImportError::Read { path: path.clone(), reason: e.to_string() })?;
-    String::from_utf8(bytes).map_err(|_| ImportError::NotText(path.display().to_string()))
+    read_regular_text(&path, MAX_POLICY_BYTES).map_err(|e| match e {
+        BoundedReadError::TooLarge { .. } => ImportError::TooLarge(path.display().to_string()),
+        BoundedReadError::NotText => ImportError::NotText(path.display().to_string()),
+        BoundedReadError::Io(e) => ImportError::Read { path: path.clone(), reason: e.to_string() },
+        e => ImportError::Read { path: path.clone(), reason: format!("it {e}") },
+    })
 }
 
 async fn fetch(url: &Url, transport: &dyn Transport) -> Result<String, ImportError> {
@@ -114,13 +124,14 @@ async fn fetch(url: &Url, transport: &dyn Transport) -> Result<String, ImportErr
     String::from_utf8(response.into_body()).map_err(|_| ImportError::NotText(shown))
 }
 
-/// Validates `text` as the policy at `dest` and writes it there, unless a policy exists at
-/// `managed`. Returns the policy as it will be used.
-pub fn install(text: &str, dest: &Path, managed: &Path) -> Result<Policy, ImportError> {
+/// Validates `text` as the policy at `dest` (its `key_file`s under `key_files`, see
+/// [`key_files_for`]) and writes it there, unless a policy exists at `managed`. Returns the
+/// policy as it will be used.
+pub fn install(text: &str, key_files: KeyFiles, dest: &Path, managed: &Path) -> Result<Policy, ImportError> {
     if managed.exists() {
         return Err(ImportError::ManagedPolicyExists(managed.to_path_buf()));
     }
-    let policy = Policy::parse(text, ConfigSource::User(dest.to_path_buf()))?;
+    let policy = Policy::parse_with(text, ConfigSource::User(dest.to_path_buf()), key_files)?;
     let write_error = |e: std::io::Error| ImportError::Write { path: dest.to_path_buf(), reason: e.to_string() };
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(write_error)?;
@@ -139,7 +150,7 @@ pub fn install(text: &str, dest: &Path, managed: &Path) -> Result<Policy, Import
 pub async fn import_user_policy(input: &str, transport: &dyn Transport) -> Result<(Policy, PathBuf), ImportError> {
     let text = read_source(input, transport).await?;
     let dest = super::user_policy_path().ok_or(ImportError::NoConfigDir)?;
-    let policy = install(&text, &dest, &super::managed_policy_path())?;
+    let policy = install(&text, key_files_for(input), &dest, &super::managed_policy_path())?;
     Ok((policy, dest))
 }
 
@@ -159,11 +170,11 @@ mod tests {
         let dest = dir.path().join("config/ema/policy.json");
         let managed = dir.path().join("etc/ema/policy.json");
         let text = read_source(sent.to_str().unwrap(), &FakeTransport::default()).await.unwrap();
-        let policy = install(&text, &dest, &managed).unwrap();
+        let policy = install(&text, KeyFiles::Anywhere, &dest, &managed).unwrap();
         assert_eq!(policy.organization.name, "Acme");
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), POLICY);
         let newer = POLICY.replace("Acme", "Acme Corp");
-        install(&newer, &dest, &managed).unwrap();
+        install(&newer, KeyFiles::Anywhere, &dest, &managed).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("config/ema/policy.json.bak")).unwrap(), POLICY);
     }
 
@@ -172,13 +183,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("policy.json");
         let managed = dir.path().join("managed.json");
-        install(POLICY, &dest, &managed).unwrap();
+        install(POLICY, KeyFiles::Anywhere, &dest, &managed).unwrap();
         let broken = POLICY.replace("https://idp.acme.example", "http://idp.acme.example");
-        let err = install(&broken, &dest, &managed).unwrap_err();
+        let err = install(&broken, KeyFiles::Anywhere, &dest, &managed).unwrap_err();
         assert_eq!(err.code(), "config-invalid");
         assert!(err.to_string().contains("idp.issuer"), "{err}");
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), POLICY);
-        let err = install("not json", &dest, &managed).unwrap_err();
+        let err = install("not json", KeyFiles::Anywhere, &dest, &managed).unwrap_err();
         assert_eq!(err.code(), "config-invalid");
     }
 
@@ -187,7 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let managed = dir.path().join("managed.json");
         std::fs::write(&managed, POLICY).unwrap();
-        let err = install(POLICY, &dir.path().join("policy.json"), &managed).unwrap_err();
+        let err = install(POLICY, KeyFiles::Anywhere, &dir.path().join("policy.json"), &managed).unwrap_err();
         assert_eq!(err.code(), "managed-policy-exists");
         assert!(err.to_string().contains("always wins"), "{err}");
         assert!(!dir.path().join("policy.json").exists());

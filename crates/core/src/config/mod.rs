@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::bounded_read::{BoundedReadError, read_regular_text};
 use crate::secret::{ClientSecret, PrivateKeyPem};
 use crate::url_policy::{UrlPolicyError, check_endpoint_url};
 
@@ -192,6 +193,20 @@ impl ConfigError {
     }
 }
 
+/// Where a policy's `private_key_jwt` `key_file` may point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFiles {
+    /// Any path: a policy an admin deployed, or a file the user chose (`--config`, `ema setup FILE`).
+    Anywhere,
+    /// Only a relative path inside the policy's own folder (no absolute path, no `..`, no symlink
+    /// out of it): a policy fetched from a URL (`ema setup https://...`), whose author is whoever
+    /// answered, must not make the app read `/etc/...`, `~/.ssh/...` or a device.
+    InPolicyFolder,
+}
+
+/// The largest key file we read: a PEM private key is a few KiB.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
 /// The largest policy file we read: a policy is a few kilobytes; anything bigger is a mistake.
 pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
 
@@ -199,37 +214,20 @@ impl Policy {
     /// Reads and validates the policy at `path`.
     pub fn load(source: ConfigSource) -> Result<Policy, ConfigError> {
         let path = source.path().to_path_buf();
-        let meta = std::fs::metadata(&path).map_err(|e| {
-            ConfigError::new(
-                &path,
-                "(file)",
-                format!("cannot be read: {e}"),
-                "check the path and its permissions, or pass --config",
-            )
-        })?;
-        if meta.is_dir() {
-            return Err(ConfigError::new(
-                &path,
-                "(file)",
-                "is a directory",
-                "point to the policy JSON file inside it (usually policy.json)",
-            ));
-        }
-        if meta.len() > MAX_POLICY_BYTES {
-            return Err(ConfigError::new(
-                &path,
-                "(file)",
-                format!("is {} bytes, more than the {MAX_POLICY_BYTES}-byte limit for a policy", meta.len()),
-                "point to the policy JSON itself, not another file",
-            ));
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::new(
-                &path,
-                "(file)",
-                format!("cannot be read as UTF-8 text: {e}"),
-                "save the policy as UTF-8 JSON",
-            )
+        let text = read_regular_text(&path, MAX_POLICY_BYTES).map_err(|e| {
+            let fix = match &e {
+                BoundedReadError::Io(_) => "check the path and its permissions, or pass --config",
+                BoundedReadError::Directory => "point to the policy JSON file inside it (usually policy.json)",
+                BoundedReadError::NotRegular(_) => "point to the policy JSON file itself",
+                BoundedReadError::TooLarge { .. } => "point to the policy JSON itself, not another file",
+                _ => "save the policy as UTF-8 JSON",
+            };
+            let problem = match e {
+                BoundedReadError::TooLarge { .. } => format!("{e} for a policy"),
+                BoundedReadError::NotText => "cannot be read as UTF-8 text: it is not valid UTF-8".to_string(),
+                e => e.to_string(),
+            };
+            ConfigError::new(&path, "(file)", problem, fix)
         })?;
         Policy::parse(&text, source)
     }
@@ -237,6 +235,11 @@ impl Policy {
     /// Parses and validates policy text; `source` names the file in errors and resolves
     /// relative key-file paths.
     pub fn parse(text: &str, source: ConfigSource) -> Result<Policy, ConfigError> {
+        Policy::parse_with(text, source, KeyFiles::Anywhere)
+    }
+
+    /// [`Policy::parse`], with a rule for where `key_file` may point.
+    pub fn parse_with(text: &str, source: ConfigSource, key_files: KeyFiles) -> Result<Policy, ConfigError> {
         let path = source.path().to_path_buf();
         // Some Windows editors save a UTF-8 byte-order mark: it is not part of the JSON.
         let de = &mut serde_json::Deserializer::from_str(text.trim_start_matches('\u{feff}'));
@@ -253,7 +256,7 @@ impl Policy {
                 "compare with examples/policy.example.json (the complete, documented format)",
             )
         })?;
-        validate::policy(raw, source)
+        validate::policy(raw, source, key_files)
     }
 
     /// The connector with this id.
@@ -314,7 +317,11 @@ mod validate {
     use super::*;
     use std::collections::HashSet;
 
-    pub(super) fn policy(raw: raw::RawPolicy, source: ConfigSource) -> Result<Policy, ConfigError> {
+    pub(super) fn policy(
+        raw: raw::RawPolicy,
+        source: ConfigSource,
+        key_files: KeyFiles,
+    ) -> Result<Policy, ConfigError> {
         let file = source.path().to_path_buf();
         let file = file.as_path();
         if raw.schema_version != POLICY_SCHEMA_VERSION {
@@ -326,12 +333,12 @@ mod validate {
             ));
         }
         let organization = organization(file, raw.organization)?;
-        let idp = idp(file, raw.idp)?;
+        let idp = idp(file, raw.idp, key_files)?;
         let mut seen = HashSet::new();
         let mut connectors = Vec::with_capacity(raw.connectors.len());
         for (i, c) in raw.connectors.into_iter().enumerate() {
             let key = format!("connectors[{i}]");
-            let c = connector(file, &key, c)?;
+            let c = connector(file, &key, c, key_files)?;
             if !seen.insert(c.id.clone()) {
                 return Err(ConfigError::new(
                     file,
@@ -380,10 +387,10 @@ mod validate {
         Ok(Organization { name: raw.name, email_domains, help_desk })
     }
 
-    fn idp(file: &Path, raw: raw::RawIdp) -> Result<IdpConfig, ConfigError> {
+    fn idp(file: &Path, raw: raw::RawIdp, key_files: KeyFiles) -> Result<IdpConfig, ConfigError> {
         let issuer = endpoint(file, "idp.issuer", &raw.issuer)?;
         non_empty(file, "idp.client_id", &raw.client_id)?;
-        let client_auth = client_auth(file, "idp.client_auth", raw.client_auth)?;
+        let client_auth = client_auth(file, "idp.client_auth", raw.client_auth, key_files)?;
         let mut scopes = match raw.scopes {
             Some(s) => scope_list(file, "idp.scopes", s)?,
             None => vec!["openid".into(), "email".into(), "profile".into(), "offline_access".into()],
@@ -420,7 +427,12 @@ mod validate {
         Ok(IdpConfig { issuer, display_name, client_id: raw.client_id, client_auth, scopes, prompt })
     }
 
-    fn connector(file: &Path, key: &str, raw: raw::RawConnector) -> Result<ConnectorConfig, ConfigError> {
+    fn connector(
+        file: &Path,
+        key: &str,
+        raw: raw::RawConnector,
+        key_files: KeyFiles,
+    ) -> Result<ConnectorConfig, ConfigError> {
         let id_ok = !raw.id.is_empty()
             && raw.id.len() <= 64
             && raw.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -440,7 +452,7 @@ mod validate {
         };
         let scopes = scope_list(file, &format!("{key}.scopes"), raw.scopes)?;
         non_empty(file, &format!("{key}.client_id"), &raw.client_id)?;
-        let client_auth = client_auth(file, &format!("{key}.client_auth"), raw.client_auth)?;
+        let client_auth = client_auth(file, &format!("{key}.client_auth"), raw.client_auth, key_files)?;
         Ok(ConnectorConfig {
             id: raw.id,
             display_name: raw.display_name,
@@ -453,7 +465,12 @@ mod validate {
         })
     }
 
-    fn client_auth(file: &Path, key: &str, raw: raw::RawClientAuth) -> Result<ClientAuth, ConfigError> {
+    fn client_auth(
+        file: &Path,
+        key: &str,
+        raw: raw::RawClientAuth,
+        key_files: KeyFiles,
+    ) -> Result<ClientAuth, ConfigError> {
         Ok(match raw {
             raw::RawClientAuth::None {} => ClientAuth::None,
             raw::RawClientAuth::ClientSecretBasic { client_secret } => {
@@ -481,29 +498,41 @@ mod validate {
                         ));
                     }
                 };
-                let key_path = resolve_relative(file, &key_file);
-                // A PEM private key is a few KiB; refuse to slurp a wrong path's huge file.
-                if std::fs::metadata(&key_path).is_ok_and(|m| m.len() > 64 * 1024) {
-                    return Err(ConfigError::new(
-                        file,
-                        format!("{key}.key_file"),
-                        format!("{} is larger than 64 KiB, too large for a private key", key_path.display()),
-                        "point key_file to the PEM private key itself",
-                    ));
+                let key_file_key = format!("{key}.key_file");
+                if key_files == KeyFiles::InPolicyFolder {
+                    in_policy_folder(file, &key_file_key, &key_file)?;
                 }
-                let pem = std::fs::read_to_string(&key_path).map_err(|e| {
-                    ConfigError::new(
-                        file,
-                        format!("{key}.key_file"),
-                        format!("{} cannot be read: {e}", key_path.display()),
-                        "deploy the client key file or fix the path",
-                    )
+                let key_path = resolve_relative(file, &key_file);
+                // A PEM private key is a few KiB: a wrong path's huge file, a device or a FIFO
+                // is refused, not read until memory runs out or for ever.
+                let pem = read_regular_text(&key_path, MAX_KEY_FILE_BYTES).map_err(|e| {
+                    let shown = key_path.display();
+                    match e {
+                        BoundedReadError::Io(_) => ConfigError::new(
+                            file,
+                            &key_file_key,
+                            format!("{shown} {e}"),
+                            "deploy the client key file or fix the path",
+                        ),
+                        BoundedReadError::TooLarge { .. } => ConfigError::new(
+                            file,
+                            &key_file_key,
+                            format!("{shown} is larger than 64 KiB, too large for a private key"),
+                            "point key_file to the PEM private key itself",
+                        ),
+                        e => ConfigError::new(
+                            file,
+                            &key_file_key,
+                            format!("{shown} {e}"),
+                            "point key_file to the PEM private key file itself",
+                        ),
+                    }
                 })?;
                 let key_pem = PrivateKeyPem::new(pem);
                 crate::oauth::client_auth::check_signing_key(&key_pem, alg).map_err(|problem| {
                     ConfigError::new(
                         file,
-                        format!("{key}.key_file"),
+                        &key_file_key,
                         format!("{}: {problem}", key_path.display()),
                         "provide a PKCS#8 PEM private key matching `alg`",
                     )
@@ -621,6 +650,41 @@ mod validate {
         Ok(scopes)
     }
 
+    /// [`KeyFiles::InPolicyFolder`]: `value` is a relative path of plain names that stays inside
+    /// the policy's folder once symlinks are resolved.
+    fn in_policy_folder(file: &Path, key: &str, value: &str) -> Result<(), ConfigError> {
+        use std::path::Component;
+        let folder = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let refuse = || {
+            ConfigError::new(
+                file,
+                key,
+                format!(
+                    "`{}` is outside the policy's folder {}: a policy loaded from a URL may only name a key file inside it",
+                    crate::redact::scrub(value, 120),
+                    folder.display()
+                ),
+                format!(
+                    "ask IT for a policy whose key_file is a plain file name such as \"client-key.pem\" and save that \
+                     key in {}, or save the policy and its key as files and run `ema setup FILE`",
+                    folder.display()
+                ),
+            )
+        };
+        let plain = Path::new(value);
+        if value.is_empty() || !plain.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
+            return Err(refuse());
+        }
+        // A symlink inside the folder may not lead out of it. A missing key is left to the read,
+        // whose error says to deploy it.
+        if let (Ok(real), Ok(real_folder)) = (std::fs::canonicalize(folder.join(plain)), std::fs::canonicalize(folder))
+            && !real.starts_with(&real_folder)
+        {
+            return Err(refuse());
+        }
+        Ok(())
+    }
+
     fn resolve_relative(policy_file: &Path, value: &str) -> PathBuf {
         let p = PathBuf::from(value);
         if p.is_absolute() {
@@ -630,5 +694,7 @@ mod validate {
     }
 }
 
+#[cfg(test)]
+mod file_read_tests;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Policy};
+use crate::bounded_read::{BoundedReadError, read_regular_text};
+
+/// The largest settings file we read: it holds three keys.
+pub const MAX_USER_SETTINGS_BYTES: u64 = 64 * 1024;
 
 /// The settings a user may change (each only while the policy leaves it open).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,18 +34,23 @@ pub fn user_settings_path() -> Option<PathBuf> {
 }
 
 impl UserSettings {
-    /// Reads the file; a missing file is the defaults. A broken one is an error naming the key
+    /// Reads the file (a regular file of at most [`MAX_USER_SETTINGS_BYTES`]); a missing file is
+    /// the defaults. A broken one is an error naming the key
     /// (the caller shows it and carries on with the defaults: nothing is overwritten).
     pub fn load(path: &Path) -> Result<UserSettings, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_regular_text(path, MAX_USER_SETTINGS_BYTES) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserSettings::default()),
+            Err(e) if e.is_not_found() => return Ok(UserSettings::default()),
             Err(e) => {
+                let fix = match e {
+                    BoundedReadError::Io(_) => "check its permissions, or delete it to start from the defaults",
+                    _ => "delete it to start from the defaults (it is a small JSON file)",
+                };
                 return Err(ConfigError {
                     file: path.into(),
                     key: "(file)".into(),
-                    problem: format!("cannot be read: {e}"),
-                    fix: "check its permissions, or delete it to start from the defaults".into(),
+                    problem: e.to_string(),
+                    fix: fix.into(),
                 });
             }
         };
