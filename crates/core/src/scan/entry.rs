@@ -388,8 +388,11 @@ fn split_heredocs(line: &str) -> (String, Vec<String>) {
             continue;
         };
         let spec = l[at + 2..].trim_start_matches('-').trim_start();
-        let delimiter: String =
-            spec.trim_start_matches(['\'', '"']).chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let delimiter: String = spec
+            .trim_start_matches(['\'', '"'])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         if delimiter.is_empty() {
             continue;
         }
