@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ema_core::remedy::{self, Action, Change, Remedy};
+use ema_core::remedy::{self, Action, Change, Remedy, RemedyError};
 use ema_core::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, Verdict, WatchPlan, scan};
 use tokio::sync::mpsc;
 
@@ -104,11 +104,14 @@ impl Personal {
         let done = tokio::task::spawn_blocking(move || {
             let roots = ScanRoots::for_current_user().ok_or_else(|| "There is no home directory.".to_string())?;
             let report = scan(&roots, &catalog, &company, &ScanLimits::default());
-            let finding =
-                report.findings.into_iter().find(|f| f.id == id).ok_or_else(|| {
+            // The id carries the credential's fingerprint: a changed credential is refused.
+            let finding = remedy::finding_for(&report, &id).map_err(|e| match e {
+                RemedyError::NoSuchFinding { .. } => {
                     "This finding is gone: the files changed since. Look at the new list.".to_string()
-                })?;
-            remedies().apply(&finding, action, &catalog).map_err(|e| e.to_string())
+                }
+                e => e.to_string(),
+            })?;
+            remedies().apply(finding, action, &catalog).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -155,11 +155,7 @@ pub fn apply(policy: &Policy, id: &str, action: Action) -> Result<Change> {
 
 fn apply_in(policy: &Policy, id: &str, action: Action, projects: &[PathBuf]) -> Result<Change> {
     let report = scan_now(policy, projects)?;
-    let finding = report
-        .findings
-        .iter()
-        .find(|f| f.id == id)
-        .ok_or_else(|| anyhow!("no finding {id:?} in a fresh scan; run `ema scan` to list them"))?;
+    let finding = remedy::finding_for(&report, id)?;
     Ok(remedy()?.apply(finding, action, &Catalog::from_policy(policy))?)
 }
 

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::atomic_file::{sha256_hex, write_atomically};
 pub use jsonedit::{Edit, EditError};
 
-use crate::scan::{Catalog, Client, CredentialClass, Finding, Scope};
+use crate::scan::{Catalog, Client, CredentialClass, Finding, Lookup, ScanReport, Scope};
 
 /// The largest file EMA edits (the scan's own read limit).
 const MAX_EDIT_BYTES: u64 = 4 * 1024 * 1024;
@@ -80,6 +80,8 @@ pub enum RemedyError {
     ReplaceUnsupported { client: &'static str, advice: String },
     #[error("{} changed since it was scanned; scan again, then retry", path.display())]
     FileChanged { path: PathBuf },
+    #[error("no finding {id:?} in a fresh scan; run `ema scan` to list them")]
+    NoSuchFinding { id: String },
     #[error("{} is over {} MiB; EMA does not edit files that big", path.display(), MAX_EDIT_BYTES / (1024 * 1024))]
     TooBig { path: PathBuf },
     #[error("cannot {what} {}: {source}", path.display())]
@@ -100,6 +102,19 @@ pub enum RemedyError {
     ChangedSinceEdit { path: PathBuf, backup: PathBuf },
     #[error("the change journal {} is damaged ({reason}); backups are in the same directory", path.display())]
     Journal { path: PathBuf, reason: String },
+}
+
+/// The finding that `id` (shown by an earlier scan the user acted on) names in `report`, a
+/// fresh scan. When the entry is still there but its credential changed since (the id carries
+/// the credential's fingerprint), the fix is refused as [`RemedyError::FileChanged`]: the same
+/// "scan again" as for a change between the fresh scan and the write, since the user has not
+/// seen what would now be removed or replaced.
+pub fn finding_for<'r>(report: &'r ScanReport, id: &str) -> Result<&'r Finding, RemedyError> {
+    match report.lookup(id) {
+        Lookup::Found(f) => Ok(f),
+        Lookup::CredentialChanged(f) => Err(RemedyError::FileChanged { path: f.path.clone() }),
+        Lookup::Missing => Err(RemedyError::NoSuchFinding { id: id.to_string() }),
+    }
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RemedyError + use<> {

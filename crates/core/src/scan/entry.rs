@@ -89,7 +89,7 @@ pub(super) fn analyse(name: &str, obj: &Map<String, Value>, catalog: &Catalog) -
             push_hit(&mut hits, SecretLocation::Env, k, v);
         }
     }
-    scan_args(&f.args, &mut hits);
+    scan_args(&f.args, SecretLocation::Argument, &mut hits);
     for url in &urls {
         for (k, v) in url.query_pairs() {
             if known::is_secret_name(&k) {
@@ -98,11 +98,7 @@ pub(super) fn analyse(name: &str, obj: &Map<String, Value>, catalog: &Catalog) -
         }
     }
     if let Some(helper) = f.helper {
-        for word in shell_words(helper) {
-            if known::by_secret_prefix(&word).is_some() {
-                push_hit(&mut hits, SecretLocation::Helper, "headersHelper", &word);
-            }
-        }
+        scan_helper(helper, &mut hits);
     }
 
     let (class, fingerprint, why) = classify(&f, &hits, &urls);
@@ -137,6 +133,9 @@ fn classify(f: &Fields<'_>, hits: &[Hit], urls: &[Url]) -> (CredentialClass, Opt
             SecretLocation::Helper => "helper command",
         };
         let mut why = match h.fingerprint {
+            Some(_) if h.location == SecretLocation::Helper => {
+                format!("A secret is written in the headersHelper command (`{}`)", h.name)
+            }
             Some(_) => format!("A secret is written in the {place} `{}`", h.name),
             None => format!(
                 "The {place} `{}` sends a secret kept elsewhere (a variable or a saved prompt, not read by the scan)",
@@ -284,6 +283,16 @@ fn push_hit(hits: &mut Vec<Hit>, location: SecretLocation, name: &str, value: &s
     if !referenced && (token.len() < 8 || token.eq_ignore_ascii_case("changeme")) {
         return;
     }
+    if location == SecretLocation::Helper {
+        // A helper is a program: only a value written out literally in its command line is a
+        // static token. `$VAR`, `$(op read ...)`, `` `security ...` `` or printf's `%s` mean the
+        // value comes from elsewhere when it runs (a keychain, a vault, EMA): an opaque helper.
+        let expanded = ['$', '`', '%', '<', '>', '|', '(', ')'].iter().any(|c| token.contains(*c));
+        let fingerprint = Fingerprint::of(token);
+        if referenced || expanded || hits.iter().any(|h| h.fingerprint.as_ref() == Some(&fingerprint)) {
+            return;
+        }
+    }
     hits.push(Hit {
         location,
         name: name.to_string(),
@@ -294,7 +303,7 @@ fn push_hit(hits: &mut Vec<Hit>, location: SecretLocation, name: &str, value: &s
 
 /// Secrets in command-line arguments: `--token X`, `--token=X`, `--header "Authorization: X"`,
 /// and any argument with a vendor's token prefix.
-fn scan_args(args: &[&str], hits: &mut Vec<Hit>) {
+fn scan_args(args: &[&str], location: SecretLocation, hits: &mut Vec<Hit>) {
     let mut i = 0;
     while i < args.len() {
         let arg = args[i];
@@ -302,26 +311,143 @@ fn scan_args(args: &[&str], hits: &mut Vec<Hit>) {
         if arg.starts_with('-') {
             if let Some((flag, value)) = arg.split_once('=') {
                 if known::is_secret_name(flag) {
-                    push_hit(hits, SecretLocation::Argument, flag, value);
+                    push_hit(hits, location, flag, value);
                 }
             } else if matches!(arg, "--header" | "-H") {
                 if let Some((header, value)) = next.and_then(|h| h.split_once(':'))
                     && known::is_secret_name(header.trim())
                 {
-                    push_hit(hits, SecretLocation::Argument, header.trim(), value);
+                    push_hit(hits, location, header.trim(), value);
                 }
                 i += 1;
             } else if known::is_secret_name(arg)
                 && let Some(value) = next.filter(|n| !n.starts_with('-'))
             {
-                push_hit(hits, SecretLocation::Argument, arg, value);
+                push_hit(hits, location, arg, value);
                 i += 1;
             }
         } else if known::by_secret_prefix(arg).is_some() {
-            push_hit(hits, SecretLocation::Argument, &format!("args[{i}]"), arg);
+            let name = if location == SecretLocation::Helper { "headersHelper".into() } else { format!("args[{i}]") };
+            push_hit(hits, location, &name, arg);
         }
         i += 1;
     }
+}
+
+/// Literal secrets in a `headersHelper` command line. A helper prints the headers as JSON, and
+/// a helper that just prints a fixed token is a static token with extra steps:
+/// `echo '{"Authorization": "Bearer lin_api_..."}'`, `printf '...'`, `cat <<EOF ... EOF`,
+/// `TOKEN=... some-cmd`, `curl -H "Authorization: Bearer ..."`. Only values written out in the
+/// command count (see [`push_hit`]); `ema headers linear` or a keychain lookup stay opaque.
+fn scan_helper(helper: &str, hits: &mut Vec<Hit>) {
+    let (command, bodies) = split_heredocs(helper);
+    let words = posix_words(&command);
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    scan_args(&args, SecretLocation::Helper, hits);
+    for word in words.iter().map(String::as_str).chain(bodies.iter().map(String::as_str)) {
+        // `NAME=value` (an environment assignment, `export NAME=value`, `key=value`).
+        if let Some((name, value)) = word.split_once('=')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && (known::is_secret_name(name) || known::by_secret_prefix(value).is_some())
+        {
+            push_hit(hits, SecretLocation::Helper, name, value);
+        }
+        // The JSON object the helper prints, wherever it sits in the word (`'{...}\n'`, `<<<{...}`).
+        if let Some(headers) = json_object_in(word) {
+            for (name, value) in &headers {
+                if let Some(value) = value.as_str()
+                    && (known::is_secret_name(name) || known::by_secret_prefix(value).is_some())
+                {
+                    push_hit(hits, SecretLocation::Helper, name, value);
+                }
+            }
+        }
+    }
+}
+
+/// The JSON object between the first `{` and the last `}` of `text`, if that parses as one.
+fn json_object_in(text: &str) -> Option<Map<String, Value>> {
+    let (start, end) = (text.find('{')?, text.rfind('}')?);
+    match serde_json::from_str(text.get(start..=end)?) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// Takes the bodies of here-documents (`<<EOF`, `<<-'EOF'`) out of a command line: the command
+/// without them, and the bodies.
+fn split_heredocs(line: &str) -> (String, Vec<String>) {
+    let mut command = String::new();
+    let mut bodies = Vec::new();
+    let mut lines = line.lines();
+    while let Some(l) = lines.next() {
+        command.push_str(l);
+        command.push('\n');
+        let Some(at) = l.find("<<").filter(|at| !l[*at..].starts_with("<<<")) else {
+            continue;
+        };
+        let spec = l[at + 2..].trim_start_matches('-').trim_start();
+        let delimiter: String = spec
+            .trim_start_matches(['\'', '"'])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if delimiter.is_empty() {
+            continue;
+        }
+        let mut body = String::new();
+        for b in lines.by_ref() {
+            if b.trim() == delimiter {
+                break;
+            }
+            body.push_str(b);
+            body.push('\n');
+        }
+        bodies.push(body);
+    }
+    (command, bodies)
+}
+
+/// Splits a command line into words as a POSIX shell does (quotes, backslash escapes), for
+/// reading the values a helper prints; [`shell_words`] keeps backslashes for Windows paths.
+fn posix_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some('"') if c == '\\' && chars.peek().is_some_and(|n| matches!(n, '"' | '\\' | '$' | '`')) => {
+                word.extend(chars.next());
+            }
+            Some(_) => word.push(c),
+            None if c == '\\' => {
+                word.extend(chars.next());
+                in_word = true;
+            }
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None if c.is_whitespace() || c == ';' || c == '&' || c == '|' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            None => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 /// Splits a command line into words, honouring single and double quotes.

@@ -336,7 +336,8 @@ pub enum MatchBasis {
 /// One MCP server entry (or token cache, or unreadable file) and what to make of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// A short stable name for the finding (from its file and key path), for `ema fix <id>`.
+    /// A short name for the finding, for `ema fix <id>`: stable while the file's entry and its
+    /// credential are, different once the credential changed (`<entry>-<credential>`, hex).
     pub id: String,
     /// The client the file belongs to.
     pub client: Client,
@@ -366,12 +367,38 @@ pub struct Finding {
     pub file_sha256: Option<String>,
 }
 
-/// The short id of the finding at `key_path` in `path`: 8 hex digits of a SHA-256.
-fn finding_id(path: &Path, key_path: &str) -> String {
+/// The short id of a finding: `<entry>-<credential>`, e.g. `1a2b3c4d-e5f6`.
+///
+/// The entry part is 8 hex digits of a SHA-256 of the file's path and the entry's JSON pointer;
+/// the credential part is 4 hex digits of a SHA-256 of the credential's class and
+/// [`Fingerprint`]. So an id stays the same across rescans while the entry's credential does,
+/// and names a different credential when it changed: `ema fix ID` then refuses to act on what
+/// the user has not seen ([`ScanReport::lookup`]). Both parts are hashes of hashes: safe to print.
+fn finding_id(path: &Path, key_path: &str, class: &CredentialClass, fingerprint: Option<&Fingerprint>) -> String {
     let mut input = path.to_string_lossy().into_owned().into_bytes();
     input.push(0);
     input.extend_from_slice(key_path.as_bytes());
-    crate::remedy::sha256_hex(&input)[..8].to_string()
+    let entry = crate::remedy::sha256_hex(&input);
+    let credential = format!("{}\0{}", class.code(), fingerprint.map_or("", Fingerprint::as_str));
+    let credential = crate::remedy::sha256_hex(credential.as_bytes());
+    format!("{}-{}", &entry[..8], &credential[..4])
+}
+
+/// The entry part of an id (before the `-`): which entry of which file, whatever its credential.
+fn entry_part(id: &str) -> &str {
+    id.split_once('-').map_or(id, |(entry, _)| entry)
+}
+
+/// What a finding id names in a (fresh) scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'r> {
+    /// The same entry with the same credential.
+    Found(&'r Finding),
+    /// The same entry, but its credential is no longer the one the id was given for: the user
+    /// acted on a scan that is out of date.
+    CredentialChanged(&'r Finding),
+    /// No such entry (any more).
+    Missing,
 }
 
 impl Finding {
@@ -404,6 +431,19 @@ pub struct ScanReport {
 }
 
 impl ScanReport {
+    /// The finding `id` (from an earlier scan) names in this scan.
+    pub fn lookup(&self, id: &str) -> Lookup<'_> {
+        if let Some(f) = self.findings.iter().find(|f| f.id == id) {
+            return Lookup::Found(f);
+        }
+        // An id without its credential part (as ids had before) never matches a finding:
+        // binding the id to the credential is the point.
+        match self.findings.iter().find(|f| id.contains('-') && entry_part(&f.id) == entry_part(id)) {
+            Some(f) => Lookup::CredentialChanged(f),
+            None => Lookup::Missing,
+        }
+    }
+
     /// The flagged findings.
     pub fn flagged(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.is_flagged())
@@ -471,8 +511,10 @@ struct Site<'p> {
 impl Ctx<'_> {
     /// Records that `path` could not be checked.
     fn could_not_read(&mut self, client: Client, scope: Scope, path: &Path, reason: String) {
+        let why = format!("This file could not be checked: {reason}.");
+        let class = CredentialClass::CouldNotRead { reason };
         self.findings.push(Finding {
-            id: finding_id(path, ""),
+            id: finding_id(path, "", &class, None),
             client,
             scope,
             path: path.to_path_buf(),
@@ -480,11 +522,11 @@ impl Ctx<'_> {
             server_name: None,
             connector: None,
             matched_by: None,
-            why: format!("This file could not be checked: {reason}."),
+            why,
             what_to_do: "Check the file by hand (is it valid JSON, readable by you, a normal file?) and run the scan \
                          again."
                 .to_string(),
-            class: CredentialClass::CouldNotRead { reason },
+            class,
             verdict: Verdict::Review,
             fingerprint: None,
             file_sha256: None,
@@ -501,7 +543,7 @@ impl Ctx<'_> {
             None => format!("{} (not a connector of the company catalog).", a.why),
         };
         self.findings.push(Finding {
-            id: finding_id(site.path, &key_path),
+            id: finding_id(site.path, &key_path, &a.class, a.fingerprint.as_ref()),
             file_sha256: self.reader.digests.get(site.path).cloned(),
             client: site.client,
             scope: site.scope,
