@@ -53,12 +53,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(e) => {
             assert!(same_uri(&e.resource, MCP), "resource {:?}", e.resource);
             let prm: serde_json::Value = serde_json::from_slice(parts[1]).expect("the PRM parsed");
-            let servers: Vec<&str> = prm["authorization_servers"]
-                .as_array()
-                .expect("a list")
-                .iter()
-                .filter_map(|s| s.as_str())
-                .collect();
+            let servers: Vec<&str> =
+                prm["authorization_servers"].as_array().expect("a list").iter().filter_map(|s| s.as_str()).collect();
             assert!(servers.iter().any(|s| same_uri(s, &e.issuer)), "issuer {:?} not in {servers:?}", e.issuer);
             if pinned {
                 assert!(same_uri(&e.issuer, PIN), "pin ignored: {:?}", e.issuer);

@@ -45,10 +45,9 @@ struct Setup {
 fn setup() -> &'static Setup {
     static S: OnceLock<Setup> = OnceLock::new();
     S.get_or_init(|| {
-        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(include_str!(
-            "../../crates/core/tests/data/test-client-key.pem"
-        ))
-        .expect("the test key");
+        let key =
+            p256::ecdsa::SigningKey::from_pkcs8_pem(include_str!("../../crates/core/tests/data/test-client-key.pem"))
+                .expect("the test key");
         let policy = Policy::parse(
             &format!(
                 r#"{{"schema_version":1,"organization":{{"name":"E"}},
@@ -95,11 +94,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let idp = rt.block_on(IdpClient::discover(&boot, &s.config)).expect("discovery of the fixed IdP");
     let (auth_url, pending) = idp.authorization_request("http://127.0.0.1:5555/callback").expect("an auth request");
-    let nonce = auth_url
-        .query_pairs()
-        .find(|(k, _)| k == "nonce")
-        .map(|(_, v)| v.into_owned())
-        .expect("a nonce");
+    let nonce = auth_url.query_pairs().find(|(k, _)| k == "nonce").map(|(_, v)| v.into_owned()).expect("a nonce");
 
     let fill = |t: String| t.replace("$NONCE", &nonce).replace("$NOW", &now.to_string());
     let claims = fill(text(parts[0]));
@@ -167,8 +162,12 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             let shown = format!("{e} {e:?}");
             let _ = (e.code(), e.is_unreachable(), e.is_session_expired());
-            for secret in [Some(id_token.clone()), field("access_token"), field("refresh_token")].into_iter().flatten() {
-                let known = format!("{} {claims} {header}", "https://idp.example.com/.well-known/openid-configuration https://idp.example.com/token https://idp.example.com/keys https://idp.example.com/me");
+            for secret in [Some(id_token.clone()), field("access_token"), field("refresh_token")].into_iter().flatten()
+            {
+                let known = format!(
+                    "{} {claims} {header}",
+                    "https://idp.example.com/.well-known/openid-configuration https://idp.example.com/token https://idp.example.com/keys https://idp.example.com/me"
+                );
                 if secret.len() >= 16 && !known.contains(secret.as_str()) {
                     assert!(!shown.contains(secret.as_str()), "an error shows a token: {shown}");
                 }

@@ -6,8 +6,21 @@
 use ema_core::jwt::{decode_claims_unverified, decode_header_unverified, displayable_claims};
 use libfuzzer_sys::fuzz_target;
 
-const ALLOWED: &[&str] =
-    &["iss", "sub", "aud", "client_id", "scope", "resource", "exp", "iat", "nbf", "jti", "email", "auth_time", "tenant"];
+const ALLOWED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "scope",
+    "resource",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "email",
+    "auth_time",
+    "tenant",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else { return };

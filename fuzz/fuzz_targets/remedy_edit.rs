@@ -54,7 +54,10 @@ fn value(op: u8) -> (CstInputValue, Value) {
         ),
         1 => (CstInputValue::String("a \"quoted\" \\ value\n".into()), Value::String("a \"quoted\" \\ value\n".into())),
         2 => (CstInputValue::Null, Value::Null),
-        _ => (CstInputValue::Array(vec![CstInputValue::Bool(true), CstInputValue::Number("1".into())]), serde_json::json!([true, 1])),
+        _ => (
+            CstInputValue::Array(vec![CstInputValue::Bool(true), CstInputValue::Number("1".into())]),
+            serde_json::json!([true, 1]),
+        ),
     }
 }
 

@@ -24,10 +24,36 @@ use ema_core::redact::scrub;
 use libfuzzer_sys::fuzz_target;
 
 /// Characters that are not token characters (`redact.rs`: alphanumerics and `- _ . ~ + / =`).
-const DELIMS: &[char] =
-    &[' ', '\n', '\t', '"', '\'', '(', ')', '[', ']', '{', '}', '<', '>', ',', ';', ':', '!', '|', '*', '?', '&', '#', '@', '\\', '`', '\r'];
-const PREFIXES: &[&str] = &["lin_api_", "sbp_", "figd_", "ATATT", "ghp_", "github_pat_", "glpat-", "xoxb-", "sk-", "sk_live_", "AKIA", "ya29."];
-const PARAMS: &[&str] = &["code", "token", "access_token", "refresh_token", "id_token", "assertion", "client_secret", "password", "api_key", "code_verifier"];
+const DELIMS: &[char] = &[
+    ' ', '\n', '\t', '"', '\'', '(', ')', '[', ']', '{', '}', '<', '>', ',', ';', ':', '!', '|', '*', '?', '&', '#',
+    '@', '\\', '`', '\r',
+];
+const PREFIXES: &[&str] = &[
+    "lin_api_",
+    "sbp_",
+    "figd_",
+    "ATATT",
+    "ghp_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "sk-",
+    "sk_live_",
+    "AKIA",
+    "ya29.",
+];
+const PARAMS: &[&str] = &[
+    "code",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "assertion",
+    "client_secret",
+    "password",
+    "api_key",
+    "code_verifier",
+];
 const HOSTS: &[&str] = &["evil.example", "idp.example.com", "127.0.0.1", "h", "[::1]"];
 
 fn padded(m: &[u8], n: usize) -> Vec<u8> {
@@ -82,7 +108,11 @@ fuzz_target!(|data: &[u8]| {
                 1 => URL_SAFE_NO_PAD.encode(padded(m, 24)),
                 2 => STANDARD.encode(padded(m, 24)),
                 3 => hex(&padded(m, 16)),
-                _ => format!("{}{}", PREFIXES[m.first().copied().unwrap_or(0) as usize % PREFIXES.len()], alnum(m.get(1..).unwrap_or_default(), 6)),
+                _ => format!(
+                    "{}{}",
+                    PREFIXES[m.first().copied().unwrap_or(0) as usize % PREFIXES.len()],
+                    alnum(m.get(1..).unwrap_or_default(), 6)
+                ),
             };
             let encoded = match encoding % 4 {
                 0 => token.clone(),

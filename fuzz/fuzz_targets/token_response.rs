@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
         strings(&v, &mut secrets);
     }
     // Values the scrubber promises to catch (redact.rs: JWTs and 32+ token characters).
-    secrets.retain(|s| looks_like_token(s) && !s.contains(char::is_whitespace) && !endpoint.as_str().contains(s.as_str()));
+    secrets
+        .retain(|s| looks_like_token(s) && !s.contains(char::is_whitespace) && !endpoint.as_str().contains(s.as_str()));
 
     match parse_token_response(&endpoint, &resp) {
         Ok(t) => {

@@ -17,10 +17,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(url) = std::str::from_utf8(parts[1]) {
-        let quoted: String = url
-            .chars()
-            .flat_map(|c| if matches!(c, '"' | '\\') { vec!['\\', c] } else { vec![c] })
-            .collect();
+        let quoted: String =
+            url.chars().flat_map(|c| if matches!(c, '"' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
         for header in [
             format!("Bearer resource_metadata=\"{quoted}\""),
             format!("Bearer realm=\"mcp\", error=\"invalid_token\", resource_metadata=\"{quoted}\""),

@@ -10,9 +10,7 @@ use futures::future::BoxFuture;
 /// dominate the run time).
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
-    })
+    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime"))
 }
 
 /// Splits `data` at the separator line `\n--\n` into exactly `n` parts (missing ones empty):
