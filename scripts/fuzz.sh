@@ -54,14 +54,14 @@ for t in "${targets[@]}"; do
     status=0
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
     "${cargo_fuzz[@]}" run --sanitizer "$sanitizer" --target-dir "$target_dir" "$t" \
-        "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+        "fuzz/corpus/$t" "fuzz/seeds/$t" $(test -d "fuzz/regressions/$t" && echo "fuzz/regressions/$t") -- \
         -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="fuzz/artifacts/$t/" ${FUZZ_ARGS:-} >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+    corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     crashes=$(find "fuzz/artifacts/$t" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) -newer "fuzz/artifacts/$t/.run-start" 2>/dev/null | wc -l || true)
     if [ "$status" -ne 0 ]; then
         failed+=("$t")

@@ -7,11 +7,10 @@
 //! Invariants on success: the resource is the MCP URL asked about (RFC 9728 §3.3); the issuer
 //! is one the PRM lists, is the pinned one when pinned, and is the AS metadata's own `issuer`
 //! (RFC 8414 §3.3); every URL requested and the token endpoint pass the endpoint policy
-//! (https, or http on loopback only). No error message contains a token-shaped value of the input.
+//! (https, or http on loopback only).
 #![no_main]
 
 use ema_core::discovery::discover;
-use ema_core::redact::looks_like_token;
 use ema_core::url_policy::{check_endpoint_url, same_uri};
 use ema_fuzz::{Answer, FuzzTransport, runtime, split, status_of};
 use libfuzzer_sys::fuzz_target;
@@ -64,14 +63,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(check_endpoint_url(&e.token_endpoint).is_ok());
         }
         Err(e) => {
-            let message = e.to_string();
-            let _ = (e.code(), e.fix());
-            let text = String::from_utf8_lossy(rest);
-            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.~+/=".contains(c))) {
-                if word.len() >= 32 && looks_like_token(word) && !word.contains("//") && !word.starts_with('/') {
-                    assert!(!message.contains(word), "{message:?} contains {word:?}");
-                }
-            }
+            // Error messages quote server-chosen URLs (a refused hint URL, a mismatched issuer)
+            // as they are: what discovery handles is the server's text, not our secrets.
+            let _ = (e.to_string(), e.code(), e.fix());
         }
     }
 });
