@@ -142,13 +142,20 @@ pub fn resource_metadata_hint(www_authenticate: &str) -> Option<String> {
     None
 }
 
-fn get(url: &Url) -> HttpRequest {
+/// A GET for a metadata document. `what` names the document when the URL, which a server may
+/// have chosen, is one an HTTP request cannot carry (the `url` crate accepts characters in a
+/// host, such as a backtick, that an HTTP URI does not).
+fn get(url: &Url, what: &'static str) -> Result<HttpRequest, DiscoveryError> {
     http::Request::builder()
         .method(http::Method::GET)
         .uri(url.as_str())
         .header(header::ACCEPT, "application/json")
         .body(Vec::new())
-        .expect("a parsed URL is a valid URI")
+        .map_err(|_| DiscoveryError::Invalid {
+            url: display_url(url),
+            what,
+            problem: "its URL cannot be sent in an HTTP request".into(),
+        })
 }
 
 fn json_object(
@@ -263,7 +270,7 @@ async fn fetch_resource_metadata(
     mcp_url: &Url,
 ) -> Result<(String, Vec<String>), DiscoveryError> {
     const WHAT: &str = "protected-resource metadata";
-    let resp = transport.send(get(prm_url)).await?;
+    let resp = transport.send(get(prm_url, WHAT)?).await?;
     if !resp.status().is_success() {
         return Err(DiscoveryError::Status { url: display_url(prm_url), status: resp.status().as_u16(), what: WHAT });
     }
@@ -313,7 +320,7 @@ async fn fetch_as_metadata(
     let issuer_str = issuer.as_str();
     let mut tried = Vec::new();
     for url in as_metadata_urls(issuer) {
-        let resp = transport.send(get(&url)).await?;
+        let resp = transport.send(get(&url, WHAT)?).await?;
         if resp.status() == StatusCode::NOT_FOUND || resp.status() == StatusCode::METHOD_NOT_ALLOWED {
             tried.push(display_url(&url));
             continue;
@@ -399,5 +406,22 @@ mod tests {
         assert_eq!(choose_issuer(&servers, Some(&pin)).unwrap().as_str(), "https://as2.example.com/");
         let pin = Url::parse("https://evil.example.com").unwrap();
         assert_eq!(choose_issuer(&servers, Some(&pin)).unwrap_err().code(), "as-pin-mismatch");
+    }
+
+    /// Found by fuzzing (fuzz target `discovery`): a URL the `url` crate parses but an HTTP
+    /// request cannot carry (a backtick in the host) named by a hostile server panicked
+    /// discovery (`a parsed URL is a valid URI`); it must be an invalid-metadata error.
+    #[tokio::test]
+    async fn unsendable_issuer_url_from_a_hostile_server_is_an_error_not_a_panic() {
+        let t = crate::testing::FakeTransport::new();
+        t.json("https://mcp.example.com/mcp", 401, "");
+        t.json(
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+            200,
+            r#"{"resource":"https://mcp.example.com/mcp","authorization_servers":["https://as`x.example.com/"]}"#,
+        );
+        let mcp = Url::parse("https://mcp.example.com/mcp").unwrap();
+        let err = discover(&t, &mcp, None).await.unwrap_err();
+        assert_eq!(err.code(), "discovery-invalid-metadata", "{err}");
     }
 }

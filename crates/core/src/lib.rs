@@ -14,6 +14,9 @@ pub mod config;
 pub mod diagnostics;
 pub mod discovery;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod grants;
 pub mod http;
 pub mod jwt;

@@ -382,7 +382,7 @@ impl Remedy {
 }
 
 /// The new content of `path` with `edit` at `pointer`, checked to change nothing else.
-fn edited(path: &Path, before: &[u8], pointer: &str, edit: &Edit) -> Result<Vec<u8>, RemedyError> {
+pub(crate) fn edited(path: &Path, before: &[u8], pointer: &str, edit: &Edit) -> Result<Vec<u8>, RemedyError> {
     let text = std::str::from_utf8(before)
         .map_err(|_| RemedyError::Edit { path: path.to_path_buf(), source: EditError::Parse("not UTF-8".into()) })?;
     let new = jsonedit::apply(text, pointer, edit)
