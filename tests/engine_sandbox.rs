@@ -214,7 +214,8 @@ async fn step_up_sends_the_user_back_to_the_browser() {
 #[tokio::test]
 async fn idp_down_after_sign_in_keeps_connectors_active_until_expiry_and_says_why() {
     let mut opts = SandboxOptions::default();
-    opts.knobs.connector_token_ttl_secs = 8;
+    // Just over the engine's 30 s minimum lifetime (shorter tokens are refused as unrenewable).
+    opts.knobs.connector_token_ttl_secs = 31;
     let org = Org::start_with("idp-down", opts).await;
     let engine = signed_in(&org, "idp-down", "alice").await;
     assert_eq!(states(&engine.snapshot())["linear"], ConnectorState::Active);
@@ -288,7 +289,8 @@ async fn an_ended_idp_session_asks_for_sign_in_and_keeps_valid_tokens() {
 #[tokio::test]
 async fn background_renewal_replaces_tokens_before_they_expire() {
     let mut opts = SandboxOptions::default();
-    opts.knobs.connector_token_ttl_secs = 4;
+    // Just over the engine's 30 s minimum lifetime: renewed at the 30 s floor.
+    opts.knobs.connector_token_ttl_secs = 31;
     let org = Org::start_with("renewal", opts).await;
     let engine = signed_in(&org, "renewal", "alice").await;
     let first = engine.snapshot().connectors.iter().find(|c| c.id == "linear").unwrap().clone();
@@ -297,7 +299,7 @@ async fn background_renewal_replaces_tokens_before_they_expire() {
     assert!(due < first.expires_at.unwrap(), "before expiry");
     let mut rx = engine.subscribe();
     let renewals = tokio::spawn(engine.clone().run_renewals());
-    let renewed = tokio::time::timeout(Duration::from_secs(10), async {
+    let renewed = tokio::time::timeout(Duration::from_secs(45), async {
         loop {
             rx.changed().await.unwrap();
             let s = rx.borrow_and_update().clone();
