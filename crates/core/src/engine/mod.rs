@@ -968,7 +968,12 @@ impl Engine {
         let mut failures: u32 = 0;
         loop {
             rx.borrow_and_update();
-            let due = self.next_renewal_at().map(|t| jittered((t - self.now()).max(time::Duration::ZERO)));
+            let now = self.now();
+            // After a failed round, a renewal that is already due (a token that expired while the
+            // IdP is down, one the AS keeps refusing) waits for the backoff: only renewals due in
+            // the future are timed by their own due time, or a past-due one would loop at once.
+            let due = self.next_renewal_at().filter(|t| failures == 0 || *t > now);
+            let due = due.map(|t| jittered((t - now).max(time::Duration::ZERO)));
             let retry = (failures > 0).then(|| backoff(failures));
             let wait = match (due, retry) {
                 (Some(d), Some(r)) => Some(d.min(r)),

@@ -253,6 +253,22 @@ async fn a_zero_lifetime_is_refused_and_never_renews_in_a_loop_while_others_keep
     assert_eq!(connector(&h.engine, "beta").state, ConnectorState::Active);
 }
 
+/// Found by the tray e2e: during an IdP outage, a token that expired was past due for renewal
+/// for good, and the renewal task retried it in a loop instead of backing off.
+#[tokio::test(start_paused = true)]
+async fn an_expired_token_during_an_idp_outage_is_retried_on_the_backoff_not_in_a_loop() {
+    let h = signed_in(&["alpha"], 60).await;
+    h.engine.connect_all(true).await;
+    exchange_answers(&h.transport, 503, "down");
+    let renewals = tokio::spawn(h.engine.clone().run_renewals());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    renewals.abort();
+    let attempts = count(&h.transport, IDP_TOKEN);
+    // Due at 30 s, then backoff 30 s, 1, 2, 4 min: a handful in ten minutes.
+    assert!(attempts <= 8, "{attempts} exchanges in 10 min of outage");
+    assert_eq!(connector(&h.engine, "alpha").state, ConnectorState::Expired);
+}
+
 /// A panic in one connector's leg (a bug) fails that connector; the others connect, and the
 /// renewal task goes on renewing them.
 #[tokio::test(start_paused = true)]
