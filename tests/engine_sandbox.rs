@@ -84,6 +84,9 @@ async fn tokens_survive_a_restart_through_the_keyring() {
     assert!(s.connectors.iter().all(|c| c.state == ConnectorState::NeedsSignIn));
 }
 
+/// A browser that delivers a response with a forged `state` cannot sign in; since issue 14 item 9
+/// the listener answers it with an error page and keeps waiting for the real response, so the
+/// sign-in ends at its deadline, named `state-mismatch`, with nothing stored.
 #[tokio::test]
 async fn wrong_state_on_the_callback_is_refused_and_nothing_is_stored() {
     let org = Org::start("state").await;
@@ -91,11 +94,32 @@ async fn wrong_state_on_the_callback_is_refused_and_nothing_is_stored() {
     let engine = org.engine(&service("state"));
     let mut browser = ScriptedBrowser::new("alice", org.dir.join("browser.log"));
     browser.mode = Some("tamper-state".into());
-    let err = engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap_err();
-    assert_eq!(err.code(), "state-mismatch");
+    let err = engine.sign_in(&browser, Duration::from_secs(4)).await.unwrap_err();
+    assert_eq!(err.code(), "state-mismatch", "{err}");
+    assert!(err.to_string().contains("wrong `state` were refused"), "{err}");
     let fresh = org.engine(&service("state"));
     fresh.load().await.unwrap();
     assert_eq!(fresh.snapshot().idp.state, IdpSessionState::SignedOut);
+}
+
+/// Issue 14 item 13: the IdP advertises `authorization_response_iss_parameter_supported` but its
+/// response has no `iss` (RFC 9207 §2.4): the sign-in is refused and nothing is stored.
+#[tokio::test]
+async fn a_response_without_the_promised_iss_is_refused() {
+    let org = Org::start("iss-missing").await;
+    require_keyring_session();
+    org.sandbox.knobs().update(|k| k.authorization_response_omits_iss = true);
+    let engine = org.engine(&service("iss-missing"));
+    let browser = ScriptedBrowser::new("alice", org.dir.join("browser.log"));
+    let err = engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap_err();
+    assert_eq!(err.code(), "issuer-mismatch", "{err}");
+    assert!(err.to_string().contains("no `iss`"), "{err}");
+    let fresh = org.engine(&service("iss-missing"));
+    fresh.load().await.unwrap();
+    assert_eq!(fresh.snapshot().idp.state, IdpSessionState::SignedOut);
+    // The same IdP sending `iss` again signs in.
+    org.sandbox.knobs().update(|k| k.authorization_response_omits_iss = false);
+    engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap();
 }
 
 #[tokio::test]

@@ -717,6 +717,11 @@ async fn token_endpoint_echoing_our_assertion_back_never_leaks_it() {
         ("sentence", |_| "Invalid assertion {JWT}.".to_string()),
         ("colon", |_| "assertion:{JWT}".to_string()),
         ("plain", |_| "rejected {JWT}".to_string()),
+        // Issue 14 item 8: the rest of a URL after `//` was kept whole.
+        ("url-path", |_| "details at https://evil.example/{JWT}".to_string()),
+        ("url-path-no-scheme", |_| "details at evil.example/errors/{JWT}".to_string()),
+        ("url-query", |_| "see https://evil.example/e?ctx={JWT}&x=1".to_string()),
+        ("json-space", |_| r#"bad request {"assertion": "{JWT}"}"#.to_string()),
     ];
     let s = start(|_| {
         let mut r = Router::new();
@@ -952,7 +957,7 @@ fn sse_response(bytes: String, open: bool) -> Response {
 
 async fn probe(server: &Server, timeout: Duration) -> Result<McpServerInfo, McpCheckError> {
     ema_core::http::install_tls_provider();
-    let probe = HttpProbe::new(transport().reqwest_client(), timeout);
+    let probe = HttpProbe::new(&transport(), timeout);
     probe.check(&server.url("/mcp"), &AccessToken::new(MCP_TOKEN)).await
 }
 

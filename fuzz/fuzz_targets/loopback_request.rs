@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use ema_core::signin::loopback::LoopbackListener;
+use ema_core::signin::loopback::{ExpectedCallback, LoopbackListener};
 use ema_fuzz::runtime;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
             .and_then(|p| p.split('/').next())
             .and_then(|p| p.parse::<u16>().ok())
             .expect("a port in the redirect URI");
-        let waiting = tokio::spawn(listener.wait(STATE, ISSUER, Duration::from_secs(20)));
+        let expected = ExpectedCallback { state: STATE.into(), issuer: ISSUER.into(), issuer_required: false };
+        let waiting = tokio::spawn(listener.wait(expected, Duration::from_secs(20)));
         send(port, data).await;
         let genuine = format!("GET /callback?code={GENUINE}&state={STATE} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         send(port, genuine.as_bytes()).await;

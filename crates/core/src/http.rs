@@ -63,9 +63,19 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 }
 
 /// The product's transport: reqwest with redirects off, timeouts, capped bodies.
+///
+/// Requests go through the system's proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+/// `NO_PROXY`; the system settings on macOS and Windows), except those to a loopback address:
+/// these are plain http by design (the sandbox org, a local IdP, RFC 8252 loopback), carry client
+/// secrets and tokens, and must never leave the machine (issue 14 item 10: with `HTTP_PROXY` set
+/// they all went to the proxy). reqwest has no "bypass loopback" setting that keeps the system's
+/// proxy configuration, so a second client without any proxy serves loopback destinations.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
+    /// For every destination but loopback: the system's proxy applies.
     client: reqwest::Client,
+    /// For loopback destinations: never a proxy.
+    direct: reqwest::Client,
     timeout: Duration,
 }
 
@@ -79,33 +89,22 @@ impl HttpTransport {
     /// store).
     pub fn new(timeout: Duration) -> Result<Self, TransportError> {
         install_tls_provider();
-        let builder = || {
+        let with_proxy = || {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(timeout.min(Duration::from_secs(10)))
                 .timeout(timeout)
                 .user_agent(concat!("ema/", env!("CARGO_PKG_VERSION")))
         };
-        let client = match builder().build() {
-            Ok(client) => client,
-            // The platform verifier refuses to be built when the system has no CA certificate at
-            // all (a bare container); OpenSSL built the client and then failed each https
-            // handshake. Do as it did: loopback http (the sandbox org) keeps working, and every
-            // https connection is refused with a certificate error that says why.
-            Err(e) => match builder().tls_certs_only(std::iter::empty()).build() {
-                Ok(client) => {
-                    tracing::warn!("no trusted CA certificate ({}); every https connection will fail", root_cause(&e));
-                    client
-                }
-                Err(_) => return Err(TransportError::Other { url: String::new(), reason: root_cause(&e) }),
-            },
-        };
-        Ok(HttpTransport { client, timeout })
+        let client = build_client(with_proxy)?;
+        let direct = build_client(|| with_proxy().no_proxy())?;
+        Ok(HttpTransport { client, direct, timeout })
     }
 
-    /// The underlying client, for the MCP SDK (same redirect and timeout rules).
-    pub fn reqwest_client(&self) -> reqwest::Client {
-        self.client.clone()
+    /// The client for requests to `url`, for the MCP probe (same redirect, timeout, TLS and
+    /// proxy rules as [`Transport::send`]).
+    pub fn client_for(&self, url: &Url) -> &reqwest::Client {
+        if crate::url_policy::is_loopback(url) { &self.direct } else { &self.client }
     }
 
     async fn send_inner(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
@@ -115,7 +114,7 @@ impl HttpTransport {
         let shown = display_url(&url);
         let req = reqwest::Request::try_from(request)
             .map_err(|e| TransportError::Other { url: shown.clone(), reason: e.to_string() })?;
-        let mut resp = self.client.execute(req).await.map_err(|e| self.classify(&shown, e))?;
+        let mut resp = self.client_for(&url).execute(req).await.map_err(|e| self.classify(&shown, e))?;
         let mut builder = Response::builder().status(resp.status()).version(resp.version());
         for (k, v) in resp.headers() {
             builder = builder.header(k, v);
@@ -137,6 +136,23 @@ impl HttpTransport {
 
     fn classify(&self, url: &str, e: reqwest::Error) -> TransportError {
         classify(url, self.timeout, &e)
+    }
+}
+
+/// Builds a client from `builder`. The platform verifier refuses to be built when the system has
+/// no CA certificate at all (a bare container); OpenSSL built the client and then failed each https
+/// handshake. Do as it did: loopback http (the sandbox org) keeps working, and every https
+/// connection is refused with a certificate error that says why.
+fn build_client(builder: impl Fn() -> reqwest::ClientBuilder) -> Result<reqwest::Client, TransportError> {
+    match builder().build() {
+        Ok(client) => Ok(client),
+        Err(e) => match builder().tls_certs_only(std::iter::empty()).build() {
+            Ok(client) => {
+                tracing::warn!("no trusted CA certificate ({}); every https connection will fail", root_cause(&e));
+                Ok(client)
+            }
+            Err(_) => Err(TransportError::Other { url: String::new(), reason: root_cause(&e) }),
+        },
     }
 }
 

@@ -74,13 +74,13 @@ pub trait McpProbe: Send + Sync + std::fmt::Debug {
 /// The product's probe, on our reqwest client (its redirect, timeout and TLS rules).
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
-    client: reqwest::Client,
+    http: crate::http::HttpTransport,
     timeout: Duration,
 }
 
 impl HttpProbe {
-    pub fn new(client: reqwest::Client, timeout: Duration) -> Self {
-        HttpProbe { client, timeout }
+    pub fn new(http: &crate::http::HttpTransport, timeout: Duration) -> Self {
+        HttpProbe { http: http.clone(), timeout }
     }
 
     async fn run(&self, mcp_url: &Url, token: &AccessToken) -> Result<McpServerInfo, McpCheckError> {
@@ -92,7 +92,8 @@ impl HttpProbe {
         // a server may answer 405, and nothing depends on the answer).
         if let Some(session) = session {
             let end = self
-                .client
+                .http
+                .client_for(mcp_url)
                 .delete(mcp_url.as_str())
                 .bearer_auth(token.secret())
                 .header(SESSION_HEADER, session)
@@ -152,7 +153,8 @@ impl HttpProbe {
         headers: Option<Vec<(&'static str, HeaderValue)>>,
     ) -> Result<reqwest::Response, McpCheckError> {
         let mut request = self
-            .client
+            .http
+            .client_for(mcp_url)
             .post(mcp_url.as_str())
             .bearer_auth(token.secret())
             // Both, as a client must (basic/transports, "Sending Messages to the Server").

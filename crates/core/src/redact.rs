@@ -14,6 +14,8 @@
 pub fn scrub(text: &str, max_chars: usize) -> String {
     let mut out = String::new();
     let mut after_scheme = false;
+    // The previous word ended with a quoted secret name and a colon (`{"access_token": "…"}`).
+    let mut value_of_secret = false;
     // Any whitespace separates words: control characters are dropped below, so a token after
     // a newline or tab would otherwise be glued to the previous word and escape detection.
     for (i, word) in text.split(char::is_whitespace).enumerate() {
@@ -22,8 +24,9 @@ pub fn scrub(text: &str, max_chars: usize) -> String {
         }
         if looks_like_token(word) || (after_scheme && !word.is_empty()) {
             out.push_str("[redacted]");
-        } else {
-            scrub_runs(word, &mut out);
+            value_of_secret = false;
+        } else if !word.is_empty() {
+            value_of_secret = scrub_runs(word, &mut out, value_of_secret);
         }
         if !word.is_empty() {
             let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
@@ -38,11 +41,13 @@ pub fn scrub(text: &str, max_chars: usize) -> String {
 
 /// A word with a token inside punctuation (a server echoing `{"assertion":"eyJ…"}`, a form
 /// body `…&assertion=eyJ…`, `assertion:eyJ…`): each run of token characters is checked on its
-/// own. A run starting with `//` is the rest of a URL (`https` `://` `host/path`) and is kept.
-fn scrub_runs(word: &str, out: &mut String) {
+/// own. A run starting with `//` is the rest of a URL (`https` `://` `host/path`): its host is
+/// kept, and each path segment is checked on its own. `value_of_secret` says the previous word
+/// ended with a quoted secret name and a colon; the return value says the same of this word.
+fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
     let mut rest = word;
-    // The previous run named a secret and was followed by `:` (JSON `"token":"..."`).
-    let mut value_of_secret = false;
+    // Whether the previous run named a secret and was followed by `:` (JSON `"token":"..."`).
+    let mut quoted_name = false;
     // The previous run was a URL's host (`//host`) followed by `:`: this run is a port and path.
     let mut after_host = false;
     while !rest.is_empty() {
@@ -53,29 +58,62 @@ fn scrub_runs(word: &str, out: &mut String) {
         } else if after_host && run.starts_with(|c: char| c.is_ascii_digit()) {
             // `41587/idp/.well-known/openid-configuration`: keep the port and the path, but not
             // a path segment that is itself a token.
-            let segments: Vec<&str> = run.split('/').collect();
-            let kept: Vec<&str> = segments
-                .iter()
-                .map(|seg| if looks_like_token(seg) || has_secret_prefix(seg) { "[redacted]" } else { seg })
-                .collect();
-            out.push_str(&kept.join("/"));
+            scrub_path(run, out);
+        } else if let Some(url_rest) = run.strip_prefix("//") {
+            // `//host/path`: the host is kept (a long host name is not a token), the path is
+            // checked segment by segment (issue 14 item 8: `https://evil.example/eyJ…`).
+            let (host, path) = url_rest.split_once('/').map_or((url_rest, None), |(h, p)| (h, Some(p)));
+            out.push_str("//");
+            out.push_str(host);
+            if let Some(path) = path {
+                out.push('/');
+                scrub_path(path, out);
+            }
         } else if let Some((name, value)) = run.split_once('=')
             && is_secret_parameter(name)
             && !value.is_empty()
         {
             out.push_str(name);
             out.push_str("=[redacted]");
-        } else if !run.starts_with("//") && (looks_like_token(run) || has_secret_prefix(run)) {
+        } else if looks_like_token(run) || has_secret_prefix(run) {
             out.push_str("[redacted]");
+        } else if run.contains('/') {
+            // A URL without its scheme (`evil.example/eyJ…`) or another path.
+            scrub_path(run, out);
         } else {
             out.push_str(run);
         }
         let end = tail.find(is_token_char).unwrap_or(tail.len());
         let (separators, tail) = tail.split_at(end);
         out.extend(separators.chars().filter(|c| !c.is_control()));
-        value_of_secret = !value_of_secret && is_secret_parameter(run) && separators.contains(':');
+        if !run.is_empty() {
+            value_of_secret = !value_of_secret && is_secret_parameter(run) && separators.contains(':');
+            quoted_name = value_of_secret && separators.starts_with(['"', '\'']);
+        }
         after_host = run.starts_with("//") && separators == ":";
         rest = tail;
+    }
+    // Only a quoted name carries over a space: prose such as "error code: 400" does not.
+    value_of_secret && quoted_name
+}
+
+/// A URL path (`a/b/c`, maybe with `name=value` segments): token-shaped segments are redacted.
+fn scrub_path(path: &str, out: &mut String) {
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if looks_like_token(seg) || has_secret_prefix(seg) {
+            out.push_str("[redacted]");
+        } else if let Some((name, value)) = seg.split_once('=')
+            && !value.is_empty()
+            && (is_secret_parameter(name) || looks_like_token(value) || has_secret_prefix(value))
+        {
+            out.push_str(name);
+            out.push_str("=[redacted]");
+        } else {
+            out.push_str(seg);
+        }
     }
 }
 
@@ -211,6 +249,44 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(scrub(text, 200), expected, "{text}");
+        }
+    }
+
+    /// Issue 14 item 8: a token in the path of a URL without a port survived into status,
+    /// diagnostics and notifications, because the rest of a URL after `//` was kept whole.
+    #[test]
+    fn token_shaped_path_segments_are_redacted_whatever_the_urls_shape() {
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let opaque = "0123456789abcdef0123456789abcdef";
+        for (text, expected) in [
+            (format!("see https://evil.example/{jwt}"), "see https://evil.example/[redacted]".to_string()),
+            (format!("https://evil.example/a/{opaque}/b"), "https://evil.example/a/[redacted]/b".to_string()),
+            (format!("http://h/x?next={jwt}"), "http://h/x?[redacted]".to_string()),
+            (format!("http://h/x?code=abc&t={opaque}"), "http://h/x?code=[redacted]&[redacted]".to_string()),
+            (format!("evil.example/{jwt}"), "evil.example/[redacted]".to_string()),
+            ("https://evil.example/p/token=abc".to_string(), "https://evil.example/p/token=[redacted]".to_string()),
+            (
+                format!(r#"{{"url":"https://evil.example/{jwt}"}}"#),
+                r#"{"url":"https://evil.example/[redacted]"}"#.to_string(),
+            ),
+            ("https://h/sbp_0123456789abcdef".to_string(), "https://h/[redacted]".to_string()),
+            (
+                "https://my-company-identity-provider-prod.okta.com/oauth2/default".to_string(),
+                "https://my-company-identity-provider-prod.okta.com/oauth2/default".to_string(),
+            ),
+        ] {
+            assert_eq!(scrub(&text, 300), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_secret_name_redacts_the_value_after_a_space() {
+        for (text, expected) in [
+            (r#"{"access_token": "short", "scope": "read"}"#, r#"{"access_token": "[redacted]", "scope": "read"}"#),
+            (r#"{'refresh_token': 'abc'}"#, r#"{'refresh_token': '[redacted]'}"#),
+            ("HTTP error code: 401 from the IdP", "HTTP error code: 401 from the IdP"),
+        ] {
+            assert_eq!(scrub(text, 300), expected, "{text}");
         }
     }
 

@@ -82,6 +82,9 @@ pub struct Knobs {
     /// Connector id → another connector id whose authorization server its protected-resource
     /// metadata names instead of its own (a spoofed or compromised MCP server).
     pub resource_metadata_names_as_of: BTreeMap<String, String>,
+    /// The authorization response leaves out `iss` although the metadata still advertises
+    /// `authorization_response_iss_parameter_supported` (RFC 9207 §2.4: the client must refuse).
+    pub authorization_response_omits_iss: bool,
     /// Keep every credential issued from now on (codes, ID, access and refresh tokens, ID-JAGs)
     /// for [`crate::Sandbox::issued_secrets`], so canary tests can search for each one. Off by
     /// default: the sandbox otherwise keeps only hashes.
@@ -106,6 +109,7 @@ impl Default for Knobs {
             announced_expires_in: BTreeMap::new(),
             refresh_omits_id_token: false,
             resource_metadata_names_as_of: BTreeMap::new(),
+            authorization_response_omits_iss: false,
             record_issued_secrets: false,
         }
     }

@@ -197,10 +197,10 @@ async fn run() -> Result<(), Failure> {
     );
 
     // 4. MCP with the token: the product's check, then a session of calls.
-    let probe = HttpProbe::new(transport.reqwest_client(), TIMEOUT);
+    let probe = HttpProbe::new(&transport, TIMEOUT);
     let info = probe.check(&mcp_url, &grant.access_token).await.map_err(|e| fail("EMA's MCP check")(e.to_string()))?;
     eprintln!("EMA's MCP check: server `{}` {}, protocol {}", info.name, info.version, info.protocol_version);
-    mcp_calls(transport.reqwest_client(), &mcp_url, &grant.access_token).await
+    mcp_calls(transport.client_for(&mcp_url).clone(), &mcp_url, &grant.access_token).await
 }
 
 async fn mcp_calls(client: reqwest::Client, mcp_url: &Url, token: &AccessToken) -> Result<(), Failure> {

@@ -179,7 +179,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
     };
     let direct = http.clone();
     let tracing = Arc::new(TracingTransport::new(http));
-    let probe = HttpProbe::new(direct.reqwest_client(), policy.settings.request_timeout);
+    let probe = HttpProbe::new(&direct, policy.settings.request_timeout);
     let mcp = Arc::new(TracingProbe::new(probe, tracing.clone()));
     checks.extend(idp_checks(&policy, tracing.as_ref()).await);
     let _ = tracing.take();

@@ -80,7 +80,7 @@ impl EngineParts {
     pub fn production(policy: &Policy) -> Result<Self, TransportError> {
         let http = HttpTransport::new(policy.settings.request_timeout)?;
         Ok(EngineParts {
-            mcp: Arc::new(HttpProbe::new(http.reqwest_client(), policy.settings.request_timeout)),
+            mcp: Arc::new(HttpProbe::new(&http, policy.settings.request_timeout)),
             transport: Arc::new(http),
             store: Arc::new(KeyringStore::new()),
             clock: Arc::new(SystemClock),

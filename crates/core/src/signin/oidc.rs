@@ -124,6 +124,8 @@ pub struct IdpClient {
     metadata: CoreProviderMetadata,
     token_endpoint: Url,
     revocation_endpoint: Option<Url>,
+    /// RFC 9207 §3: the IdP sends `iss` on every authorization response.
+    issuer_in_response: bool,
 }
 
 impl IdpClient {
@@ -159,6 +161,8 @@ impl IdpClient {
         }
         let revocation_endpoint =
             value.get("revocation_endpoint").and_then(Value::as_str).and_then(|s| Url::parse(s).ok());
+        let issuer_in_response =
+            value.get("authorization_response_iss_parameter_supported").and_then(Value::as_bool) == Some(true);
         let jwks_body = get_json(transport, metadata.jwks_uri().url()).await.map_err(SignInError::Discovery)?;
         let jwks: CoreJsonWebKeySet = serde_json::from_slice(&jwks_body).map_err(|_| {
             SignInError::Discovery(ResponseError::Invalid {
@@ -167,7 +171,7 @@ impl IdpClient {
             })
         })?;
         metadata = metadata.set_jwks(jwks);
-        Ok(IdpClient { config: config.clone(), metadata, token_endpoint, revocation_endpoint })
+        Ok(IdpClient { config: config.clone(), metadata, token_endpoint, revocation_endpoint, issuer_in_response })
     }
 
     pub fn issuer(&self) -> &str {
@@ -415,7 +419,12 @@ impl IdpClient {
         pending: PendingSignIn,
         timeout: std::time::Duration,
     ) -> Result<SessionTokens, SignInError> {
-        let callback = listener.wait(pending.state.secret(), self.issuer(), timeout).await?;
+        let expected = super::loopback::ExpectedCallback {
+            state: pending.state.secret().clone(),
+            issuer: self.issuer().to_string(),
+            issuer_required: self.issuer_in_response,
+        };
+        let callback = listener.wait(expected, timeout).await?;
         self.exchange_code(transport, callback.code, pending).await
     }
 }

@@ -74,7 +74,7 @@ fn is_loopback_redirect(uri: &str) -> bool {
 
 /// A 302 to `redirect_uri` with `params` added to its query, plus `state` and the
 /// RFC 9207 `iss` parameter.
-fn redirect_back(issuer: &str, redirect_uri: &str, state: Option<&str>, params: &[(&str, &str)]) -> Response {
+fn redirect_back(issuer: Option<&str>, redirect_uri: &str, state: Option<&str>, params: &[(&str, &str)]) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
         return Refusal::Page("Invalid redirect_uri", "redirect_uri is not a URL".to_owned()).into_response();
     };
@@ -86,7 +86,9 @@ fn redirect_back(issuer: &str, redirect_uri: &str, state: Option<&str>, params: 
         if let Some(state) = state {
             query.append_pair("state", state);
         }
-        query.append_pair("iss", issuer);
+        if let Some(issuer) = issuer {
+            query.append_pair("iss", issuer);
+        }
     }
     (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
 }
@@ -108,7 +110,7 @@ fn validate(state: &SandboxState, params: &HashMap<String, String>) -> Result<Au
     let st = get("state");
     let fail = |error: &str, description: &str| {
         Refusal::Redirect(Box::new(redirect_back(
-            &issuer,
+            Some(&issuer),
             &redirect_uri,
             st.as_deref(),
             &[("error", error), ("error_description", description)],
@@ -181,7 +183,10 @@ pub(super) async fn login(State(state): State<Arc<SandboxState>>, body: axum::bo
         },
     );
     tracing::info!(user = user.username, "idp: signed in, code issued");
-    redirect_back(&state.idp_issuer(), &request.redirect_uri, request.state.as_deref(), &[("code", &code)])
+    // RFC 9207 §2: `iss` on every response, unless a test plays an IdP that forgets it.
+    let issuer = state.idp_issuer();
+    let issuer = (!state.knobs.get().authorization_response_omits_iss).then_some(issuer.as_str());
+    redirect_back(issuer, &request.redirect_uri, request.state.as_deref(), &[("code", &code)])
 }
 
 #[cfg(test)]
