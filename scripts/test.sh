@@ -15,8 +15,20 @@ cargo test -p ema-tray --no-default-features --locked --no-run
 scripts/with-desktop-session.sh cargo test -p ema-tray --no-default-features --locked
 # Build first, so the desktop session below only runs tests.
 cargo test --workspace --locked --no-run
+# The fuzz targets build in the background, niced, while the tests below (which mostly wait on
+# servers, browsers and timers) run; each target then runs a short while, replaying the
+# regressions and its corpus, so a regression shows (docs/fuzzing.md; long runs: scripts/fuzz.sh).
+FUZZ_DEV=1 nice -n 19 scripts/fuzz.sh --build-only >target/fuzz-build.log 2>&1 &
+fuzz_build=$!
+trap 'kill "$fuzz_build" 2>/dev/null || true' EXIT
 scripts/with-desktop-session.sh cargo test --workspace --locked
 tests/interop/run-all.sh
 tests/tray/smoke.sh
 tests/tray/e2e.sh
 tests/tray/onboarding.sh
+if ! wait "$fuzz_build"; then
+  tail -n 60 target/fuzz-build.log >&2
+  echo "the fuzz targets did not build (log: target/fuzz-build.log)" >&2
+  exit 1
+fi
+FUZZ_DEV=1 scripts/fuzz.sh "${EMA_CI_FUZZ_SECONDS:-15}"

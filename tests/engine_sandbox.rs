@@ -339,6 +339,44 @@ async fn background_renewal_replaces_tokens_before_they_expire() {
     assert!(renewed.expires_at.unwrap() > first.expires_at.unwrap());
 }
 
+/// Issue 14 acceptance: the renewal task keeps renewing the other connectors whatever one
+/// connector's server answers. Supabase's AS announces an absurd lifetime (it once panicked the
+/// task, which then never renewed again); Linear's is normal and is renewed twice meanwhile.
+#[tokio::test]
+async fn the_renewal_task_keeps_renewing_others_while_one_as_answers_garbage() {
+    let mut opts = SandboxOptions::default();
+    opts.knobs.connector_token_ttl_secs = 31;
+    let org = Org::start_with("garbage-lifetime", opts).await;
+    let engine = signed_in(&org, "garbage-lifetime", "alice").await;
+    let linear_of = |s: &StatusSnapshot| s.connectors.iter().find(|c| c.id == "linear").unwrap().clone();
+    let mut seen = vec![linear_of(&engine.snapshot()).token_fingerprint];
+    org.sandbox.knobs().update(|k| {
+        k.announced_expires_in.insert("supabase".into(), 1_000_000_000_000_000);
+    });
+    let mut rx = engine.subscribe();
+    let renewals = tokio::spawn(engine.clone().run_renewals());
+    tokio::time::timeout(Duration::from_secs(100), async {
+        while seen.len() < 3 {
+            rx.changed().await.unwrap();
+            let linear = linear_of(&rx.borrow_and_update());
+            if linear.state == ConnectorState::Active && !seen.contains(&linear.token_fingerprint) {
+                seen.push(linear.token_fingerprint);
+            }
+        }
+    })
+    .await
+    .expect("Linear renewed twice while Supabase's AS answered garbage");
+    assert!(!renewals.is_finished(), "the renewal task is still running");
+    renewals.abort();
+    let s = engine.snapshot();
+    let supabase = s.connectors.iter().find(|c| c.id == "supabase").unwrap();
+    assert_eq!(
+        supabase.renewal_error.as_ref().or(supabase.error.as_ref()).map(|e| e.code.as_str()),
+        Some("connector-grant-invalid-response"),
+        "{supabase:?}"
+    );
+}
+
 /// The MCP profile makes jti replay rejection mandatory: the engine mints a fresh ID-JAG for
 /// every grant, and a replayed one is refused by the authorization server and reported.
 #[tokio::test]

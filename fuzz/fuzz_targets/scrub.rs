@@ -14,8 +14,7 @@
 //! non-token characters, as a URL path segment (with or without a port), as a URL query value,
 //! as a JSON string value. The surrounding text is fuzzed; inputs whose surrounding text
 //! already holds the token are skipped. Invariant: the planted (encoded) token is not in the
-//! output. `EMA_FUZZ_SCRUB_SKIP=url-path` leaves out the URL-path place (issue 14 item 8, a
-//! known bug being fixed separately) so a long run can explore the rest.
+//! output.
 #![no_main]
 
 use base64::Engine as _;
@@ -126,12 +125,7 @@ fuzz_target!(|data: &[u8]| {
             let port = if encoding & 0x80 != 0 { ":8443" } else { "" };
             let placed = match place % 4 {
                 0 => encoded.clone(),
-                1 => {
-                    if std::env::var("EMA_FUZZ_SCRUB_SKIP").is_ok_and(|v| v.contains("url-path")) {
-                        return;
-                    }
-                    format!("https://{host}{port}/reset/{encoded}/x")
-                }
+                1 => format!("https://{host}{port}/reset/{encoded}/x"),
                 2 => format!("https://{host}{port}/cb?x={encoded}&y=1"),
                 _ => format!("{{\"k\":\"{encoded}\"}}"),
             };

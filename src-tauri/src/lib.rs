@@ -277,24 +277,30 @@ fn window_closed(app: &AppHandle) {
     }
 }
 
-/// The embedded sandbox org (`--sandbox`); a build without the `sandbox` feature has none.
+/// The embedded sandbox org (`--sandbox`) and the private directory holding its policy (which
+/// carries the org's client secrets); a build without the `sandbox` feature has none.
 #[cfg(feature = "sandbox")]
-type Sandbox = ema_sandbox::Sandbox;
+struct Sandbox {
+    _org: ema_sandbox::Sandbox,
+    /// Removed, with the policy, when dropped: at exit (`RunEvent::Exit`, SIGTERM, SIGINT).
+    _policy_dir: ema_core::private_file::PrivateDir,
+}
 #[cfg(not(feature = "sandbox"))]
 type Sandbox = std::convert::Infallible;
 
 /// The sandbox org, kept alive for the app's life when `--sandbox` is given.
 struct SandboxGuard(#[allow(dead_code)] Mutex<Option<Sandbox>>);
 
-/// Starts the embedded sandbox org and writes its policy to a file for the engine.
+/// Starts the embedded sandbox org and writes its policy for the engine, with the writer `ema
+/// sandbox --write-policy` uses: a fresh directory of random name (mode 0700), the file 0600
+/// through a temporary file and a rename, so nothing planted beforehand (a symlink at a
+/// predictable path, issue 14 item 12) is followed, and no other user reads the secrets.
 #[cfg(feature = "sandbox")]
 fn start_sandbox() -> anyhow::Result<(ConfigSource, Sandbox)> {
-    let sandbox = tauri::async_runtime::block_on(Sandbox::start(ema_sandbox::SandboxOptions::default()))?;
-    let dir = std::env::temp_dir().join(format!("ema-tray-sandbox-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("policy.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&sandbox.policy())?)?;
-    Ok((ConfigSource::Explicit(path), sandbox))
+    let org = tauri::async_runtime::block_on(ema_sandbox::Sandbox::start(ema_sandbox::SandboxOptions::default()))?;
+    let policy_dir = ema_core::private_file::PrivateDir::new("ema-tray-sandbox-")?;
+    let path = policy_dir.write("policy.json", serde_json::to_string_pretty(&org.policy())?.as_bytes())?;
+    Ok((ConfigSource::Explicit(path), Sandbox { _org: org, _policy_dir: policy_dir }))
 }
 
 /// `--sandbox` in a build without the org: said, not ignored.
@@ -774,11 +780,39 @@ pub fn run() {
             std::process::exit(2);
         }
     };
-    app.run(|_app, event| {
+    #[cfg(unix)]
+    exit_on_termination_signals(app.handle());
+    app.run(|app, event| match event {
         // The tray app has no window of its own: it runs until the user quits from the menu.
-        if let RunEvent::ExitRequested { code: None, api, .. } = event {
-            api.prevent_exit();
+        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        // Tauri ends the process without dropping managed state: stop the sandbox org and remove
+        // its policy directory here.
+        RunEvent::Exit => {
+            if let Ok(mut sandbox) = app.state::<SandboxGuard>().0.lock() {
+                let _ = sandbox.take(); // dropped here: the org stops, its policy directory goes
+            }
         }
+        _ => {}
+    });
+}
+
+/// SIGTERM (a logout, `systemctl --user stop`, `kill`) and SIGINT end the app as "Quit" does, so
+/// the exit clean-up runs.
+#[cfg(unix)]
+fn exit_on_termination_signals(app: &AppHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::warn!("cannot listen for SIGTERM/SIGINT: the exit clean-up runs only on Quit");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("terminated by a signal: exiting");
+        app.exit(0);
     });
 }
 

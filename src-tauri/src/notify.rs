@@ -13,6 +13,35 @@
 
 use crate::alerts::Alert;
 
+/// `text` as literal text for a notification service that reads markup.
+///
+/// Alerts quote servers' words (scrubbed, but otherwise theirs). The Desktop Notifications
+/// Specification ("Markup") lets a service that advertises `body-markup` render `<b>`, `<i>`,
+/// `<u>`, `<a href>` and `<img>` in the body, and some (dunst) apply markup to the summary too; a
+/// hostile server's `<a href=...>click here</a>` became a link inside an EMA notification (issue
+/// 14 item 7). Escaping `&`, `<` and `>` as the specification's XML-based markup says shows the
+/// text as sent.
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` for a toast on Windows, which is built as XML by the toast library: the characters that
+/// could open markup are replaced by look-alikes, so the text shows as sent whether or not the
+/// library escapes it (escaping here would show `&lt;` if it does).
+#[cfg(any(target_os = "windows", test))]
+pub fn defuse_markup(text: &str) -> String {
+    text.replace('&', "\u{FF06}").replace('<', "\u{2039}").replace('>', "\u{203A}")
+}
+
 /// The identity notifications carry: the desktop entry on Linux, the bundle identifier on macOS
 /// and Windows.
 pub const APP_ID: &str = "dev.ema.desktop";
@@ -97,8 +126,8 @@ mod freedesktop {
                         APP_NAME,
                         0u32,
                         "dialog-warning",
-                        alert.summary.as_str(),
-                        alert.body.as_str(),
+                        super::escape_markup(&alert.summary),
+                        super::escape_markup(&alert.body),
                         vec![DEFAULT_ACTION, "Open EMA"],
                         hints,
                         -1i32,
@@ -214,6 +243,25 @@ mod freedesktop {
             assert_eq!(entry, APP_ID);
         }
 
+        /// Issue 14 item 7: a hostile server's words became a clickable link in an EMA notification.
+        #[tokio::test]
+        async fn server_text_reaches_the_service_as_text_not_markup() {
+            let service = service("markup").await;
+            let notifier = Notifier::with_service(Some(connect()), service.name.clone());
+            let hostile = Alert {
+                summary: "Linear <b>needs</b> you".into(),
+                body: "<a href=\"https://evil.example\">Your token was revoked - click here</a> & more".into(),
+            };
+            notifier.show(hostile, || {}).await;
+            let calls = service.calls.lock().unwrap().clone();
+            let (_, summary, body, _, _) = &calls[0];
+            assert_eq!(summary, "Linear &lt;b&gt;needs&lt;/b&gt; you");
+            assert_eq!(
+                body,
+                "&lt;a href=\"https://evil.example\"&gt;Your token was revoked - click here&lt;/a&gt; &amp; more"
+            );
+        }
+
         #[tokio::test]
         async fn a_click_runs_that_notifications_handler_once_and_closing_forgets_it() {
             let service = service("click").await;
@@ -295,7 +343,12 @@ impl Notifier {
     pub async fn show(&self, alert: Alert, on_click: impl FnOnce() + Send + 'static) {
         let _ = on_click;
         let mut n = notify_rust::Notification::new();
-        n.summary(&alert.summary).body(&alert.body).appname(APP_NAME);
+        // macOS shows notification text as plain text; Windows builds the toast as XML.
+        #[cfg(target_os = "windows")]
+        let (summary, body) = (defuse_markup(&alert.summary), defuse_markup(&alert.body));
+        #[cfg(not(target_os = "windows"))]
+        let (summary, body) = (alert.summary.clone(), alert.body.clone());
+        n.summary(&summary).body(&body).appname(APP_NAME);
         #[cfg(target_os = "windows")]
         n.app_id(APP_ID);
         let shown = tokio::task::spawn_blocking(move || {
@@ -306,5 +359,20 @@ impl Notifier {
         if let Ok(Err(e)) = shown.await {
             tracing::warn!("cannot show a notification: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod markup_tests {
+    use super::*;
+
+    #[test]
+    fn markup_characters_are_escaped_or_defused_and_nothing_else_changes() {
+        assert_eq!(escape_markup("a <b>&</b> c"), "a &lt;b&gt;&amp;&lt;/b&gt; c");
+        assert_eq!(escape_markup("&amp;"), "&amp;amp;", "already-escaped text is shown as sent");
+        assert_eq!(escape_markup("Linear: sign in again (2 min)"), "Linear: sign in again (2 min)");
+        let defused = defuse_markup("<a href=\"x\">y</a> & z");
+        assert!(!defused.contains(['<', '>', '&']), "{defused}");
+        assert_eq!(defuse_markup("plain text"), "plain text");
     }
 }

@@ -11,7 +11,7 @@ Checks, in order (each prints "ok: ..." or fails the run):
   1. signed out at first; "Sign in" in the window signs alice in; the window lists her
      connectors with states and expiry countdowns; the tray menu shows the same rows;
   2. a connector's authorization server rejects the grant: the window shows the message and fix
-     and a notification says so, once;
+     and a notification says so, once; a server's words in markup reach dunst escaped;
   3. the IdP stops: connectors stay active until their tokens expire and say why renewal fails,
      then turn expired; the IdP comes back and they recover without a browser;
   4. "Start at login" in the window writes the autostart entry, and unticking removes it;
@@ -117,6 +117,20 @@ def main():
     w.click("#refresh")
     wait_for("Linear to recover", lambda: (row(w.rows(), "linear") or {}).get("state") == "Active", 30)
     ok("Linear recovers once its authorization server accepts the grant again")
+    # Issue 14 item 7: a hostile server's words in markup became a clickable link inside an EMA
+    # notification (dunst advertises body-markup and body-hyperlinks). They must arrive escaped.
+    before = len(notifications())
+    knobs({"failing_connectors": {"supabase": "markup"}})
+    w.click("#refresh")
+    note = wait_for("a notification about Supabase's refusal",
+                    lambda: [n for n in notifications()[before:] if "Supabase" in n[0] and "evil.example" in n[1]], 30)
+    summary, body = note[0]
+    if "<a" in body or "<b>" in body or "&lt;a href=" not in body or "&amp;" not in body:
+        fail(f"server text must reach the notification daemon escaped, as text: {body!r}")
+    ok(f"a hostile server's markup reaches the notification daemon escaped: {body[:120]!r}")
+    knobs({"failing_connectors": {}})
+    w.click("#refresh")
+    wait_for("Supabase to recover", lambda: (row(w.rows(), "supabase") or {}).get("state") == "Active", 30)
 
     # 3. The IdP stops: connectors keep working until their tokens expire, and say why.
     knobs({"idp_down": True})

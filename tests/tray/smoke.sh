@@ -14,7 +14,9 @@ fi
 dir=$EMA_TEST_SESSION_DIR
 /usr/bin/python3 tests/tray/sni-watcher.py "$dir/items" >"$dir/watcher.log" 2>&1 &
 for _ in $(seq 50); do grep -q ready "$dir/watcher.log" 2>/dev/null && break; sleep 0.1; done
-BROWSER="$root/tests/browser/scripted-browser.py" EMA_TEST_USER=alice EMA_TEST_BROWSER_LOG="$dir/browser.log" \
+# The tray's own temporary directory, to find (and check) where it writes the sandbox policy.
+mkdir -p "$dir/tmp"
+TMPDIR="$dir/tmp" BROWSER="$root/tests/browser/scripted-browser.py" EMA_TEST_USER=alice EMA_TEST_BROWSER_LOG="$dir/browser.log" \
   "$root/target/debug/ema-tray" --sandbox >"$dir/tray.log" 2>&1 &
 tray=$!
 trap 'kill $tray 2>/dev/null || true' EXIT
@@ -80,4 +82,26 @@ if ! echo "$second" | grep -q "already running" || ! kill -0 "$tray" 2>/dev/null
   exit 1
 fi
 echo "ok: the sandbox tray owns dev.ema.desktop.Sandbox; a second --sandbox launch handed over and exited"
-echo "tray-smoke: 3 passed, 0 failed"
+# Issue 14 item 12: the sandbox policy (the org's client secrets) was written 0644 to the
+# predictable /tmp/ema-tray-sandbox-<pid>/policy.json, through any symlink planted there, and left
+# behind after exit. Now: a private directory of random name, the file 0600, removed at exit.
+mapfile -t policy_dirs < <(find "$dir/tmp" -maxdepth 1 -name 'ema-tray-sandbox-*')
+if [ ${#policy_dirs[@]} -ne 1 ]; then
+  echo "FAIL: expected one sandbox policy directory in $dir/tmp, found: ${policy_dirs[*]:-none}" >&2
+  exit 1
+fi
+policy_dir=${policy_dirs[0]}
+modes="$(stat -c %a "$policy_dir") $(stat -c %a "$policy_dir/policy.json")"
+if [ "$modes" != "700 600" ] || [ "$policy_dir" = "$dir/tmp/ema-tray-sandbox-$tray" ] || [ -L "$policy_dir/policy.json" ]; then
+  echo "FAIL: the sandbox policy must be private (700 600, random name, no symlink): $policy_dir $modes" >&2
+  exit 1
+fi
+kill -TERM "$tray"
+for _ in $(seq 100); do kill -0 "$tray" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$tray" 2>/dev/null || [ -e "$policy_dir" ]; then
+  echo "FAIL: on SIGTERM the tray must exit and remove its sandbox policy directory ($policy_dir)" >&2
+  ls -la "$policy_dir" >&2 || true
+  exit 1
+fi
+echo "ok: the sandbox policy was private ($modes, random directory name) and removed when the tray was terminated"
+echo "tray-smoke: 4 passed, 0 failed"

@@ -27,6 +27,10 @@ pub enum ConnectorFailure {
     /// and an extra `echo` member repeating the request's assertion and client secret, as a
     /// careless server does: the product must keep neither (diagnostics canary tests).
     EchoSecrets,
+    /// The connector's AS token endpoint answers 400 `invalid_grant` with an error description
+    /// in notification markup: a link and bold text, as a hostile server sends to dress its words
+    /// as the app's (issue 14 item 7).
+    Markup,
 }
 
 /// A fault injected into the ID tokens the IdP issues at sign-in and refresh, so that client

@@ -39,6 +39,11 @@ pub(super) async fn jwt_bearer(
             ));
         }
         Some(ConnectorFailure::EchoSecrets) => return Ok(echo_secrets(&headers, &body)),
+        Some(ConnectorFailure::Markup) => {
+            return Err(OAuthError::invalid_grant(
+                "<a href=\"https://evil.example/login\">Your token was revoked - click here</a> <b>urgent</b> & <i>now</i>",
+            ));
+        }
         _ => {}
     }
     let form = parse_form(&headers, &body)?;
