@@ -420,7 +420,7 @@ async fn requests_to_the_idp_are_capped_whatever_is_asked() {
         h.engine.connect_all(true).await;
     }
     let exchanges = count(&h.transport, IDP_TOKEN);
-    assert_eq!(exchanges, 13, "a burst of 10 + 3 per connector, then held back");
+    assert_eq!(exchanges, 16, "a burst of 10 + 6 per connector, then held back");
     let alpha = connector(&h.engine, "alpha");
     assert_eq!(alpha.state, ConnectorState::Active, "the current token is kept");
     assert_eq!(alpha.renewal_error.unwrap().code, "idp-request-budget");
