@@ -121,10 +121,18 @@ fuzz_target!(|data: &[u8]| {
             };
             // Base64 of a short prefixed token is neither prefixed nor 32+ characters: not promised.
             let encoded = if matches!(encoding % 4, 1 | 2) && encoded.len() < 32 { token } else { encoded };
+            // An opaque token is promised when at least 24 of its characters are letters or digits
+            // (redact.rs: a run of slashes or dashes is not a token).
+            if (1..=3).contains(&s) && encoded.chars().filter(char::is_ascii_alphanumeric).count() < 24 {
+                return;
+            }
             let host = HOSTS[(*encoding as usize / 4) % HOSTS.len()];
             let port = if encoding & 0x80 != 0 { ":8443" } else { "" };
             let placed = match place % 4 {
                 0 => encoded.clone(),
+                // A `/` inside a path is a segment separator (RFC 3986 §3.3): standard base64 with a
+                // `/` in a URL path is not one segment, and the scrubber cannot tell it from a path.
+                1 if encoded.contains('/') => return,
                 1 => format!("https://{host}{port}/reset/{encoded}/x"),
                 2 => format!("https://{host}{port}/cb?x={encoded}&y=1"),
                 _ => format!("{{\"k\":\"{encoded}\"}}"),

@@ -35,12 +35,19 @@ fuzz_target!(|data: &[u8]| {
     let resp = http::Response::builder().status(status).body(body.to_vec()).expect("a response");
     let endpoint = Url::parse("https://as.example.com/oauth2/token").expect("a URL");
     let mut secrets = Vec::new();
+    let mut error_code = None;
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         strings(&v, &mut secrets);
+        error_code = v.get("error").and_then(Value::as_str).map(str::to_string);
     }
-    // Values the scrubber promises to catch (redact.rs: JWTs and 32+ token characters).
-    secrets
-        .retain(|s| looks_like_token(s) && !s.contains(char::is_whitespace) && !endpoint.as_str().contains(s.as_str()));
+    // Values the scrubber promises to catch (redact.rs: JWTs and 32+ token characters). The
+    // OAuth error code (`insufficient_user_authentication` is 32 characters) is shown on purpose.
+    secrets.retain(|s| {
+        looks_like_token(s)
+            && !s.contains(char::is_whitespace)
+            && !endpoint.as_str().contains(s.as_str())
+            && error_code.as_deref() != Some(s.as_str())
+    });
 
     match parse_token_response(&endpoint, &resp) {
         Ok(t) => {

@@ -2,7 +2,8 @@
 //!
 //! Server error descriptions and parser messages are not ours: a misbehaving server may echo
 //! the assertion we sent. [`scrub`] replaces with `[redacted]`, whatever their length:
-//! - anything shaped like a JWT or a long opaque token (32+ token characters: base64, hex);
+//! - anything shaped like a JWT or a long opaque token (32+ token characters, 24 of them letters
+//!   or digits: base64, hex);
 //! - the word after `Bearer` or `Basic`;
 //! - a word starting with a known secret prefix (`sbp_`, `lin_api_`, `ghp_`, `sk-`, ...);
 //! - the value of a query or form parameter named like a secret (`code`, `token`,
@@ -64,14 +65,14 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
             // checked segment by segment (issue 14 item 8: `https://evil.example/eyJ…`).
             let (host, path) = url_rest.split_once('/').map_or((url_rest, None), |(h, p)| (h, Some(p)));
             out.push_str("//");
-            out.push_str(host);
+            out.push_str(if is_host_name(host) { host } else { "[redacted]" });
             if let Some(path) = path {
                 out.push('/');
                 scrub_path(path, out);
             }
         } else if let Some((name, value)) = run.split_once('=')
-            && is_secret_parameter(name)
             && !value.is_empty()
+            && (is_secret_parameter(name) || looks_like_token(value) || has_secret_prefix(value))
         {
             out.push_str(name);
             out.push_str("=[redacted]");
@@ -95,6 +96,25 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
     }
     // Only a quoted name carries over a space: prose such as "error code: 400" does not.
     value_of_secret && quoted_name
+}
+
+/// A plausible host (and port) of a URL: DNS labels of letters, digits and `-`, at most 63
+/// characters each, not a JOSE object. Anything else after `//` is checked as a token (a fuzzed
+/// `//aor_WQtam…` was kept as a "host").
+fn is_host_name(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(
+        host,
+        |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }
+        },
+    );
+    // A long name is a host only if it reads like one: dotted, lowercase (tokens are mixed case),
+    // DNS labels of at most 63 characters.
+    !(looks_like_token(name) || has_secret_prefix(name))
+        || (name.contains('.')
+            && !name.starts_with("eyJ")
+            && !name.contains(|c: char| c.is_ascii_uppercase())
+            && name.split('.').all(|l| l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')))
 }
 
 /// A URL path (`a/b/c`, maybe with `name=value` segments): token-shaped segments are redacted.
@@ -172,14 +192,25 @@ fn has_secret_prefix(run: &str) -> bool {
     SECRET_PREFIXES.iter().any(|p| run.len() >= p.len() + 6 && run.starts_with(p))
 }
 
+/// Token characters: base64 (standard and url-safe), hex, and `%` so that a percent-encoded
+/// token (`c2Vj…%2Ff39%3D`) stays one run (found by fuzzing).
 fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=')
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=' | '%')
 }
 
-/// A JWT (three base64url parts) or a run of 32+ token characters.
+/// A JWT (three base64url parts) or a run of 32+ token characters, 24 of them letters or digits
+/// (a run of slashes, as in `in//////…//6`, is not a token; found by fuzzing).
 pub fn looks_like_token(word: &str) -> bool {
-    let w = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.');
-    if w.len() >= 32 && w.chars().all(is_token_char) && !w.contains("://") {
+    // A final `=` (padding) or `+` is part of a base64 token: `Z2l0…bmw=` is 32 characters
+    // (found by fuzzing).
+    let w = word
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.')
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && !matches!(c, '-' | '_' | '.' | '=' | '+'));
+    if w.len() >= 32
+        && w.chars().all(is_token_char)
+        && !w.contains("://")
+        && w.chars().filter(char::is_ascii_alphanumeric).count() >= 24
+    {
         // A JOSE object (JWS or JWE: its header `{"` is `eyJ` in base64url) whatever its dots.
         // Otherwise a long dotted host name is not a token: require few dots (a sentence's
         // final full stop does not count).
@@ -261,8 +292,8 @@ mod tests {
         for (text, expected) in [
             (format!("see https://evil.example/{jwt}"), "see https://evil.example/[redacted]".to_string()),
             (format!("https://evil.example/a/{opaque}/b"), "https://evil.example/a/[redacted]/b".to_string()),
-            (format!("http://h/x?next={jwt}"), "http://h/x?[redacted]".to_string()),
-            (format!("http://h/x?code=abc&t={opaque}"), "http://h/x?code=[redacted]&[redacted]".to_string()),
+            (format!("http://h/x?next={jwt}"), "http://h/x?next=[redacted]".to_string()),
+            (format!("http://h/x?code=abc&t={opaque}"), "http://h/x?code=[redacted]&t=[redacted]".to_string()),
             (format!("evil.example/{jwt}"), "evil.example/[redacted]".to_string()),
             ("https://evil.example/p/token=abc".to_string(), "https://evil.example/p/token=[redacted]".to_string()),
             (
@@ -277,6 +308,14 @@ mod tests {
         ] {
             assert_eq!(scrub(&text, 300), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn a_run_of_slashes_is_not_a_token_a_hex_or_base64_token_still_is() {
+        assert!(!looks_like_token("in////////////////////////////////6////valid_clien3t"));
+        assert!(looks_like_token("0123456789abcdef0123456789abcdef"));
+        assert!(looks_like_token("c2VjcmV0LW1hAAAAAHNldGVydlp/EDXO"));
+        assert!(looks_like_token("123e4567-e89b-12d3-a456-426614174000"));
     }
 
     #[test]
