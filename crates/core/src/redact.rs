@@ -70,13 +70,9 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
                 out.push('/');
                 scrub_path(path, out);
             }
-        } else if let Some((name, value)) = run.split_once('=')
-            && !value.is_empty()
-            && (is_secret_parameter(name) || looks_like_token(value) || has_secret_prefix(value))
-        {
-            out.push_str(name);
-            out.push_str("=[redacted]");
-        } else if looks_like_token(run) || has_secret_prefix(run) {
+        } else if push_redacted_assignment(run, out) {
+            // Written: `name=[redacted]`.
+        } else if is_secret(run) {
             out.push_str("[redacted]");
         } else if run.contains('/') {
             // A URL without its scheme (`evil.example/eyJ…`) or another path.
@@ -98,23 +94,35 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
     value_of_secret && quoted_name
 }
 
-/// A plausible host (and port) of a URL: DNS labels of letters, digits and `-`, at most 63
-/// characters each, not a JOSE object. Anything else after `//` is checked as a token (a fuzzed
-/// `//aor_WQtam…` was kept as a "host").
-fn is_host_name(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(
-        host,
-        |(name, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }
-        },
-    );
+/// A plausible host of a URL (its run stops before any `:port`): DNS labels of letters, digits
+/// and `-`, at most 63 characters each, not a JOSE object. Anything else after `//` is checked as
+/// a token (a fuzzed `//aor_WQtam…` was kept as a "host").
+fn is_host_name(name: &str) -> bool {
     // A long name is a host only if it reads like one: dotted, lowercase (tokens are mixed case),
     // DNS labels of at most 63 characters.
-    !(looks_like_token(name) || has_secret_prefix(name))
+    !is_secret(name)
         || (name.contains('.')
             && !name.starts_with("eyJ")
             && !name.contains(|c: char| c.is_ascii_uppercase())
             && name.split('.').all(|l| l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')))
+}
+
+/// A token-shaped word or one with a known secret prefix.
+fn is_secret(s: &str) -> bool {
+    looks_like_token(s) || has_secret_prefix(s)
+}
+
+/// `name=value` whose value is a secret (by the name, or by its own shape): writes
+/// `name=[redacted]` and returns true; anything else writes nothing and returns false.
+fn push_redacted_assignment(piece: &str, out: &mut String) -> bool {
+    match piece.split_once('=') {
+        Some((name, value)) if !value.is_empty() && (is_secret_parameter(name) || is_secret(value)) => {
+            out.push_str(name);
+            out.push_str("=[redacted]");
+            true
+        }
+        _ => false,
+    }
 }
 
 /// A URL path (`a/b/c`, maybe with `name=value` segments): token-shaped segments are redacted.
@@ -123,15 +131,9 @@ fn scrub_path(path: &str, out: &mut String) {
         if i > 0 {
             out.push('/');
         }
-        if looks_like_token(seg) || has_secret_prefix(seg) {
+        if is_secret(seg) {
             out.push_str("[redacted]");
-        } else if let Some((name, value)) = seg.split_once('=')
-            && !value.is_empty()
-            && (is_secret_parameter(name) || looks_like_token(value) || has_secret_prefix(value))
-        {
-            out.push_str(name);
-            out.push_str("=[redacted]");
-        } else {
+        } else if !push_redacted_assignment(seg, out) {
             out.push_str(seg);
         }
     }
