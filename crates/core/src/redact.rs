@@ -17,8 +17,10 @@ pub fn scrub(text: &str, max_chars: usize) -> String {
     let mut after_scheme = false;
     // The previous word ended with a quoted secret name and a colon (`{"access_token": "…"}`).
     let mut value_of_secret = false;
-    // Any whitespace separates words: control characters are dropped below, so a token after
-    // a newline or tab would otherwise be glued to the previous word and escape detection.
+    // Control characters are dropped before words are read, so that what is checked is what is
+    // shown: dropped afterwards, `eyJ…\0…` glued two harmless runs into a token (found by
+    // fuzzing). Whitespace ones (newline, tab) separate words, as any whitespace does.
+    let text: String = text.chars().filter(|c| !c.is_control() || c.is_whitespace()).collect();
     for (i, word) in text.split(char::is_whitespace).enumerate() {
         if i > 0 {
             out.push(' ');
@@ -63,12 +65,20 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
         } else if let Some(url_rest) = run.strip_prefix("//") {
             // `//host/path`: the host is kept (a long host name is not a token), the path is
             // checked segment by segment (issue 14 item 8: `https://evil.example/eyJ…`).
+            // Anything else after `//` is not a URL: it is redacted whole, path included (a
+            // fuzzed `//lin_api_/////ZZ…` kept its tail as a "path").
             let (host, path) = url_rest.split_once('/').map_or((url_rest, None), |(h, p)| (h, Some(p)));
             out.push_str("//");
-            out.push_str(if is_host_name(host) { host } else { "[redacted]" });
-            if let Some(path) = path {
-                out.push('/');
-                scrub_path(path, out);
+            // An empty host is kept only without a path: the run of `http://[::1]:8080` stops
+            // at `[` (a fuzzed `/////lin_api_///…` was kept as an empty host and a path).
+            if !(is_host_name(host) && !(host.is_empty() && path.is_some())) {
+                out.push_str("[redacted]");
+            } else {
+                out.push_str(host);
+                if let Some(path) = path {
+                    out.push('/');
+                    scrub_path(path, out);
+                }
             }
         } else if push_redacted_assignment(run, out) {
             // Written: `name=[redacted]`.
@@ -82,7 +92,7 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
         }
         let end = tail.find(is_token_char).unwrap_or(tail.len());
         let (separators, tail) = tail.split_at(end);
-        out.extend(separators.chars().filter(|c| !c.is_control()));
+        out.push_str(separators);
         if !run.is_empty() {
             value_of_secret = !value_of_secret && is_secret_parameter(run) && separators.contains(':');
             quoted_name = value_of_secret && separators.starts_with(['"', '\'']);
@@ -95,16 +105,17 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
 }
 
 /// A plausible host of a URL (its run stops before any `:port`): DNS labels of letters, digits
-/// and `-`, at most 63 characters each, not a JOSE object. Anything else after `//` is checked as
-/// a token (a fuzzed `//aor_WQtam…` was kept as a "host").
+/// and `-`, at most 63 characters each, not a JOSE object (a fuzzed `//aor_WQtam…` was kept as a
+/// "host"). An IPv6 literal's run stops at `[`, so it is empty here.
 fn is_host_name(name: &str) -> bool {
-    // A long name is a host only if it reads like one: dotted, lowercase (tokens are mixed case),
-    // DNS labels of at most 63 characters.
-    !is_secret(name)
+    let labels =
+        |name: &str| name.split('.').all(|l| l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    // A long name is a host only if it reads like one: dotted, lowercase (tokens are mixed case).
+    (!is_secret(name) && labels(name))
         || (name.contains('.')
             && !name.starts_with("eyJ")
             && !name.contains(|c: char| c.is_ascii_uppercase())
-            && name.split('.').all(|l| l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')))
+            && labels(name))
 }
 
 /// A token-shaped word or one with a known secret prefix.
@@ -117,7 +128,8 @@ fn is_secret(s: &str) -> bool {
 fn push_redacted_assignment(piece: &str, out: &mut String) -> bool {
     match piece.split_once('=') {
         Some((name, value)) if !value.is_empty() && (is_secret_parameter(name) || is_secret(value)) => {
-            out.push_str(name);
+            // A token-shaped name is no name (found by fuzzing: `GUuY29t…Oioken=…`).
+            out.push_str(if is_secret(name) { "[redacted]" } else { name });
             out.push_str("=[redacted]");
             true
         }
@@ -200,25 +212,31 @@ fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=' | '%')
 }
 
-/// A JWT (three base64url parts) or a run of 32+ token characters, 24 of them letters or digits
-/// (a run of slashes, as in `in//////…//6`, is not a token; found by fuzzing).
+/// A JOSE object (three or five base64url parts) or a run of 32+ token characters, 24 of them
+/// letters or digits (a run of slashes, as in `in//////…//6`, is not a token; found by fuzzing),
+/// except a long dotted host name.
 pub fn looks_like_token(word: &str) -> bool {
-    // A final `=` (padding) or `+` is part of a base64 token: `Z2l0…bmw=` is 32 characters
-    // (found by fuzzing).
-    let w = word
-        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.')
-        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && !matches!(c, '-' | '_' | '.' | '=' | '+'));
-    if w.len() >= 32
-        && w.chars().all(is_token_char)
-        && !w.contains("://")
-        && w.chars().filter(char::is_ascii_alphanumeric).count() >= 24
-    {
-        // A JOSE object (JWS or JWE: its header `{"` is `eyJ` in base64url) whatever its dots.
-        // Otherwise a long dotted host name is not a token: require few dots (a sentence's
-        // final full stop does not count).
-        return w.starts_with("eyJ") || w.contains("=eyJ") || w.trim_matches('.').matches('.').count() <= 2;
+    // Only punctuation around the word is trimmed: standard base64 may start or end with `/` or
+    // `+`, and end with `=` (found by fuzzing: `/3cj…Qov`, `c2Vj…ZFp/`, `Z2l0…bmw=` are 32).
+    let w = word.trim_matches(|c: char| !is_token_char(c) || c == '%');
+    if w.len() < 32 || !w.chars().all(is_token_char) || w.contains("://") {
+        return false;
     }
-    false
+    // A JWS or JWE (its header `{"` is `eyJ` in base64url), whatever its letters: a fuzzed
+    // `eyJhbGciOiJFUzI1NiJ9.____…93.d___…` has only 23 of them.
+    if (w.starts_with("eyJ") || w.contains("=eyJ")) && w.matches('.').count() >= 2 {
+        return true;
+    }
+    if w.chars().filter(char::is_ascii_alphanumeric).count() < 24 {
+        return false;
+    }
+    // A long host name is not a token: more than two dots (a sentence's final full stop does not
+    // count) and lowercase DNS characters only. A mixed-case word with many dots is a token
+    // (found by fuzzing: `eraHR0…In0.invalid…In0.invalid…` was kept for its dots).
+    let dotted = w.trim_matches('.');
+    let host_like = dotted.matches('.').count() > 2
+        && dotted.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    !host_like
 }
 
 #[cfg(test)]
@@ -296,13 +314,30 @@ mod tests {
             (format!("https://evil.example/a/{opaque}/b"), "https://evil.example/a/[redacted]/b".to_string()),
             (format!("http://h/x?next={jwt}"), "http://h/x?next=[redacted]".to_string()),
             (format!("http://h/x?code=abc&t={opaque}"), "http://h/x?code=[redacted]&t=[redacted]".to_string()),
-            (format!("evil.example/{jwt}"), "evil.example/[redacted]".to_string()),
+            // Without a scheme, a mixed-case word with many dots is a token as a whole.
+            (format!("evil.example/{jwt}"), "[redacted]".to_string()),
             ("https://evil.example/p/token=abc".to_string(), "https://evil.example/p/token=[redacted]".to_string()),
             (
                 format!(r#"{{"url":"https://evil.example/{jwt}"}}"#),
                 r#"{"url":"https://evil.example/[redacted]"}"#.to_string(),
             ),
             ("https://h/sbp_0123456789abcdef".to_string(), "https://h/[redacted]".to_string()),
+            ("x://lin_api_/////ZZZZZZZZZZZZZZZZZZZZZZ".to_string(), "x://[redacted]".to_string()),
+            ("{/////lin_api_///lin_api_///5//-///.valid_clien3t}".to_string(), "[redacted]".to_string()),
+            ("file:///etc/ema/policy.json".to_string(), "file://[redacted]".to_string()),
+            (
+                "x GUuY29tIiwgImNsaWVudF9pZCI6ICJlbWEiLCAic2NGcUivOioken=abcdefghijklmnopqrstuvwxyz0123456789"
+                    .to_string(),
+                "x [redacted]".to_string(),
+            ),
+            (
+                "a:GUuY29tIiwgImNsaWVudF9pZCI6ICJlbWEiLCAic2NGcUiv=sbp_0123456789".to_string(),
+                "a:[redacted]=[redacted]".to_string(),
+            ),
+            (
+                "see http://localhost/x and http://[::1]:8080/y".to_string(),
+                "see http://localhost/x and http://[::1]:8080/y".to_string(),
+            ),
             (
                 "https://my-company-identity-provider-prod.okta.com/oauth2/default".to_string(),
                 "https://my-company-identity-provider-prod.okta.com/oauth2/default".to_string(),
@@ -318,6 +353,23 @@ mod tests {
         assert!(looks_like_token("0123456789abcdef0123456789abcdef"));
         assert!(looks_like_token("c2VjcmV0LW1hAAAAAHNldGVydlp/EDXO"));
         assert!(looks_like_token("123e4567-e89b-12d3-a456-426614174000"));
+        // Standard base64 may end in `/` (found by fuzzing: the slash was trimmed, leaving 31).
+        assert_eq!(scrub("x c2VjBv///////zU2Ogk1NgB0OQotZFp/ y", 100), "x [redacted] y");
+        assert_eq!(scrub("x /3cjAHMAWn8QNc7jhFlyFyjN5rtccQov y", 100), "x [redacted] y");
+        assert_eq!(scrub("(+3cjAHMAWn8QNc7jhFlyFyjN5rtccQov)", 100), "[redacted]");
+        let underscored = format!("eyJhbGciOiJFUzI1NiJ9.{}93.d{}", "_".repeat(40), "_".repeat(40));
+        assert!(looks_like_token(&underscored));
+        assert!(looks_like_token("eraHR0IjogImsxIn0.invalid.ImsxIn0.invalid.IjogImsxIn0"));
+        assert!(!looks_like_token("login.eu-west-1.my-company-identity-provider.example.com"));
+    }
+
+    /// Found by fuzzing: control characters were dropped after the words were checked, so
+    /// `eyJ…in\0\0valid…` was two short runs when checked and one token when shown.
+    #[test]
+    fn control_characters_cannot_split_a_token_past_the_check() {
+        assert_eq!(scrub("a eraHR0IjogImsxIn0.in\u{0}\u{0}validiptiion b", 100), "a [redacted] b");
+        assert_eq!(scrub("{\"x\":\"0123456789abcdef\u{7}0123456789abcdef\"}", 100), "{\"x\":\"[redacted]\"}");
+        assert_eq!(scrub("line one\r\nline two", 100), "line one  line two");
     }
 
     #[test]
