@@ -16,9 +16,13 @@ use super::*;
 use crate::clock::TokioClock;
 use crate::config::ConfigSource;
 use crate::mcp_check::{McpCheckError, McpServerInfo};
+use crate::records::RECORD_VERSION;
 use crate::secret::RefreshToken;
+use crate::secret::{AccessToken, IdToken};
+use crate::status::{ConnectorState, Identity, IdpSessionState};
 use crate::store::MemoryStore;
 use crate::testing::FakeTransport;
+use url::Url;
 
 const IDP: &str = "https://idp.example.com";
 const IDP_TOKEN: &str = "https://idp.example.com/token";
