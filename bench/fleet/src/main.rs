@@ -21,8 +21,11 @@ use std::time::Duration;
 use ema_core::clock::TokioClock;
 use ema_core::config::{ConfigSource, Policy};
 use ema_core::engine::{Engine, EngineParts};
-use ema_core::records::{RECORD_VERSION, StoredSession, session_account};
-use ema_core::secret::{IdToken, RefreshToken};
+use ema_core::records::{
+    RECORD_VERSION, StoredConnector, StoredConnectors, StoredOutcome, StoredSession, connectors_account,
+    session_account,
+};
+use ema_core::secret::{AccessToken, IdToken, RefreshToken};
 use ema_core::status::Identity;
 use ema_core::store::{MemoryStore, SecretStore};
 use org::{AcceptingProbe, CLIENT_ID, EmployeeTransport, Grant, IDP, IdpRequest, Lifetimes, Org, mcp_url};
@@ -64,8 +67,9 @@ fn policy(connectors: &[String]) -> Policy {
     Policy::parse(&text, ConfigSource::Explicit("fleet-policy.json".into())).expect("the simulated policy is valid")
 }
 
-/// One employee's tray: signed in yesterday (the ID token has expired, the refresh token
-/// works), started at `start`, then left to its renewal task for the rest of the day.
+/// One employee's tray, as the tray app runs it: signed in yesterday (the ID token and every
+/// connector's access token have expired; the refresh token works), started at `start`, then
+/// left to its renewal task (`Engine::run_renewals`) for the rest of the day.
 async fn tray(employee: u32, start: Duration, org: Arc<Org>, policy: Policy) {
     tokio::time::sleep(start).await;
     let store = Arc::new(MemoryStore::new());
@@ -80,6 +84,29 @@ async fn tray(employee: u32, start: Duration, org: Arc<Org>, policy: Policy) {
     };
     let account = session_account(url::Url::parse(IDP).expect("a URL").as_str(), CLIENT_ID);
     store.set(&account, &serde_json::to_string(&session).expect("serialises")).expect("memory store");
+    let records = policy
+        .connectors
+        .iter()
+        .map(|c| {
+            let record = StoredConnector {
+                v: RECORD_VERSION,
+                mcp_url: c.mcp_url.to_string(),
+                sub: format!("u{employee}"),
+                outcome: StoredOutcome::Active,
+                authorization_server: None,
+                access_token: Some(AccessToken::new("yesterday")),
+                expires_at: Some((yesterday + time::Duration::hours(1)).unix_timestamp()),
+                scopes: vec!["read".into()],
+                last_renewal: Some(yesterday.unix_timestamp()),
+                error: None,
+                renewal_error: None,
+            };
+            (c.id.clone(), record)
+        })
+        .collect();
+    let connectors = StoredConnectors { v: RECORD_VERSION, records, ..Default::default() };
+    let account = connectors_account(url::Url::parse(IDP).expect("a URL").as_str(), CLIENT_ID);
+    store.set(&account, &serde_json::to_string(&connectors).expect("serialises")).expect("memory store");
     let parts = EngineParts {
         transport: Arc::new(EmployeeTransport { employee, org: org.clone() }),
         store,
@@ -88,7 +115,6 @@ async fn tray(employee: u32, start: Duration, org: Arc<Org>, policy: Policy) {
     };
     let engine = Engine::new(policy, parts);
     engine.load().await.expect("memory store");
-    engine.connect_all(false).await;
     engine.run_renewals().await;
 }
 

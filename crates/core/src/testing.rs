@@ -42,6 +42,12 @@ impl FakeTransport {
         self
     }
 
+    /// Stops serving `url`: requests to it fail to connect, as to a server that is down.
+    pub fn unroute(&self, url: &str) -> &Self {
+        self.routes.lock().unwrap().remove(url);
+        self
+    }
+
     /// The recorded requests to `url` (without query).
     pub fn requests_to(&self, url: &str) -> Vec<HttpRequest> {
         self.requests

@@ -8,6 +8,7 @@ use crate::records::StoredIdpProblem;
 use crate::signin::SignInError;
 use crate::status::{IdpSessionState, StatusError};
 
+use super::legs::{RecentIdpFailure, RecentIdpFailureKind};
 use super::{Engine, Failure};
 
 impl Engine {
@@ -44,6 +45,12 @@ impl Engine {
 
     /// The IdP answered a renewal: it is reachable again and the session works.
     pub(super) fn idp_answered(&self) {
+        {
+            let mut recent = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.as_ref().is_some_and(|r| r.kind == RecentIdpFailureKind::Unreachable) {
+                *recent = None;
+            }
+        }
         let transient = {
             let mut problem = self.idp_problem.lock().unwrap_or_else(|p| p.into_inner());
             let transient = problem
@@ -95,7 +102,13 @@ impl Engine {
             "connectors keep working until their tokens expire; check your network or VPN, or wait for the IdP to recover",
         );
         self.idp_problem_now(unreachable.then_some(IdpSessionState::Unreachable), &err);
-        if unreachable { Failure::IdpUnreachable(err) } else { Failure::IdpFailed(err) }
+        if unreachable {
+            *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(RecentIdpFailure { at: self.now(), kind: RecentIdpFailureKind::Unreachable, error: err.clone() });
+            Failure::IdpUnreachable(err)
+        } else {
+            Failure::IdpFailed(err)
+        }
     }
 
     /// When this computer's clock is far enough from a server's to explain a failure the server

@@ -2,6 +2,7 @@
 //! token exchange at the IdP (RFC 8693, ID-JAG draft §4.3) and the JWT-bearer grant at the
 //! connector's authorization server (RFC 7523, ID-JAG draft §4.4), then the MCP check.
 
+use time::OffsetDateTime;
 use url::Url;
 
 use crate::config::{ClientAuth, ConnectorConfig};
@@ -10,7 +11,7 @@ use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
 use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
 use crate::secret::IdToken;
 use crate::signin::SignInError;
-use crate::status::IdpSessionState;
+use crate::status::{IdpSessionState, StatusError};
 
 use super::{Engine, Failure, from_unix};
 
@@ -56,7 +57,7 @@ impl Engine {
         let issued = loop {
             let id_token = self.fresh_id_token(retried_session).await?;
             let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
-            self.spend_idp_budget()?;
+            self.pace_and_spend_idp_budget().await?;
             let exchange = TokenExchange {
                 token_endpoint: idp.token_endpoint(),
                 client_id: &self.policy.idp.client_id,
@@ -139,15 +140,16 @@ impl Engine {
             self.publish(|s| s.idp.state = IdpSessionState::Expired);
             return Err(Failure::SignInNeeded(err));
         };
-        if let Some((at, err)) = self.refresh_without_id_token.lock().unwrap_or_else(|p| p.into_inner()).clone()
-            && self.now() - at < REFRESH_WITHOUT_ID_TOKEN_QUIET
+        if let Some(recent) = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && recent.kind == RecentIdpFailureKind::RefreshWithoutIdToken
+            && self.now() - recent.at < REFRESH_WITHOUT_ID_TOKEN_QUIET
         {
             // The IdP just answered a refresh without an ID token: asking again for every
             // waiting connector would only spend the IdP's time (and, with rotation, tokens).
-            return Err(Failure::IdpFailed(err));
+            return Err(Failure::IdpFailed(recent.error));
         }
         let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
-        self.spend_idp_budget()?;
+        self.pace_and_spend_idp_budget().await?;
         let tokens =
             idp.refresh(self.parts.transport.as_ref(), &refresh_token).await.map_err(|e| self.idp_failure(&e))?;
         if let Some(rt) = tokens.refresh_token {
@@ -166,11 +168,15 @@ impl Engine {
                  expired",
                 "sign in again (`ema login`); your connectors keep working until their tokens expire",
             );
-            *self.refresh_without_id_token.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.now(), err.clone()));
+            *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(RecentIdpFailure {
+                at: self.now(),
+                kind: RecentIdpFailureKind::RefreshWithoutIdToken,
+                error: err.clone(),
+            });
             self.idp_problem_now(None, &err);
             return Err(Failure::IdpFailed(err));
         };
-        *self.refresh_without_id_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         session.id_token = Some(id_token.clone());
         session.id_token_expires_at = tokens.id_token_expires_at.map(|t| t.unix_timestamp());
         if tokens.identity.is_some() {
@@ -188,8 +194,29 @@ impl Engine {
         Ok(id_token)
     }
 
-    /// Takes one request from the IdP budget, or fails the renewal (it goes through backoff).
-    pub(super) fn spend_idp_budget(&self) -> Result<(), Failure> {
+    /// Waits for this engine's next slot at the IdP (at most one request every
+    /// [`IDP_REQUEST_SPACING`]: a tray never sends its connectors' exchanges in one burst), then
+    /// takes one request from the IdP budget, or fails the renewal (it goes through backoff).
+    pub(super) async fn pace_and_spend_idp_budget(&self) -> Result<(), Failure> {
+        let wait = {
+            let mut next = self.idp_next_slot.lock().unwrap_or_else(|p| p.into_inner());
+            let now = tokio::time::Instant::now();
+            let slot = next.map_or(now, |n| n.max(now));
+            *next = Some(slot + IDP_REQUEST_SPACING);
+            slot - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        if let Some(recent) = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && recent.kind == RecentIdpFailureKind::Unreachable
+            && self.now() - recent.at < UNREACHABLE_QUIET
+        {
+            // The IdP could not be reached a moment ago: the other connectors of this round take
+            // that answer (during an outage, seven connectors sent seven requests per round;
+            // bench/fleet).
+            return Err(Failure::IdpUnreachable(recent.error));
+        }
         if self.idp_budget.take(self.now()) {
             return Ok(());
         }
@@ -214,6 +241,34 @@ pub(super) const ID_TOKEN_MIN_LIFETIME: time::Duration = time::Duration::seconds
 /// After a refresh answered without an ID token, how long other connectors take that answer
 /// instead of refreshing again.
 pub(super) const REFRESH_WITHOUT_ID_TOKEN_QUIET: time::Duration = time::Duration::seconds(60);
+
+/// After the IdP could not be reached, how long other requests of this engine take that
+/// answer instead of trying again (the connectors of one renewal round come within moments).
+pub(super) const UNREACHABLE_QUIET: time::Duration = time::Duration::seconds(10);
+
+/// The shortest time between two requests of one engine to the IdP's token endpoint (4 a
+/// second). Okta limits OAuth token requests per user to 4 a second on its password flows
+/// (developer.okta.com/docs/reference/rl2-limits); a tray's own burst (a refresh and one
+/// exchange per connector, 8 at once with 7 connectors, bench/fleet) stays within that.
+pub(super) const IDP_REQUEST_SPACING: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A failure at the IdP a moment ago that makes the next request pointless, so that the
+/// connectors of one round do not each spend a request on it (cleared by a working refresh,
+/// an answer from the IdP, or a sign-in).
+#[derive(Debug, Clone)]
+pub(super) struct RecentIdpFailure {
+    pub(super) at: OffsetDateTime,
+    pub(super) kind: RecentIdpFailureKind,
+    pub(super) error: StatusError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecentIdpFailureKind {
+    /// The IdP could not be reached (any request).
+    Unreachable,
+    /// A refresh came back without an ID token (refreshes only).
+    RefreshWithoutIdToken,
+}
 
 /// Client authentication at a connector's AS "per its metadata or policy": the policy's
 /// method, except that a client secret is sent the way the AS says it accepts

@@ -110,7 +110,7 @@ impl EngineError {
 /// Locks, in the order they are taken when one is held while taking another (never the
 /// reverse): a connector's lock (`connector_locks`), then `limiter`, then `session`, then `idp`;
 /// `write_lock` alone. The `std::sync` mutexes (`records`, then `idp_problem` and `trusted_as`,
-/// `refresh_without_id_token`) are never held across an await, so they come last in any order
+/// `recent_idp_failure`, `idp_next_slot`) are never held across an await, so they come last in any order
 /// above, and `records` is taken before `idp_problem` and `trusted_as` when more than one is
 /// needed (a write of the records reads all three).
 #[derive(Debug)]
@@ -147,10 +147,13 @@ pub struct Engine {
     /// Trust on first use of each connector's authorization server (stored with the records;
     /// same lock rules as `idp_problem`).
     trusted_as: std::sync::Mutex<BTreeMap<String, TrustedAuthorizationServer>>,
-    /// A refresh that came back without an ID token, so the connectors waiting on the session
-    /// lock do not each spend another refresh on it (cleared by a working refresh or sign-in).
-    /// Never held across an await.
-    refresh_without_id_token: std::sync::Mutex<Option<(OffsetDateTime, StatusError)>>,
+    /// A failure at the IdP a moment ago (unreachable, or a refresh without an ID token), so
+    /// the connectors of one round do not each spend another request on it (cleared by a
+    /// working refresh, an answer from the IdP, or a sign-in). Never held across an await.
+    recent_idp_failure: std::sync::Mutex<Option<legs::RecentIdpFailure>>,
+    /// When this engine may send its next request to the IdP's token endpoint (pacing). Never
+    /// held across an await.
+    idp_next_slot: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Clock skew per server, from the `Date` of every response (all traffic goes through it).
     skew: Arc<skew::SkewObserver>,
     /// The cap on requests to the IdP during renewals (its own lock).
@@ -172,7 +175,8 @@ impl Engine {
         Arc::new(Engine {
             idp_problem: std::sync::Mutex::new(None),
             trusted_as: std::sync::Mutex::new(BTreeMap::new()),
-            refresh_without_id_token: std::sync::Mutex::new(None),
+            recent_idp_failure: std::sync::Mutex::new(None),
+            idp_next_slot: std::sync::Mutex::new(None),
             skew,
             idp_budget: idp_budget::IdpBudget::new(policy.connectors.len(), now),
             connector_locks: policy.connectors.iter().map(|c| (c.id.clone(), Mutex::new(()))).collect(),

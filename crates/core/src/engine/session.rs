@@ -43,7 +43,7 @@ impl Engine {
         self.save_session(&session)?;
         let previous_sub = self.session.lock().await.replace(session.clone()).and_then(|s| s.identity).map(|i| i.sub);
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *self.refresh_without_id_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if previous_sub.as_deref() != Some(identity.sub.as_str()) {
             // Another user: the previous user's connector tokens must not be shown or used.
             self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -88,7 +88,7 @@ impl Engine {
         self.parts.store.delete(&self.session_account())?;
         self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *self.refresh_without_id_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.trusted_as.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
             self.parts.store.delete(&self.connectors_account())?;
         } else {
