@@ -26,6 +26,9 @@ tests/interop/run-all.sh
 tests/tray/smoke.sh
 tests/tray/e2e.sh
 tests/tray/onboarding.sh
+# The fleet simulation (docs/fleet.md), short: 100 trays instead of 10,000, so a change that
+# breaks the engine's scheduler on a virtual clock shows here; the figures come from the full run.
+cargo run -q -p ema-fleet-bench --locked -- --employees 100
 if ! wait "$fuzz_build"; then
   tail -n 60 target/fuzz-build.log >&2
   echo "the fuzz targets did not build (log: target/fuzz-build.log)" >&2

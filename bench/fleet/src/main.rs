@@ -143,16 +143,13 @@ fn within(log: &[IdpRequest], from: u64, to: u64) -> impl Iterator<Item = &IdpRe
     log.iter().filter(move |r| r.at_ms >= from && r.at_ms < to)
 }
 
-/// The largest number of requests in any window of `width` ms starting in `[from, to)`.
+/// The largest number of requests of `[from, to)` in any window of `width` ms.
 fn peak(log: &[IdpRequest], from: u64, to: u64, width: u64) -> usize {
-    let mut times: Vec<u64> = within(log, from, to + width).map(|r| r.at_ms).collect();
+    let mut times: Vec<u64> = within(log, from, to).map(|r| r.at_ms).collect();
     times.sort_unstable();
     let mut best = 0;
     let mut j = 0;
     for i in 0..times.len() {
-        if times[i] >= to {
-            break;
-        }
         while j < times.len() && times[j] < times[i] + width {
             j += 1;
         }
