@@ -57,7 +57,7 @@ impl Engine {
         let issued = loop {
             let id_token = self.fresh_id_token(retried_session).await?;
             let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
-            self.pace_and_spend_idp_budget().await?;
+            self.spend_idp_budget()?;
             let exchange = TokenExchange {
                 token_endpoint: idp.token_endpoint(),
                 client_id: &self.policy.idp.client_id,
@@ -149,7 +149,7 @@ impl Engine {
             return Err(Failure::IdpFailed(recent.error));
         }
         let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
-        self.pace_and_spend_idp_budget().await?;
+        self.spend_idp_budget()?;
         let tokens =
             idp.refresh(self.parts.transport.as_ref(), &refresh_token).await.map_err(|e| self.idp_failure(&e))?;
         if let Some(rt) = tokens.refresh_token {
@@ -194,20 +194,9 @@ impl Engine {
         Ok(id_token)
     }
 
-    /// Waits for this engine's next slot at the IdP (at most one request every
-    /// [`IDP_REQUEST_SPACING`]: a tray never sends its connectors' exchanges in one burst), then
-    /// takes one request from the IdP budget, or fails the renewal (it goes through backoff).
-    pub(super) async fn pace_and_spend_idp_budget(&self) -> Result<(), Failure> {
-        let wait = {
-            let mut next = self.idp_next_slot.lock().unwrap_or_else(|p| p.into_inner());
-            let now = tokio::time::Instant::now();
-            let slot = next.map_or(now, |n| n.max(now));
-            *next = Some(slot + IDP_REQUEST_SPACING);
-            slot - now
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+    /// Takes one request from the IdP budget, or fails the renewal (it goes through backoff).
+    /// When the IdP could not be reached a moment ago, fails at once with that answer.
+    pub(super) fn spend_idp_budget(&self) -> Result<(), Failure> {
         if let Some(recent) = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
             && recent.kind == RecentIdpFailureKind::Unreachable
             && self.now() - recent.at < UNREACHABLE_QUIET
@@ -245,12 +234,6 @@ pub(super) const REFRESH_WITHOUT_ID_TOKEN_QUIET: time::Duration = time::Duration
 /// After the IdP could not be reached, how long other requests of this engine take that
 /// answer instead of trying again (the connectors of one renewal round come within moments).
 pub(super) const UNREACHABLE_QUIET: time::Duration = time::Duration::seconds(10);
-
-/// The shortest time between two requests of one engine to the IdP's token endpoint (4 a
-/// second). Okta limits OAuth token requests per user to 4 a second on its password flows
-/// (developer.okta.com/docs/reference/rl2-limits); a tray's own burst (a refresh and one
-/// exchange per connector, 8 at once with 7 connectors, bench/fleet) stays within that.
-pub(super) const IDP_REQUEST_SPACING: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A failure at the IdP a moment ago that makes the next request pointless, so that the
 /// connectors of one round do not each spend a request on it (cleared by a working refresh,

@@ -110,7 +110,7 @@ impl EngineError {
 /// Locks, in the order they are taken when one is held while taking another (never the
 /// reverse): a connector's lock (`connector_locks`), then `limiter`, then `session`, then `idp`;
 /// `write_lock` alone. The `std::sync` mutexes (`records`, then `idp_problem` and `trusted_as`,
-/// `recent_idp_failure`, `idp_next_slot`) are never held across an await, so they come last in any order
+/// `recent_idp_failure`) are never held across an await, so they come last in any order
 /// above, and `records` is taken before `idp_problem` and `trusted_as` when more than one is
 /// needed (a write of the records reads all three).
 #[derive(Debug)]
@@ -151,9 +151,6 @@ pub struct Engine {
     /// the connectors of one round do not each spend another request on it (cleared by a
     /// working refresh, an answer from the IdP, or a sign-in). Never held across an await.
     recent_idp_failure: std::sync::Mutex<Option<legs::RecentIdpFailure>>,
-    /// When this engine may send its next request to the IdP's token endpoint (pacing). Never
-    /// held across an await.
-    idp_next_slot: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Clock skew per server, from the `Date` of every response (all traffic goes through it).
     skew: Arc<skew::SkewObserver>,
     /// The cap on requests to the IdP during renewals (its own lock).
@@ -176,7 +173,6 @@ impl Engine {
             idp_problem: std::sync::Mutex::new(None),
             trusted_as: std::sync::Mutex::new(BTreeMap::new()),
             recent_idp_failure: std::sync::Mutex::new(None),
-            idp_next_slot: std::sync::Mutex::new(None),
             skew,
             idp_budget: idp_budget::IdpBudget::new(policy.connectors.len(), now),
             connector_locks: policy.connectors.iter().map(|c| (c.id.clone(), Mutex::new(()))).collect(),

@@ -429,19 +429,11 @@ async fn a_changed_authorization_server_is_refused_unless_the_policy_pins_it() {
 #[tokio::test(start_paused = true)]
 async fn requests_to_the_idp_are_capped_whatever_is_asked() {
     let h = signed_in(&["alpha"], 3600).await;
-    let start = tokio::time::Instant::now();
     for _ in 0..40 {
         h.engine.connect_all(true).await;
     }
-    // Requests are paced (4 a second), so the budget refills a little (16 a minute) meanwhile.
-    let elapsed = start.elapsed().as_secs_f64();
-    let allowed = 16 + (elapsed * 16.0 / 60.0).ceil() as usize;
     let exchanges = count(&h.transport, IDP_TOKEN);
-    assert!(
-        (16..=allowed).contains(&exchanges),
-        "a burst of 10 + 6 per connector, then held back: {exchanges} in {elapsed} s"
-    );
-    assert!(elapsed >= (exchanges - 1) as f64 * 0.25, "one request every 250 ms at most");
+    assert_eq!(exchanges, 16, "a burst of 10 + 6 per connector, then held back");
     let alpha = connector(&h.engine, "alpha");
     assert_eq!(alpha.state, ConnectorState::Active, "the current token is kept");
     assert_eq!(alpha.renewal_error.unwrap().code, "idp-request-budget");
