@@ -27,6 +27,7 @@ impl Engine {
         if let Some(token) = usable(self, wanted) {
             return Ok(token);
         }
+        self.start_round();
         self.connect(id, true).await;
         // When renewal failed, a token with a few seconds left still beats no token.
         if let Some(token) = usable(self, time::Duration::seconds(5)) {

@@ -13,6 +13,7 @@ impl Engine {
     /// server answered) fails that connector and never the others or the renewal task.
     pub async fn connect_all(&self, force: bool) {
         use futures::FutureExt as _;
+        self.start_round();
         let all = self.policy.connectors.iter().map(|c| async move {
             let outcome = std::panic::AssertUnwindSafe(self.connect(&c.id, force)).catch_unwind().await;
             if outcome.is_err() {

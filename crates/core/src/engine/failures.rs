@@ -44,6 +44,16 @@ impl Engine {
     }
 
     /// The IdP answered a renewal: it is reachable again and the session works.
+    /// A new round of connects (a renewal round, "Refresh now", a token for a client): an
+    /// unreachable IdP is tried again, once, however recently it failed (the answer serves only
+    /// the connectors of one round).
+    pub(super) fn start_round(&self) {
+        let mut recent = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.as_ref().is_some_and(|r| r.kind == RecentIdpFailureKind::Unreachable) {
+            *recent = None;
+        }
+    }
+
     pub(super) fn idp_answered(&self) {
         {
             let mut recent = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner());

@@ -231,8 +231,9 @@ pub(super) const ID_TOKEN_MIN_LIFETIME: time::Duration = time::Duration::seconds
 /// instead of refreshing again.
 pub(super) const REFRESH_WITHOUT_ID_TOKEN_QUIET: time::Duration = time::Duration::seconds(60);
 
-/// After the IdP could not be reached, how long other requests of this engine take that
-/// answer instead of trying again (the connectors of one renewal round come within moments).
+/// After the IdP could not be reached, how long the other connectors of the same round take
+/// that answer instead of trying again (a round's connectors come within moments; a new round
+/// always tries again: `Engine::start_round`).
 pub(super) const UNREACHABLE_QUIET: time::Duration = time::Duration::seconds(10);
 
 /// A failure at the IdP a moment ago that makes the next request pointless, so that the
