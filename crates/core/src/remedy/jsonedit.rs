@@ -51,7 +51,13 @@ pub fn apply(text: &str, pointer: &str, edit: &Edit) -> Result<String, EditError
         Edit::Remove => prop.remove(),
         Edit::Set(value) => prop.set_value(value.clone()),
     }
-    Ok(format!("{bom}{root}"))
+    let out = root.to_string();
+    // The CST parser accepts a little more than the value parser (found by fuzzing: in
+    // `{"k": 22a: " "}` it replaced `22` and left `a: " "`): an edit whose result does not parse
+    // is refused here, so no caller can write it.
+    jsonc_parser::parse_to_value(&out, &ParseOptions::default())
+        .map_err(|_| EditError::Parse("the edited text would not parse; nothing was changed".into()))?;
+    Ok(format!("{bom}{out}"))
 }
 
 /// The reference tokens of an RFC 6901 pointer (`~1` is `/`, `~0` is `~`); `None` when it
@@ -69,6 +75,19 @@ pub fn object<const N: usize>(props: [(&str, CstInputValue); N]) -> CstInputValu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: the CST parser took `22a` for a value the value parser refuses, so
+    /// replacing it produced a file that no longer parsed (the remedy's own check refused to
+    /// write it; `apply` now refuses too).
+    #[test]
+    fn an_edit_that_would_break_the_file_is_refused() {
+        let text = "{\"n\u{0}\u{0}\u{0}No\": 22a: \" \",}";
+        if let Ok(out) = apply(text, "/n\u{0}\u{0}\u{0}No", &Edit::Set(CstInputValue::Null)) {
+            assert!(jsonc_parser::parse_to_value(&out, &ParseOptions::default()).is_ok(), "{out:?}");
+        }
+        let err = apply(text, "/n\u{0}\u{0}\u{0}No", &Edit::Set(CstInputValue::Null));
+        assert!(matches!(err, Err(EditError::Parse(_)) | Err(EditError::Missing(_))), "{err:?}");
+    }
 
     #[test]
     fn removes_one_entry_and_keeps_the_rest_of_the_text() {
