@@ -13,6 +13,8 @@ use futures::future::BoxFuture;
 use http::{Request, Response};
 use url::Url;
 
+/// Where it always was for callers; it lives with the URL rules (`url_policy`), which need it too.
+pub use crate::url_policy::display_url;
 use crate::url_policy::{UrlPolicyError, check_endpoint_url};
 
 /// A request as sent on the wire (the same type openidconnect uses).
@@ -185,17 +187,6 @@ impl Transport for HttpTransport {
 /// builds a reqwest client, such as a test, calls this first; [`HttpTransport::new`] does.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The URL without its query: queries may carry codes or tokens, and errors must not.
-/// A `user:password@` part is dropped for the same reason.
-pub fn display_url(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.set_fragment(None);
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
 }
 
 /// The TLS error behind `e`, if there is one. The chain's `io::Error`s (tokio-rustls wraps rustls's

@@ -12,6 +12,7 @@ pub mod bounded_read;
 pub mod clock;
 pub mod config;
 pub mod diagnostics;
+pub mod digest;
 pub mod discovery;
 pub mod engine;
 #[cfg(feature = "fuzzing")]

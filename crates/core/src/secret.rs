@@ -19,7 +19,7 @@ impl Fingerprint {
     /// Fingerprint of an arbitrary secret value.
     pub fn of(value: &str) -> Self {
         let digest = Sha256::digest(value.as_bytes());
-        Fingerprint(format!("sha256:{}", hex(&digest[..8])))
+        Fingerprint(format!("sha256:{}", crate::digest::hex(&digest[..8])))
     }
 
     /// The printable form, e.g. `sha256:1a2b3c4d5e6f7081`.
@@ -32,10 +32,6 @@ impl std::fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 macro_rules! secret_type {

@@ -45,7 +45,7 @@ pub fn is_loopback(url: &Url) -> bool {
 /// Checks an endpoint URL against the rules above.
 pub fn check_endpoint_url(url: &Url) -> Result<(), UrlPolicyError> {
     // Shown without user info, query or fragment: any of them may carry a secret.
-    let shown = crate::http::display_url(url);
+    let shown = display_url(url);
     if url.host().is_none() {
         return Err(UrlPolicyError::NoHost(shown));
     }
@@ -80,6 +80,17 @@ pub fn same_uri(a: &str, b: &str) -> bool {
         }
     }
     canon(a) == canon(b)
+}
+
+/// The URL without its query: queries may carry codes or tokens, and errors must not.
+/// A `user:password@` part is dropped for the same reason.
+pub fn display_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
 }
 
 #[cfg(test)]

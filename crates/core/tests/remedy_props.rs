@@ -11,7 +11,8 @@
 use std::fs;
 use std::path::PathBuf;
 
-use ema_core::remedy::{Action, Remedy, sha256_hex};
+use ema_core::digest::sha256_hex;
+use ema_core::remedy::{Action, Remedy};
 use ema_core::scan::{Catalog, CatalogConnector, Client, CredentialClass, Finding, Scope, SecretLocation, Verdict};
 use jsonc_parser::cst::CstRootNode;
 use proptest::prelude::*;

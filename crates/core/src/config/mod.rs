@@ -14,6 +14,9 @@ mod locate;
 mod raw;
 mod user;
 
+/// Defined with the code that performs it (`oauth::client_auth`); named here, where the policy
+/// chooses it.
+pub use crate::oauth::client_auth::ClientAuth;
 pub use locate::{ConfigSource, locate_policy, managed_policy_path, user_policy_path};
 pub use user::{UserSettings, user_settings_path};
 
@@ -111,31 +114,6 @@ pub struct ConnectorConfig {
     pub client_auth: ClientAuth,
     /// Personal accounts are disallowed for this connector: only the IdP path is allowed.
     pub idp_only: bool,
-}
-
-/// Client authentication at a token endpoint (RFC 6749 §2.3, RFC 7523 §2.2, OIDC Core §9).
-#[derive(Debug, Clone)]
-pub enum ClientAuth {
-    /// Public client: `client_id` in the body, no secret (RFC 6749 §2.1).
-    None,
-    /// HTTP Basic with form-urlencoded id and secret (RFC 6749 §2.3.1).
-    ClientSecretBasic(ClientSecret),
-    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
-    ClientSecretPost(ClientSecret),
-    /// A signed JWT assertion (RFC 7523 §2.2, OIDC Core §9 `private_key_jwt`).
-    PrivateKeyJwt { key: PrivateKeyPem, key_id: Option<String>, alg: jsonwebtoken::Algorithm },
-}
-
-impl ClientAuth {
-    /// The RFC 7591 §2 name of the method.
-    pub fn method_name(&self) -> &'static str {
-        match self {
-            ClientAuth::None => "none",
-            ClientAuth::ClientSecretBasic(_) => "client_secret_basic",
-            ClientAuth::ClientSecretPost(_) => "client_secret_post",
-            ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
-        }
-    }
 }
 
 /// Timing and concurrency knobs, with defaults a careful admin would pick.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::check::{Check, Outcome};
 use super::reach::{origins, reach_all};
 use super::trace::{Leg, Step, TracingProbe, TracingTransport};
 use crate::config::Policy;
@@ -29,31 +30,6 @@ pub const DIAGNOSIS_VERSION: u32 = 1;
 /// Skew servers tolerate at most (assertion `iat`/`exp` leeway is usually 30 to 60 s).
 const SKEW_WARN_SECS: i64 = 30;
 const SKEW_FAIL_SECS: i64 = 60;
-
-/// A check's result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Pass,
-    Warn,
-    Fail,
-    /// Not run (it needs something that failed or is missing).
-    Skip,
-}
-
-/// One named check.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// kebab-case, stable: `policy-valid`, `keyring-available`, `idp-discovery`, `idp-jwks`,
-    /// `clock-skew`, `reach-<scheme>-<host>-<port>`, `connector-<id>`.
-    pub name: String,
-    pub outcome: Outcome,
-    /// What was found, in plain words.
-    pub summary: String,
-    /// What to do (a command where there is one).
-    pub fix: Option<String>,
-    pub duration_ms: u64,
-}
 
 /// Which leg of a connector failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

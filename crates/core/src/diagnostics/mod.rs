@@ -8,6 +8,7 @@
 //!   redacted policy, versions, time and time zone, and the log.
 
 pub mod bundle;
+pub mod check;
 pub mod doctor;
 pub mod log_ring;
 pub mod reach;

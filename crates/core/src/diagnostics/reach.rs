@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::doctor::{Check, Outcome};
+use super::check::{Check, Outcome};
 use super::trace::Step;
 use crate::config::Policy;
 use crate::http::Transport;

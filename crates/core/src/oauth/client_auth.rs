@@ -11,8 +11,32 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use crate::config::ClientAuth;
-use crate::secret::PrivateKeyPem;
+use crate::secret::{ClientSecret, PrivateKeyPem};
+
+/// Client authentication at a token endpoint (RFC 6749 §2.3, RFC 7523 §2.2, OIDC Core §9).
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// Public client: `client_id` in the body, no secret (RFC 6749 §2.1).
+    None,
+    /// HTTP Basic with form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic(ClientSecret),
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost(ClientSecret),
+    /// A signed JWT assertion (RFC 7523 §2.2, OIDC Core §9 `private_key_jwt`).
+    PrivateKeyJwt { key: PrivateKeyPem, key_id: Option<String>, alg: jsonwebtoken::Algorithm },
+}
+
+impl ClientAuth {
+    /// The RFC 7591 §2 name of the method.
+    pub fn method_name(&self) -> &'static str {
+        match self {
+            ClientAuth::None => "none",
+            ClientAuth::ClientSecretBasic(_) => "client_secret_basic",
+            ClientAuth::ClientSecretPost(_) => "client_secret_post",
+            ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
+        }
+    }
+}
 
 /// RFC 7523 §2.2.
 pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -10,8 +10,8 @@ use url::Url;
 
 use super::client_auth::{self, ClientAuthError};
 use super::error::ResponseError;
-use crate::config::ClientAuth;
 use crate::http::{HttpRequest, HttpResponse, display_url};
+use crate::oauth::client_auth::ClientAuth;
 
 /// A form POST to a token endpoint, with client authentication.
 #[derive(Debug)]

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use jsonc_parser::cst::CstInputValue;
 use serde::{Deserialize, Serialize};
 
-pub use crate::atomic_file::{sha256_hex, write_atomically};
+pub use crate::atomic_file::write_atomically;
+use crate::digest::sha256_hex;
 pub use jsonedit::{Edit, EditError};
 
 use crate::scan::{Catalog, Client, CredentialClass, Finding, Lookup, ScanReport, Scope};

@@ -125,7 +125,7 @@ impl<'a> Reader<'a> {
             return Read::Failed(too_big(bytes.len() as u64, max));
         }
         self.files_read += 1;
-        self.digests.insert(path.to_path_buf(), crate::remedy::sha256_hex(&bytes));
+        self.digests.insert(path.to_path_buf(), crate::digest::sha256_hex(&bytes));
         match String::from_utf8(bytes) {
             Ok(text) => Read::Text(text),
             Err(_) => Read::Failed("it is not UTF-8 text".into()),

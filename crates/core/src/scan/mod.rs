@@ -378,9 +378,9 @@ fn finding_id(path: &Path, key_path: &str, class: &CredentialClass, fingerprint:
     let mut input = path.to_string_lossy().into_owned().into_bytes();
     input.push(0);
     input.extend_from_slice(key_path.as_bytes());
-    let entry = crate::remedy::sha256_hex(&input);
+    let entry = crate::digest::sha256_hex(&input);
     let credential = format!("{}\0{}", class.code(), fingerprint.map_or("", Fingerprint::as_str));
-    let credential = crate::remedy::sha256_hex(credential.as_bytes());
+    let credential = crate::digest::sha256_hex(credential.as_bytes());
     format!("{}-{}", &entry[..8], &credential[..4])
 }
 

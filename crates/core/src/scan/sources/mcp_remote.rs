@@ -91,7 +91,7 @@ fn candidate_urls(ctx: &Ctx<'_>) -> Vec<(String, String)> {
 }
 
 fn md5_hex(s: &str) -> String {
-    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&Md5::digest(s.as_bytes()))
 }
 
 /// A JWT's audience or issuer that is (on) a connector's server.

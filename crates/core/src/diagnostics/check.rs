@@ -1,0 +1,30 @@
+//! One named check of `ema doctor` and its outcome: the vocabulary the checks (`doctor`) and
+//! the reachability probes (`reach`) share, in a module of its own so that neither depends on
+//! the other for it.
+
+use serde::Serialize;
+
+/// A check's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+    /// Not run (it needs something that failed or is missing).
+    Skip,
+}
+
+/// One named check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// kebab-case, stable: `policy-valid`, `keyring-available`, `idp-discovery`, `idp-jwks`,
+    /// `clock-skew`, `reach-<scheme>-<host>-<port>`, `connector-<id>`.
+    pub name: String,
+    pub outcome: Outcome,
+    /// What was found, in plain words.
+    pub summary: String,
+    /// What to do (a command where there is one).
+    pub fix: Option<String>,
+    pub duration_ms: u64,
+}
