@@ -5,8 +5,9 @@
 //! inject [`MemoryStore`] (tailscale's `ipn.StateStore` + `mem.Store`); nothing in product code
 //! switches between them by environment. Tokens never touch a plain file.
 //!
-//! Each entry is one JSON document under service [`SERVICE`] and an account name such as
-//! `session:<issuer>` or `connector:<id>`.
+//! Each entry is one JSON document under service [`SERVICE`]; the accounts are named in
+//! `records.rs`: `session:<issuer>#<client_id>` (the IdP session) and
+//! `connectors:<issuer>#<client_id>` (every connector's record, in one entry).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
