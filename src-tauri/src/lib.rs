@@ -36,7 +36,7 @@ use std::time::Duration;
 use alerts::Alerts;
 use ema_core::config::{ConfigSource, Policy, UserSettings, locate_policy, user_settings_path};
 use ema_core::diagnostics::log_ring::{DEFAULT_LINES, LogRing};
-use ema_core::engine::{Engine, EngineParts};
+use ema_core::engine::Engine;
 use ema_core::scan::{Catalog, CompanyIdentity};
 use ema_core::signin::SystemBrowser;
 use ema_core::status::StatusSnapshot;
@@ -582,16 +582,13 @@ fn start_engine(opts: &Options) -> anyhow::Result<Option<(Arc<Engine>, Option<Sa
 
 /// The engine for the policy at `source`, with the user's settings and its stored tokens.
 async fn build_engine(source: ConfigSource) -> anyhow::Result<Arc<Engine>> {
-    let mut policy = Policy::load(source)?;
-    if let Some(path) = user_settings_path()
-        && let Ok(user) = UserSettings::load(&path)
-    {
-        policy.apply_user_settings(&user);
+    let (policy, settings_warning) = Policy::load_with_user_settings(source)?;
+    if let Some(e) = settings_warning {
+        // The defaults are used and the file is kept; changing a setting in the window reports
+        // the same error to the user (`Your settings file is broken: ...`).
+        tracing::warn!("your settings are ignored: {e}");
     }
-    let parts = EngineParts::production(&policy)?;
-    let engine = Engine::new(policy, parts);
-    engine.load().await?;
-    Ok(engine)
+    Ok(Engine::open(policy).await?)
 }
 
 /// Starts what runs beside the engine: the policy's start-at-login, the personal-account scan,

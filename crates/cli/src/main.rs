@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
-use ema_core::config::{Policy, UserSettings, locate_policy, user_settings_path};
+use ema_core::config::{Policy, locate_policy};
 use ema_core::diagnostics::bundle;
 use ema_core::diagnostics::doctor::{DOCTOR_DEADLINE, diagnose};
 use ema_core::diagnostics::log_ring::LogRing;
-use ema_core::engine::{Engine, EngineParts};
+use ema_core::engine::Engine;
 use ema_core::remedy::Action;
 use ema_core::scan::Catalog;
 use ema_core::signin::{BrowserOpener, PrintUrl, SystemBrowser};
@@ -303,23 +303,16 @@ fn load_policy(explicit: Option<PathBuf>) -> Result<Policy> {
             tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )
     })?;
-    let mut policy = Policy::load(source)?;
-    if let Some(path) = user_settings_path() {
-        match UserSettings::load(&path) {
-            Ok(user) => policy.apply_user_settings(&user),
-            // A broken settings file never blocks the user: say so, use the defaults, keep the file.
-            Err(e) => eprintln!("warning: your settings are ignored: {e}"),
-        }
+    let (policy, settings_warning) = Policy::load_with_user_settings(source)?;
+    if let Some(e) = settings_warning {
+        // A broken settings file never blocks the user: say so, use the defaults, keep the file.
+        eprintln!("warning: your settings are ignored: {e}");
     }
     Ok(policy)
 }
 
 async fn load_engine(explicit: Option<PathBuf>) -> Result<Arc<Engine>> {
-    let policy = load_policy(explicit)?;
-    let parts = EngineParts::production(&policy)?;
-    let engine = Engine::new(policy, parts);
-    engine.load().await.context("cannot read the stored sign-in")?;
-    Ok(engine)
+    Ok(Engine::open(load_policy(explicit)?).await?)
 }
 
 async fn login(

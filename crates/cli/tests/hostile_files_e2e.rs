@@ -237,3 +237,27 @@ fn sandbox_write_policy_never_writes_through_a_symlink() {
     assert!(std::fs::read_to_string(&path).unwrap().contains("client_secret"));
     assert_eq!(mode(&path), 0o600);
 }
+
+/// A broken settings file never blocks the user (issue 15 item 4: both faces load the policy
+/// through `Policy::load_with_user_settings`): the command runs on the policy's defaults, says
+/// the settings are ignored and why, and leaves the file as it was.
+#[test]
+fn a_broken_settings_file_is_reported_and_kept_and_the_command_still_runs() {
+    let home = temp_dir("broken-settings");
+    let policy = home.join("policy.json");
+    let text = serde_json::json!({
+        "schema_version": 1,
+        "organization": { "name": "Acme" },
+        "idp": { "issuer": "https://idp.acme.example", "client_id": "ema-desktop", "client_auth": { "method": "none" } }
+    });
+    std::fs::write(&policy, text.to_string()).unwrap();
+    let settings = home.join(".config/ema/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, "{\"notifications\": \"loud\"}").unwrap();
+    let out = run_bounded(ema(&home, &["--config", policy.to_str().unwrap(), "status", "--json"]), QUICKLY);
+    let said = output_text(&out);
+    assert!(said.contains("warning: your settings are ignored:"), "{said}");
+    assert!(said.contains("notifications"), "the key is named: {said}");
+    assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{\"notifications\": \"loud\"}", "kept as it was");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"schema_version\""), "the status was printed: {said}");
+}

@@ -85,6 +85,23 @@ impl UserSettings {
 }
 
 impl Policy {
+    /// The policy at `source` with the user's own settings (`user_settings_path`) applied, as
+    /// every face loads it. A settings file that cannot be read never blocks the user: the
+    /// policy's defaults are used, the file is kept as it is, and the warning says so (each face
+    /// shows it its own way; the tray once ignored it silently while the CLI warned).
+    pub fn load_with_user_settings(source: super::ConfigSource) -> Result<(Policy, Option<ConfigError>), ConfigError> {
+        let mut policy = Policy::load(source)?;
+        let warning = match user_settings_path().map(|p| UserSettings::load(&p)) {
+            Some(Ok(user)) => {
+                policy.apply_user_settings(&user);
+                None
+            }
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        Ok((policy, warning))
+    }
+
     /// Applies the user's settings to every key the policy left open.
     pub fn apply_user_settings(&mut self, user: &UserSettings) {
         let s = &mut self.settings;

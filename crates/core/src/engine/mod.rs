@@ -58,6 +58,7 @@ mod trust;
 
 pub use client_token::TokenUnavailable;
 use connect::Failure;
+pub use record_store::OpenError;
 use record_store::{apply_record, blank_connector_status, initial_snapshot};
 pub use renewal::MIN_RENEWAL_INTERVAL;
 pub use session::Revocation;

@@ -2,6 +2,7 @@
 //! as one keyring entry, coalescing concurrent writers into as few writes as possible.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use time::OffsetDateTime;
@@ -17,9 +18,18 @@ use crate::status::{
 };
 use crate::store::StoreError;
 
-use super::{Engine, from_unix};
+use super::{Engine, EngineParts, from_unix};
 
 impl Engine {
+    /// The product's engine for `policy` (reqwest, the OS keyring, the MCP probe), with its
+    /// stored state restored: what both faces start from.
+    pub async fn open(policy: Policy) -> Result<Arc<Engine>, OpenError> {
+        let parts = EngineParts::production(&policy)?;
+        let engine = Engine::new(policy, parts);
+        engine.load().await?;
+        Ok(engine)
+    }
+
     /// Restores the session and connector records from the store and publishes them.
     /// Nothing is contacted over the network.
     pub async fn load(&self) -> Result<(), StoreError> {
@@ -206,4 +216,13 @@ pub(super) fn apply_record(c: &mut ConnectorStatus, r: &StoredConnector, identit
             c.token_fingerprint = None;
         }
     }
+}
+
+/// Why [`Engine::open`] could not open the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot set up HTTPS: {0}")]
+    Transport(#[from] crate::http::TransportError),
+    #[error("cannot read the stored sign-in: {0}")]
+    Store(#[from] StoreError),
 }
