@@ -6,14 +6,13 @@
 //! saved is byte for byte what was shown.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use ema_core::config::Policy;
 use ema_core::diagnostics::bundle::{self, BundleInput};
-use ema_core::diagnostics::doctor::{DOCTOR_DEADLINE, Diagnosis, diagnose};
+use ema_core::diagnostics::doctor::{Diagnosis, diagnose_now};
 use ema_core::diagnostics::log_ring::LogRing;
 use ema_core::scan::Finding;
-use ema_core::store::{KeyringStore, SecretStore};
 use serde::Serialize;
 
 /// What the window previews.
@@ -42,10 +41,7 @@ struct Pending {
 impl Export {
     /// Runs the checks and keeps the result for [`Export::save`]; returns the preview.
     pub async fn prepare(&self, policy: Policy, personal: Vec<Finding>, log: &LogRing) -> Result<Preview, String> {
-        let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::new());
-        let diagnosis = tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy.clone(), store, &personal))
-            .await
-            .map_err(|_| format!("the checks did not finish within {} s", DOCTOR_DEADLINE.as_secs()))?;
+        let diagnosis = diagnose_now(policy.clone(), &personal).await.map_err(|e| e.to_string())?;
         let pending = Pending { diagnosis, policy, personal, log: log.lines() };
         let preview = Preview {
             support_id: pending.diagnosis.support_id.clone(),

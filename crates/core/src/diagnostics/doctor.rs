@@ -489,6 +489,18 @@ fn leg_timings(trace: &[Step]) -> String {
 /// How long a whole `ema doctor` may take before the CLI gives up.
 pub const DOCTOR_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The checks ran out of time ([`DOCTOR_DEADLINE`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the checks did not finish within {} s", DOCTOR_DEADLINE.as_secs())]
+pub struct ChecksTimedOut;
+
+/// The diagnosis every face runs (`ema doctor`, `ema diagnostics`, the window's export): every
+/// check against `policy` with the tokens in the OS keyring, within [`DOCTOR_DEADLINE`].
+pub async fn diagnose_now(policy: Policy, personal: &[Finding]) -> Result<Diagnosis, ChecksTimedOut> {
+    let store: Arc<dyn SecretStore> = Arc::new(crate::store::KeyringStore::new());
+    tokio::time::timeout(DOCTOR_DEADLINE, diagnose(policy, store, personal)).await.map_err(|_| ChecksTimedOut)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
