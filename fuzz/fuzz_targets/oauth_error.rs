@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let message = err.to_string();
     let _ = err.code();
     // Words of the body the scrubber promises to redact (whitespace-separated, token-shaped).
-    let text = String::from_utf8_lossy(body);
+    // What is shown: control characters are dropped (`redact::scrub` does it first too).
+    let text: String = String::from_utf8_lossy(body).chars().filter(|c| !c.is_control() || c.is_whitespace()).collect();
     for word in text.split(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
         if looks_like_token(word) && word.len() >= 32 && !word.contains(['<', '>', '&', '%']) {
             let core = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.');
@@ -45,14 +46,17 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Whether `core` occurs in `text` inside a long host name (more than two dots, lowercase DNS
-/// characters), which `redact.rs` keeps on purpose.
+/// Whether `core` occurs in `text` inside a host name `redact.rs` keeps on purpose: a long one
+/// (more than two dots, lowercase DNS characters), or the host of a URL (`scheme://host`).
 fn inside_host_name(text: &str, core: &str) -> bool {
     let dns = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
     text.match_indices(core).any(|(at, _)| {
         let start = text[..at].char_indices().rev().find(|&(_, c)| !dns(c)).map_or(0, |(i, c)| i + c.len_utf8());
         let end = text[at + core.len()..].find(|c: char| !dns(c)).map_or(text.len(), |i| at + core.len() + i);
-        text[start..end].trim_matches('.').matches('.').count() > 2
+        let host = text[start..end].trim_matches('.');
+        // Labels as `redact.rs` reads them: a long one without a dash is a token.
+        let labels = host.split('.').all(|l| l.len() < 32 || l.contains('-'));
+        labels && (host.matches('.').count() > 2 || text[..start].ends_with("://"))
     })
 }
 

@@ -53,6 +53,10 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
     let mut quoted_name = false;
     // The previous run was a URL's host (`//host`) followed by `:`: this run is a port and path.
     let mut after_host = false;
+    // The previous run was a URL scheme followed by `:` (`https:`): a run starting with `//` is
+    // the rest of a URL. Without a scheme, `//…` is read as a token (standard base64 may start
+    // with `//`; found by fuzzing: `//9jUW92…` was kept as a "host" and short path segments).
+    let mut after_scheme = false;
     while !rest.is_empty() {
         let end = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
         let (run, tail) = rest.split_at(end);
@@ -62,7 +66,7 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
             // `41587/idp/.well-known/openid-configuration`: keep the port and the path, but not
             // a path segment that is itself a token.
             scrub_path(run, out);
-        } else if let Some(url_rest) = run.strip_prefix("//") {
+        } else if let Some(url_rest) = run.strip_prefix("//").filter(|_| after_scheme) {
             // `//host/path`: the host is kept (a long host name is not a token), the path is
             // checked segment by segment (issue 14 item 8: `https://evil.example/eyJ…`).
             // Anything else after `//` is not a URL: it is redacted whole, path included (a
@@ -97,7 +101,8 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
             value_of_secret = !value_of_secret && is_secret_parameter(run) && separators.contains(':');
             quoted_name = value_of_secret && separators.starts_with(['"', '\'']);
         }
-        after_host = run.starts_with("//") && separators == ":";
+        after_host = after_scheme && run.starts_with("//") && separators == ":";
+        after_scheme = separators == ":" && is_scheme(run);
         rest = tail;
     }
     // Only a quoted name carries over a space: prose such as "error code: 400" does not.
@@ -108,14 +113,30 @@ fn scrub_runs(word: &str, out: &mut String, mut value_of_secret: bool) -> bool {
 /// and `-`, at most 63 characters each, not a JOSE object (a fuzzed `//aor_WQtam…` was kept as a
 /// "host"). An IPv6 literal's run stops at `[`, so it is empty here.
 fn is_host_name(name: &str) -> bool {
-    let labels =
-        |name: &str| name.split('.').all(|l| l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let labels = |name: &str| name.split('.').all(dns_label);
     // A long name is a host only if it reads like one: dotted, lowercase (tokens are mixed case).
     (!is_secret(name) && labels(name))
         || (name.contains('.')
             && !name.starts_with("eyJ")
             && !name.contains(|c: char| c.is_ascii_uppercase())
             && labels(name))
+}
+
+/// A DNS label that is not a token in disguise: at most 63 letters, digits and `-`, and a label
+/// of 32 or more has a `-` (`my-company-identity-provider-prod`); a long one without is a hex or
+/// base64 token (found by fuzzing: `999.999.999.ffff…` kept a 56-character hex run as a "host").
+fn dns_label(label: &str) -> bool {
+    label.len() <= 63
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && (label.len() < 32 || label.contains('-'))
+}
+
+/// Whether a run ends with a URL scheme (RFC 3986 §3.1: a letter, then letters, digits, `+`,
+/// `-` or `.`), as in `https` or `endpoint=https`.
+fn is_scheme(run: &str) -> bool {
+    let scheme_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
+    let scheme = run.rsplit(|c: char| !scheme_char(c)).next().unwrap_or_default();
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 /// A token-shaped word or one with a known secret prefix.
@@ -235,7 +256,8 @@ pub fn looks_like_token(word: &str) -> bool {
     // (found by fuzzing: `eraHR0…In0.invalid…In0.invalid…` was kept for its dots).
     let dotted = w.trim_matches('.');
     let host_like = dotted.matches('.').count() > 2
-        && dotted.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+        && dotted.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+        && dotted.split('.').all(dns_label);
     !host_like
 }
 
@@ -325,6 +347,12 @@ mod tests {
             ("x://lin_api_/////ZZZZZZZZZZZZZZZZZZZZZZ".to_string(), "x://[redacted]".to_string()),
             ("{/////lin_api_///lin_api_///5//-///.valid_clien3t}".to_string(), "[redacted]".to_string()),
             ("file:///etc/ema/policy.json".to_string(), "file://[redacted]".to_string()),
+            // Standard base64 starting with `//`, not after a scheme: a token, not a URL.
+            (
+                r#"{"k":"//9jUW92d09XK1UzUUphbDkK/////////////y3/Y4oKZWQ="}"#.to_string(),
+                r#"{"k":"[redacted]"}"#.to_string(),
+            ),
+            ("see //9jUW92d09XK1UzUUphbDkK/y3/Y4oKZWQ=".to_string(), "see [redacted]".to_string()),
             (
                 "x GUuY29tIiwgImNsaWVudF9pZCI6ICJlbWEiLCAic2NGcUivOioken=abcdefghijklmnopqrstuvwxyz0123456789"
                     .to_string(),
@@ -361,6 +389,12 @@ mod tests {
         assert!(looks_like_token(&underscored));
         assert!(looks_like_token("eraHR0IjogImsxIn0.invalid.ImsxIn0.invalid.IjogImsxIn0"));
         assert!(!looks_like_token("login.eu-west-1.my-company-identity-provider.example.com"));
+        let hex_label = format!("999.999.999.{}", "f".repeat(56));
+        assert!(looks_like_token(&hex_label), "a long label without a dash is a token");
+        assert_eq!(
+            scrub(&format!("https://{}.evil.example/x", "0123456789abcdef".repeat(2)), 100),
+            "https://[redacted]"
+        );
     }
 
     /// Found by fuzzing: control characters were dropped after the words were checked, so
