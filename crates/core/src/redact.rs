@@ -139,9 +139,20 @@ fn is_scheme(run: &str) -> bool {
     scheme.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
-/// A token-shaped word or one with a known secret prefix.
+/// A token-shaped word or one with a known secret prefix (at its start, or for the distinctive
+/// prefixes anywhere in it: `mcplin_api_…` hid a Linear key in a URL path; found by fuzzing).
 fn is_secret(s: &str) -> bool {
-    looks_like_token(s) || has_secret_prefix(s)
+    looks_like_token(s) || has_secret_prefix(s) || has_distinctive_prefix_inside(s)
+}
+
+/// A prefix no ordinary word contains (`lin_api_`, `ghp_`, `github_pat_`, ...), followed by at
+/// least 6 more characters, anywhere in `s`. The short or word-like prefixes (`sk-`, `AKIA`,
+/// `ya29.`) count only at the start: "desk-top" is a word.
+fn has_distinctive_prefix_inside(s: &str) -> bool {
+    SECRET_PREFIXES
+        .iter()
+        .filter(|p| p.contains('_') || p.ends_with('-') && p.len() >= 5)
+        .any(|p| s.match_indices(p).any(|(at, _)| s.len() >= at + p.len() + 6))
 }
 
 /// `name=value` whose value is a secret (by the name, or by its own shape): writes
@@ -345,6 +356,14 @@ mod tests {
             ),
             ("https://h/sbp_0123456789abcdef".to_string(), "https://h/[redacted]".to_string()),
             ("x://lin_api_/////ZZZZZZZZZZZZZZZZZZZZZZ".to_string(), "x://[redacted]".to_string()),
+            (
+                "https://mcp.linear.app/mcplin_api_CANARYdesktop0001".to_string(),
+                "https://mcp.linear.app/[redacted]".to_string(),
+            ),
+            (
+                "see the desk-top app and task-runner docs".to_string(),
+                "see the desk-top app and task-runner docs".to_string(),
+            ),
             ("{/////lin_api_///lin_api_///5//-///.valid_clien3t}".to_string(), "[redacted]".to_string()),
             ("file:///etc/ema/policy.json".to_string(), "file://[redacted]".to_string()),
             // Standard base64 starting with `//`, not after a scheme: a token, not a URL.

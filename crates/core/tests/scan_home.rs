@@ -328,3 +328,23 @@ fn scan_roots_for_the_current_user_name_the_per_os_locations() {
     #[cfg(target_os = "linux")]
     assert_eq!(roots.managed_dirs, [PathBuf::from("/etc/claude-code")]);
 }
+
+/// Found by fuzzing: Claude Code's credentials cache named its server with a value holding a
+/// Linear key, and the report showed that name as it was. Names from other programs' files are
+/// scrubbed like any text we did not write.
+#[test]
+fn a_server_name_carrying_a_secret_is_scrubbed_in_the_report() {
+    let fx = Fixture::new();
+    let secret = "lin_api_CANARYdesktop0001";
+    let cache = serde_json::json!({"mcpOAuth": {"linear|4f3c2b1a09d8e7f6": {
+        "serverName": format!("://mcp.linear.app/mcp{secret}"),
+        "serverUrl": "https://mcp.linear.app/mcp",
+        "accessToken": "opaque-access-token-value",
+    }}});
+    fs::write(fx.home().join(".claude/.credentials.json"), cache.to_string()).unwrap();
+    let report = fx.scan();
+    let shown = serde_json::to_string(&report).unwrap();
+    assert!(!shown.contains(secret), "{shown}");
+    let f = report.findings.iter().find(|f| f.key_path == "/mcpOAuth/linear|4f3c2b1a09d8e7f6").unwrap();
+    assert!(f.server_name.as_deref().is_some_and(|n| n.contains("[redacted]")), "{:?}", f.server_name);
+}

@@ -66,7 +66,6 @@ impl TokenExchange<'_> {
 }
 
 /// What the IdP issued.
-#[derive(Debug)]
 pub struct IssuedIdJag {
     pub id_jag: IdJag,
     /// RFC 8693 §2.2.1 says `N_A`; Okta documents `Bearer` in one place. Recorded for diagnostics.
@@ -74,6 +73,20 @@ pub struct IssuedIdJag {
     pub expires_in: Option<u64>,
     /// The scopes the IdP granted (it may narrow them), or the requested ones if it did not say.
     pub scopes: Vec<String>,
+}
+
+/// The ID-JAG is never shown; the server's other words are scrubbed (found by fuzzing: a
+/// token-shaped `token_type` was shown as it was).
+impl std::fmt::Debug for IssuedIdJag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |s: &str| crate::redact::scrub(s, 200);
+        f.debug_struct("IssuedIdJag")
+            .field("id_jag", &self.id_jag)
+            .field("token_type", &shown(&self.token_type))
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes.iter().map(|s| shown(s)).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Why no ID-JAG was issued.

@@ -69,15 +69,18 @@ pub struct TokenResponse {
     pub issued_token_type: Option<String>,
 }
 
+/// The tokens are never shown; the other fields are the server's words and are scrubbed, since
+/// a hostile server may put a token anywhere (found by fuzzing: a token-shaped `token_type`).
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |s: &str| crate::redact::scrub(s, 200);
         f.debug_struct("TokenResponse")
             .field("access_token", &"[redacted]")
-            .field("token_type", &self.token_type)
+            .field("token_type", &shown(&self.token_type))
             .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
+            .field("scope", &self.scope.as_deref().map(shown))
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
-            .field("issued_token_type", &self.issued_token_type)
+            .field("issued_token_type", &self.issued_token_type.as_deref().map(shown))
             .finish()
     }
 }
@@ -137,4 +140,29 @@ pub fn parse_token_response(endpoint: &Url, resp: &HttpResponse) -> Result<Token
         refresh_token: string("refresh_token")?,
         issued_token_type: string("issued_token_type")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing: a hostile server put a token-shaped value in `token_type`, which the
+    /// response's `Debug` showed as it was.
+    #[test]
+    fn debug_shows_neither_the_tokens_nor_a_token_the_server_hid_in_another_field() {
+        let hidden = format!("B{}zt-1", "c".repeat(40));
+        let response = TokenResponse {
+            access_token: "at-secret-value".into(),
+            token_type: hidden.clone(),
+            expires_in: Some(60),
+            scope: Some(format!("read {hidden}")),
+            refresh_token: Some("rt-secret-value".into()),
+            issued_token_type: Some(hidden.clone()),
+        };
+        let shown = format!("{response:?}");
+        for secret in [hidden.as_str(), "at-secret-value", "rt-secret-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("expires_in: Some(60)") && shown.contains("read [redacted]"), "{shown}");
+    }
 }

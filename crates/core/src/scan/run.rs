@@ -104,7 +104,9 @@ impl Ctx<'_> {
             scope: site.scope,
             path: site.path.to_path_buf(),
             key_path,
-            server_name,
+            // Another program's words, shown to the user and the help desk: scrubbed like any
+            // text we did not write (found by fuzzing: a `serverName` carrying a Linear key).
+            server_name: server_name.map(|n| crate::redact::scrub(&n, 200)),
             connector: connector.map(|(c, _)| c.id.clone()),
             matched_by: connector.map(|(_, b)| b),
             class: a.class,
