@@ -78,6 +78,10 @@ fn keys(v: &Value, out: &mut String) {
             for (k, x) in o {
                 out.push_str(k);
                 out.push('\n');
+                // As the report's JSON writes it too (a key is shown in `key_path`): a key with a
+                // control character before `f` reads `\f…` there (found by fuzzing).
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push('\n');
                 keys(x, out);
             }
         }

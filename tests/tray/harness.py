@@ -165,20 +165,29 @@ def menu_layout():
 
 
 def menu_click(label):
-    """Clicks a menu item as a panel does (dbusmenu Event "clicked")."""
+    """Clicks a menu item as a panel does (dbusmenu Event "clicked").
+
+    The app rebuilds its menu on every status change (a renewal, a retry), which gives the items
+    new ids: a click on an id read just before a rebuild is refused, as a panel's would be. Like
+    a user clicking again, the layout is read again and the click retried, a few times."""
     items = [line.split() for line in open(os.path.join(SESSION, "items"), encoding="utf-8") if line.strip()]
     sender = items[-1][0]
-    layout = menu_layout()
-    found = re.search(r"\((\d+), \{[^}]*'label': <'" + re.escape(label) + "'>", layout)
-    if not found:
-        fail(f"the tray menu has no item {label!r}: {layout}")
     path = re.search(r"/org/ayatana/NotificationItem/\S+", subprocess.run(
         ["gdbus", "introspect", "--session", "--dest", sender, "--object-path", "/", "--recurse"],
         capture_output=True, text=True).stdout)
     path = path.group(0) if path else items[-1][1]
-    subprocess.run(["gdbus", "call", "--session", "--dest", sender, "--object-path", f"{path}/Menu", "--method",
-                    "com.canonical.dbusmenu.Event", "--", found.group(1), "clicked", '<"">', "0"],
-                   check=True, capture_output=True)
+    for attempt in range(5):
+        layout = menu_layout()
+        found = re.search(r"\((\d+), \{[^}]*'label': <'" + re.escape(label) + "'>", layout)
+        if not found:
+            fail(f"the tray menu has no item {label!r}: {layout}")
+        click = subprocess.run(["gdbus", "call", "--session", "--dest", sender, "--object-path", f"{path}/Menu",
+                                "--method", "com.canonical.dbusmenu.Event", "--", found.group(1), "clicked", '<"">',
+                                "0"], capture_output=True, text=True)
+        if click.returncode == 0:
+            return
+        time.sleep(0.5)
+    fail(f"clicking {label!r} in the tray menu failed 5 times: {click.stderr.strip()}")
 
 
 def menu_labels():
