@@ -170,7 +170,14 @@ fn push_redacted_assignment(piece: &str, out: &mut String) -> bool {
 }
 
 /// A URL path (`a/b/c`, maybe with `name=value` segments): token-shaped segments are redacted.
+/// A path that is itself token-shaped and has an empty segment or a `+` is standard base64
+/// split at its slashes, not a path: it is redacted whole (found by fuzzing:
+/// `lin_api_///lin_kpi_//////MyNTYi…` showed in pieces shorter than 32).
 fn scrub_path(path: &str, out: &mut String) {
+    if (path.contains("//") || path.contains('+')) && looks_like_token(path) {
+        out.push_str("[redacted]");
+        return;
+    }
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -396,6 +403,18 @@ mod tests {
 
     #[test]
     fn a_run_of_slashes_is_not_a_token_a_hex_or_base64_token_still_is() {
+        assert_eq!(
+            scrub("https://a99s.example/lin_api_///lin_kpi_//////MyNTYiLCAia2dkIjogImsxIn0.", 100),
+            "https://a99s.example/[redacted]"
+        );
+        assert_eq!(
+            scrub("https://h.example/a/b+c/0123456789abcdefghijklmnopqrstuv", 100),
+            "https://h.example/[redacted]"
+        );
+        assert_eq!(
+            scrub("https://idp.example.com/oauth2/default/.well-known/openid-configuration", 100),
+            "https://idp.example.com/oauth2/default/.well-known/openid-configuration"
+        );
         assert!(!looks_like_token("in////////////////////////////////6////valid_clien3t"));
         assert!(looks_like_token("0123456789abcdef0123456789abcdef"));
         assert!(looks_like_token("c2VjcmV0LW1hAAAAAHNldGVydlp/EDXO"));
