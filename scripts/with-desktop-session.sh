@@ -16,7 +16,37 @@ fi
 # so nothing else in the session can replace it), with the login keyring unlocked by the
 # password on its stdin. A keyring that D-Bus would otherwise start on demand is locked and
 # would ask for a password in a dialog that cannot appear here.
-gnome-keyring-daemon --foreground --unlock --components=secrets <<<'test-password' >/dev/null 2>"$EMA_TEST_SESSION_DIR/keyring.log" &
+#
+# A watchdog waits on it: if it exits while the command runs (a CI run saw a D-Bus-activated,
+# locked keyring take over in the middle of the tests, the first one gone without a word), the
+# exit status is written to stderr and the keyring log, and it is started again with the same
+# password, which unlocks the same login keyring: the tests after it run on a working keyring,
+# and the log says what happened.
+keyring_log="$EMA_TEST_SESSION_DIR/keyring.log"
+keyring_watchdog() {
+  local started=0
+  while dbus-send --session --dest=org.freedesktop.DBus --type=method_call --print-reply / org.freedesktop.DBus.GetId >/dev/null 2>&1; do
+    if [ "$started" -gt 0 ]; then
+      echo "with-desktop-session: gnome-keyring-daemon exited (status $status) during the run; started again, unlocked (log: $keyring_log)" | tee -a "$keyring_log" >&2
+    fi
+    started=$((started + 1))
+    status=0
+    gnome-keyring-daemon --foreground --replace --unlock --components=secrets <<<'test-password' >/dev/null 2>>"$keyring_log" || status=$?
+    [ "$started" -gt 20 ] && { echo "with-desktop-session: gnome-keyring-daemon keeps exiting; giving up" >&2; return 1; }
+    sleep 0.2
+  done
+}
+keyring_watchdog &
+watchdog=$!
+stop_keyring() {
+  local daemon
+  daemon=$(pgrep -P "$watchdog" || true)
+  kill "$watchdog" 2>/dev/null || true
+  [ -z "$daemon" ] || kill $daemon 2>/dev/null || true
+}
+# Ctrl-C in the demo ends the command; the keyring goes with it, without a word.
+trap 'stop_keyring; exit 130' INT
+trap 'stop_keyring; exit 143' TERM
 for _ in $(seq 100); do
   [ -S "$XDG_RUNTIME_DIR/keyring/control" ] && break
   sleep 0.1
@@ -26,8 +56,13 @@ probe="probe-$$"
 if ! printf %s "$probe" | secret-tool store --label=ema-session-probe service dev.ema.session-probe key "$probe" 2>/dev/null \
   || [ "$(secret-tool lookup service dev.ema.session-probe key "$probe" 2>/dev/null)" != "$probe" ]; then
   echo "with-desktop-session: the gnome-keyring Secret Service does not work in this session:" >&2
-  cat "$EMA_TEST_SESSION_DIR/keyring.log" >&2
+  cat "$keyring_log" >&2
+  stop_keyring
   exit 1
 fi
 secret-tool clear service dev.ema.session-probe key "$probe" 2>/dev/null || true
-exec "$@"
+# Not exec: the watchdog is stopped when the command ends, and the command's status is ours.
+status=0
+"$@" || status=$?
+stop_keyring
+exit "$status"
