@@ -89,8 +89,12 @@ write("token_response", [b"\x00" + json.dumps(ok).encode(), b"\x00" + json.dumps
                          b"\x00" + b'{"access_token":"x","token_type":"Bearer","expires_in":0}',
                          b"\x08" + b"<html>moved</html>"]
       + [b"\x04" + json.dumps(e).encode() for e in errors])
-write("oauth_error", [b"\x04" + json.dumps(e).encode() for e in errors]
-      + [b"\x07" + b"Internal error: token=" + ID_JAG.encode(), b"\x05" + b"<html>401</html>"])
+# oauth_error: status, shape, encoding, place, delimiters, then the body (prefix, secret material,
+# suffix): whole server bodies as the first contract's input, and planted secrets in each place.
+write("oauth_error", [bytes([4, 0, 0, 0, 0]) + json.dumps(e).encode() for e in errors]
+      + [b"\x07\x00\x00\x03\x00" + b"Internal error: token=" + ID_JAG.encode(), b"\x05\x00\x00\x03\x00<html>401</html>"]
+      + [bytes([4, s, e, p, d]) + joined("the assertion", "secret-material-0123456789", "was replayed")
+         for s, e, p, d in ((0, 0, 0, 0), (1, 1, 1, 3), (2, 3, 2, 5), (3, 0, 3, 7), (4, 2, 4, 1), (0, 0, 2, 0))])
 
 write("www_authenticate", [
     joined('Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp"',

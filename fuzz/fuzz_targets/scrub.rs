@@ -17,30 +17,10 @@
 //! output.
 #![no_main]
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ema_core::redact::scrub;
+use ema_fuzz::{DELIMS, alnum};
 use libfuzzer_sys::fuzz_target;
 
-/// Characters that are not token characters (`redact.rs`: alphanumerics and `- _ . ~ + / =`).
-const DELIMS: &[char] = &[
-    ' ', '\n', '\t', '"', '\'', '(', ')', '[', ']', '{', '}', '<', '>', ',', ';', ':', '!', '|', '*', '?', '&', '#',
-    '@', '\\', '`', '\r',
-];
-const PREFIXES: &[&str] = &[
-    "lin_api_",
-    "sbp_",
-    "figd_",
-    "ATATT",
-    "ghp_",
-    "github_pat_",
-    "glpat-",
-    "xoxb-",
-    "sk-",
-    "sk_live_",
-    "AKIA",
-    "ya29.",
-];
 const PARAMS: &[&str] = &[
     "code",
     "token",
@@ -54,25 +34,6 @@ const PARAMS: &[&str] = &[
     "code_verifier",
 ];
 const HOSTS: &[&str] = &["evil.example", "idp.example.com", "127.0.0.1", "h", "[::1]"];
-
-fn padded(m: &[u8], n: usize) -> Vec<u8> {
-    let mut v = m.to_vec();
-    let mut i = 0u8;
-    while v.len() < n {
-        v.push(0x5a ^ i);
-        i = i.wrapping_add(37);
-    }
-    v
-}
-
-fn alnum(m: &[u8], min: usize) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    padded(m, min).iter().take(64).map(|b| A[*b as usize % A.len()] as char).collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fuzz_target!(|data: &[u8]| {
     let [shape, encoding, place, delims, rest @ ..] = data else { return };
@@ -98,34 +59,7 @@ fuzz_target!(|data: &[u8]| {
             (format!("{p}={v}"), format!("{p}={v}"))
         }
         s => {
-            let token = match s {
-                0 => format!(
-                    "eyJhbGciOiJFUzI1NiJ9.{}.{}",
-                    URL_SAFE_NO_PAD.encode(padded(m, 8)),
-                    URL_SAFE_NO_PAD.encode(padded(&m.iter().rev().copied().collect::<Vec<_>>(), 16))
-                ),
-                1 => URL_SAFE_NO_PAD.encode(padded(m, 24)),
-                2 => STANDARD.encode(padded(m, 24)),
-                3 => hex(&padded(m, 16)),
-                _ => format!(
-                    "{}{}",
-                    PREFIXES[m.first().copied().unwrap_or(0) as usize % PREFIXES.len()],
-                    alnum(m.get(1..).unwrap_or_default(), 6)
-                ),
-            };
-            let encoded = match encoding % 4 {
-                0 => token.clone(),
-                1 => STANDARD.encode(&token),
-                2 => URL_SAFE_NO_PAD.encode(&token),
-                _ => url::form_urlencoded::byte_serialize(token.as_bytes()).collect(),
-            };
-            // Base64 of a short prefixed token is neither prefixed nor 32+ characters: not promised.
-            let encoded = if matches!(encoding % 4, 1 | 2) && encoded.len() < 32 { token } else { encoded };
-            // An opaque token is promised when at least 24 of its characters are letters or digits
-            // (redact.rs: a run of slashes or dashes is not a token).
-            if (1..=3).contains(&s) && encoded.chars().filter(char::is_ascii_alphanumeric).count() < 24 {
-                return;
-            }
+            let Some(encoded) = ema_fuzz::planted_secret(s, *encoding, m) else { return };
             let host = HOSTS[(*encoding as usize / 4) % HOSTS.len()];
             let port = if encoding & 0x80 != 0 { ":8443" } else { "" };
             let placed = match place % 4 {

@@ -93,3 +93,85 @@ pub fn status_of(b: u8) -> u16 {
     const CODES: &[u16] = &[200, 200, 200, 200, 400, 401, 403, 500, 302, 201, 204, 404, 503, 429, 307, 199];
     CODES[(b as usize) % CODES.len()]
 }
+
+/// Characters that are not token characters (`redact.rs`: alphanumerics and `- _ . ~ + / = %`):
+/// what may stand on either side of a planted secret.
+pub const DELIMS: &[char] = &[
+    ' ', '\n', '\t', '"', '\'', '(', ')', '[', ']', '{', '}', '<', '>', ',', ';', ':', '!', '|', '*', '?', '&', '#',
+    '@', '\\', '`', '\r',
+];
+
+/// The secret prefixes `redact.rs` knows.
+pub const PREFIXES: &[&str] = &[
+    "lin_api_",
+    "sbp_",
+    "figd_",
+    "ATATT",
+    "ghp_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "sk-",
+    "sk_live_",
+    "AKIA",
+    "ya29.",
+];
+
+fn padded(m: &[u8], n: usize) -> Vec<u8> {
+    let mut v = m.to_vec();
+    let mut i = 0u8;
+    while v.len() < n {
+        v.push(0x5a ^ i);
+        i = i.wrapping_add(37);
+    }
+    v
+}
+
+/// Letters and digits made of `m`, at least `min` and at most 64 of them.
+pub fn alnum(m: &[u8], min: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    padded(m, min).iter().take(64).map(|b| A[*b as usize % A.len()] as char).collect()
+}
+
+/// A secret of one of the token shapes `redact.rs` promises to redact, made of `material`, in one
+/// of the encodings it promises to see through; `None` when that combination is not promised
+/// (too few letters and digits). Shapes (`shape % 5`): a JWT (`eyJ…` header, three base64url
+/// parts); 32+ characters of base64url, of standard base64 (`+ / =`), of hex; a known secret
+/// prefix and 6+ more characters. Encodings (`encoding % 4`): raw, base64, base64url,
+/// percent-encoded.
+pub fn planted_secret(shape: u8, encoding: u8, material: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let m = material;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let shape = shape % 5;
+    let token = match shape {
+        0 => format!(
+            "eyJhbGciOiJFUzI1NiJ9.{}.{}",
+            URL_SAFE_NO_PAD.encode(padded(m, 8)),
+            URL_SAFE_NO_PAD.encode(padded(&m.iter().rev().copied().collect::<Vec<_>>(), 16))
+        ),
+        1 => URL_SAFE_NO_PAD.encode(padded(m, 24)),
+        2 => STANDARD.encode(padded(m, 24)),
+        3 => hex(&padded(m, 16)),
+        _ => format!(
+            "{}{}",
+            PREFIXES[m.first().copied().unwrap_or(0) as usize % PREFIXES.len()],
+            alnum(m.get(1..).unwrap_or_default(), 6)
+        ),
+    };
+    let encoded = match encoding % 4 {
+        0 => token.clone(),
+        1 => STANDARD.encode(&token),
+        2 => URL_SAFE_NO_PAD.encode(&token),
+        _ => url::form_urlencoded::byte_serialize(token.as_bytes()).collect(),
+    };
+    // Base64 of a short prefixed token is neither prefixed nor 32+ characters: not promised.
+    let encoded = if matches!(encoding % 4, 1 | 2) && encoded.len() < 32 { token } else { encoded };
+    // An opaque token is promised when at least 24 of its characters are letters or digits
+    // (redact.rs: a run of slashes or dashes is not a token).
+    if (1..=3).contains(&shape) && encoded.chars().filter(char::is_ascii_alphanumeric).count() < 24 {
+        return None;
+    }
+    Some(encoded)
+}

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use crate::http::TransportError;
-use crate::redact::scrub;
+use crate::redact::{looks_like_token, scrub};
 
 /// `{"error": ..., "error_description": ..., "error_uri": ...}` (RFC 6749 §5.2), plus the
 /// step-up hints of RFC 9470 §3 (`max_age`, `acr_values`).
@@ -28,10 +28,14 @@ impl OAuthErrorResponse {
     /// Parses an error body; `None` when it is not RFC 6749 §5.2 JSON.
     pub fn parse(body: &[u8]) -> Option<Self> {
         let mut e: OAuthErrorResponse = serde_json::from_slice(body).ok()?;
-        // RFC 6749 §5.2: error codes are ASCII without space, quote or backslash.
+        // RFC 6749 §5.2: error codes are ASCII without space, quote or backslash. The code is
+        // shown as sent (it names the failure), so a token-shaped one (a server echoing our
+        // assertion as its `error`) is not a code: the body is then shown scrubbed, as any
+        // non-OAuth error body is.
         if e.error.is_empty()
             || e.error.len() > 64
             || !e.error.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+            || (looks_like_token(&e.error) && !words_joined(&e.error))
         {
             return None;
         }
@@ -47,6 +51,13 @@ impl OAuthErrorResponse {
             _ => self.error.clone(),
         }
     }
+}
+
+/// Whether a code 32 characters or longer is words, as registered codes are
+/// (`insufficient_user_authentication`, RFC 9470 §3): lowercase words of at most 24 letters
+/// joined by `_`, `-`, `.` or `:`. A secret of that length has capitals or digits.
+fn words_joined(code: &str) -> bool {
+    code.split(['_', '-', '.', ':']).all(|w| w.len() <= 24 && w.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 /// Why a token-endpoint (or metadata) call did not produce what we needed; says who is at
@@ -98,5 +109,39 @@ impl ResponseError {
                 ResponseError::Http { endpoint: endpoint.into(), status, detail }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_shaped_error_code_is_not_shown_as_a_code() {
+        // A server echoing the assertion it was sent as its `error` (found by the oauth_error
+        // fuzz target's planted secrets): the code would be shown as sent.
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let body = format!(r#"{{"error":"{jwt}"}}"#);
+        assert_eq!(OAuthErrorResponse::parse(body.as_bytes()), None);
+        let e = ResponseError::from_response("https://as.example.com/token", 400, body.as_bytes());
+        assert_eq!(e.code(), "http-400");
+        assert!(!e.to_string().contains(jwt), "{e}");
+        for secret in ["0123456789abcdef0123456789abcdef", &"a".repeat(40), "lin_api_Q2FuYXJ5Q2FuYXJ5Q2FuYXJ5Q2FuYXJ5"]
+        {
+            assert_eq!(OAuthErrorResponse::parse(format!(r#"{{"error":"{secret}"}}"#).as_bytes()), None, "{secret}");
+        }
+        // Ordinary codes, including long registered ones (32 characters), still are codes.
+        let ok = br#"{"error":"insufficient_user_authentication","error_description":"log in again"}"#;
+        assert_eq!(OAuthErrorResponse::parse(ok).unwrap().error, "insufficient_user_authentication");
+    }
+
+    #[test]
+    fn an_escaped_secret_in_the_description_is_scrubbed_after_decoding() {
+        let body = br#"{"error":"invalid_grant","error_description":"assertion \u0065yJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl replayed"}"#;
+        let e = ResponseError::from_response("https://as.example.com/token", 400, body);
+        assert_eq!(
+            e.to_string(),
+            "https://as.example.com/token refused the request (HTTP 400): invalid_grant: assertion [redacted] replayed"
+        );
     }
 }
