@@ -5,10 +5,15 @@
 use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
 
-use tauri::{AppHandle, Manager};
+use ema_core::status::StatusSnapshot;
+use tauri::{AppHandle, Manager, Runtime};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::alerts::Alert;
+use crate::app_state::{engine_of, settings};
+use crate::onboarding::{self, Onboarding};
+use crate::personal::Personal;
 use crate::window_protocol::{FromWindow, MAX_LINE, ToWindow, encode};
 
 /// The running window process, if any.
@@ -34,7 +39,7 @@ impl WindowHost {
 
     /// Opens the window: raises it when its process runs, else starts the process and sends it the
     /// current state (`initial`).
-    pub fn open(&self, app: &AppHandle, initial: Vec<ToWindow>) {
+    pub fn open<R: Runtime>(&self, app: &AppHandle<R>, initial: Vec<ToWindow>) {
         let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(l) = link.as_ref()
             && l.to_window.send(ToWindow::Focus).is_ok()
@@ -55,7 +60,7 @@ impl WindowHost {
     }
 }
 
-fn spawn(app: &AppHandle, initial: Vec<ToWindow>) -> std::io::Result<Link> {
+fn spawn<R: Runtime>(app: &AppHandle<R>, initial: Vec<ToWindow>) -> std::io::Result<Link> {
     let exe = std::env::current_exe()?;
     // Called from menu and setup callbacks on the GUI thread: tokio's child reaper needs the runtime.
     let runtime = tauri::async_runtime::handle();
@@ -102,7 +107,7 @@ fn spawn(app: &AppHandle, initial: Vec<ToWindow>) -> std::io::Result<Link> {
                     let app = app.clone();
                     let reply = reply.clone();
                     tauri::async_runtime::spawn(async move {
-                        let error = crate::perform(&app, command).await.err();
+                        let error = crate::commands::perform(&app, command).await.err();
                         let _ = reply.send(ToWindow::Reply { id, error });
                     });
                 }
@@ -111,8 +116,47 @@ fn spawn(app: &AppHandle, initial: Vec<ToWindow>) -> std::io::Result<Link> {
         }
         let _ = child.wait().await;
         app.state::<WindowHost>().closed(generation);
-        crate::window_closed(&app);
+        crate::commands::window_closed(&app);
         tracing::debug!("the status window process has exited");
     });
     Ok(Link { generation, to_window: tx })
+}
+
+/// The welcome screens' view for `snapshot`, with the app's policy and last personal scan.
+pub(crate) fn onboarding_view<R: Runtime>(app: &AppHandle<R>, snapshot: Option<&StatusSnapshot>) -> serde_json::Value {
+    let engine = engine_of(app);
+    let personal = app.try_state::<Personal>();
+    onboarding::view(engine.as_ref().map(|e| e.policy()), snapshot, personal.as_deref())
+}
+
+/// Shows `alert` as a desktop notification; a click on it opens the status window.
+pub(crate) fn show_notification<R: Runtime>(app: &AppHandle<R>, alert: Alert) {
+    let notifier = app.state::<crate::notify::Notifier>().inner().clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move { notifier.show(alert, move || open_window(&app)).await });
+}
+
+/// Opens the status window (a process of its own), or raises it when it is open.
+pub(crate) fn open_window<R: Runtime>(app: &AppHandle<R>) {
+    let engine = engine_of(app);
+    let mut initial = Vec::new();
+    // The onboarding view before the settings (which the window waits for), so the window
+    // starts on the right screen.
+    if app.state::<Onboarding>().active() || engine.is_none() {
+        let snapshot = engine.as_ref().map(|e| e.snapshot());
+        initial.push(ToWindow::Onboarding { view: onboarding_view(app, snapshot.as_ref()) });
+    }
+    initial.push(ToWindow::Settings { settings: settings(app) });
+    if let Some(engine) = &engine {
+        if let Some(h) = &engine.policy().organization.help_desk {
+            initial.push(ToWindow::HelpDesk { name: h.name.clone(), url: h.url.to_string() });
+        }
+        if let Ok(json) = serde_json::to_value(engine.snapshot()) {
+            initial.push(ToWindow::Status { snapshot: json });
+        }
+    }
+    if let Some(p) = app.try_state::<Personal>() {
+        initial.push(ToWindow::Personal { view: p.window_view() });
+    }
+    app.state::<WindowHost>().open(app, initial);
 }
