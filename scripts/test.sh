@@ -22,6 +22,9 @@ FUZZ_DEV=1 nice -n 19 scripts/fuzz.sh --build-only >target/fuzz-build.log 2>&1 &
 fuzz_build=$!
 trap 'kill "$fuzz_build" 2>/dev/null || true' EXIT
 scripts/with-desktop-session.sh cargo test --workspace --locked
+# The status window's script against the window protocol's types (written from the Rust enum by
+# the unit test above): a renamed command or field fails here, not in a user's window.
+tests/ui-types/run.sh
 tests/interop/run-all.sh
 tests/tray/smoke.sh
 tests/tray/e2e.sh

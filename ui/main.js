@@ -1,8 +1,19 @@
 // The status window: renders the engine's status snapshot (docs/status-schema.md) and the
 // personal-account findings (docs/personal-connections.md), and keeps the countdowns live. All state comes from the `status` and `settings` events and the matching
 // `get_*` commands (relayed from the tray process); the buttons are one-line calls to commands.
+// @ts-check: tests/ui-types/run.sh checks this file with tsc against the window protocol's
+// types, written from the Rust enum (tests/ui-types/protocol.d.ts).
 const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
+
+/**
+ * Sends one command to the tray (`Command` in src-tauri/src/window_protocol.rs).
+ * @param {Command} command
+ * @returns {Promise<void>}
+ */
+function request(command) {
+  return invoke("request", { command });
+}
 
 const STATE_WORDS = {
   needs_sign_in: "Sign-in needed", connecting: "Connecting...", active: "Active", expiring_soon: "Expiring soon",
@@ -133,7 +144,7 @@ function fixButton(f, action, text, label) {
   b.textContent = text;
   b.setAttribute("aria-label", label);
   b.dataset.action = action;
-  b.addEventListener("click", () => act(b, "fix_personal", { id: f.id, action }));
+  b.addEventListener("click", () => act(b, { command: "fix-personal", id: f.id, action }));
   return b;
 }
 
@@ -143,11 +154,16 @@ function showError(e) {
   err.hidden = false;
 }
 
-async function act(button, command, args) {
+/**
+ * Runs `command`, marking `button` busy meanwhile and showing a failure.
+ * @param {HTMLElement | null} button
+ * @param {Command} command
+ */
+async function act(button, command) {
   document.getElementById("error").hidden = true;
   if (button) button.setAttribute("aria-busy", "true");
   try {
-    await invoke(command, args);
+    await request(command);
   } catch (e) {
     showError(e);
   } finally {
@@ -155,7 +171,9 @@ async function act(button, command, args) {
   }
 }
 
-for (const [id, command] of [["sign-in", "sign_in"], ["refresh", "refresh"], ["sign-out", "sign_out"]]) {
+/** @type {[string, Command][]} */
+const sessionButtons = [["sign-in", { command: "sign-in" }], ["refresh", { command: "refresh" }], ["sign-out", { command: "sign-out" }]];
+for (const [id, command] of sessionButtons) {
   const button = document.getElementById(id);
   button.addEventListener("click", () => act(button, command));
 }
@@ -163,14 +181,14 @@ for (const [id, command] of [["sign-in", "sign_in"], ["refresh", "refresh"], ["s
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape") window.__TAURI__.window.getCurrentWindow().close();
 });
-const autostart = document.getElementById("autostart");
-autostart.addEventListener("change", () => act(null, "set_autostart", { enabled: autostart.checked }));
-const notificationsBox = document.getElementById("notifications");
-notificationsBox.addEventListener("change", () => act(null, "set_notifications", { enabled: notificationsBox.checked }));
+const autostart = input("autostart");
+autostart.addEventListener("change", () => act(null, { command: "set-autostart", enabled: autostart.checked }));
+const notificationsBox = input("notifications");
+notificationsBox.addEventListener("change", () => act(null, { command: "set-notifications", enabled: notificationsBox.checked }));
 listen("status", (e) => { snapshot = e.payload; render(); renderPersonal(); });
 listen("personal", (e) => { personal = e.payload; renderPersonal(); });
 const undoButton = document.getElementById("undo");
-undoButton.addEventListener("click", () => act(undoButton, "undo_personal"));
+undoButton.addEventListener("click", () => act(undoButton, { command: "undo-personal" }));
 function showSettings(s) {
   autostart.checked = s.autostart;
   autostart.disabled = s.autostart_locked;
@@ -179,7 +197,7 @@ function showSettings(s) {
   notificationsBox.disabled = s.notifications_locked;
   notificationsBox.title = s.notifications_locked ? "Set by your organisation" : "";
   for (const [id, on, locked] of [["ob-autostart", s.autostart, s.autostart_locked], ["ob-notifications", s.notifications, s.notifications_locked]]) {
-    const box = document.getElementById(id);
+    const box = input(id);
     box.checked = on;
     box.disabled = locked;
     document.getElementById(`${id}-locked`).hidden = !locked;
@@ -197,6 +215,7 @@ invoke("get_onboarding").then((view) => {
 // The countdowns tick every second; the data itself only changes on `status` events.
 setInterval(() => {
   for (const td of document.querySelectorAll("td[data-expires]")) {
+    if (!(td instanceof HTMLElement)) continue;
     if (td.dataset.expires) td.textContent = `${left(td.dataset.expires)} (${clock(td.dataset.expires)})`;
   }
 }, 1000);
@@ -220,7 +239,7 @@ async function startExport() {
   cancelButton.hidden = true;
   exportStatus.textContent = "Running the checks (each connector is tried once)...";
   exportSection.scrollIntoView();
-  await act(document.getElementById("export-start"), "prepare_export");
+  await act(document.getElementById("export-start"), { command: "prepare-export" });
 }
 function showPreview(p) {
   exportStatus.textContent = `Support ID ${p.support_id}. This is everything the file will contain; nothing is saved until you choose Save (to ${p.save_to}).`;
@@ -239,7 +258,7 @@ function showPreview(p) {
   saveButton.focus();
 }
 document.getElementById("export-start").addEventListener("click", startExport);
-saveButton.addEventListener("click", () => act(saveButton, "save_export"));
+saveButton.addEventListener("click", () => act(saveButton, { command: "save-export" }));
 cancelButton.addEventListener("click", () => { exportSection.hidden = true; });
 listen("help-desk", (e) => showHelpDesk(e.payload));
 listen("start-export", () => startExport());
@@ -267,10 +286,17 @@ const migrated = [];
 
 function byId(id) { return document.getElementById(id); }
 
+/**
+ * The `<input>` of id `id`.
+ * @param {string} id
+ * @returns {HTMLInputElement}
+ */
+function input(id) { return /** @type {HTMLInputElement} */ (document.getElementById(id)); }
+
 function showStep(step) {
   if (step === onboardingStep) return;
   onboardingStep = step;
-  for (const el of document.querySelectorAll("#onboarding .step")) el.hidden = el.id !== `step-${step}`;
+  for (const el of document.querySelectorAll("#onboarding .step")) if (el instanceof HTMLElement) el.hidden = el.id !== `step-${step}`;
   const first = { setup: "policy-source", welcome: "onboarding-sign-in", finish: "ob-autostart", done: "ob-close" }[step];
   const target = first ? byId(first) : byId(`step-${step}`).querySelector("h1");
   target.focus();
@@ -342,7 +368,7 @@ function renderProgress(v) {
   const settled = v.signed_in && v.progress.settled;
   byId("ob-summary").textContent = !v.signed_in ? "Waiting for the sign-in..." : v.progress.summary;
   byId("ob-browser").hidden = v.signed_in;
-  byId("ob-continue").disabled = !settled;
+  /** @type {HTMLButtonElement} */ (byId("ob-continue")).disabled = !settled;
   byId("ob-ready").textContent = v.signed_in ? `Signed in as ${v.identity || "you"}: ${v.progress.summary}.` : "";
 }
 
@@ -376,7 +402,7 @@ async function migrate(offers, button) {
   if (button) button.setAttribute("aria-busy", "true");
   try {
     for (const o of offers) {
-      await invoke("fix_personal", { id: o.id, action: o.action });
+      await request({ command: "fix-personal", id: o.id, action: o.action });
       migrated.push(`${o.connector_name} in ${o.client_name}`);
     }
   } catch (e) {
@@ -393,7 +419,7 @@ async function loadPolicy() {
   const button = byId("policy-load");
   button.setAttribute("aria-busy", "true");
   try {
-    await invoke("load_policy", { source: byId("policy-source").value });
+    await request({ command: "load-policy", source: input("policy-source").value });
   } catch (err) {
     obError(err);
     byId("policy-source").focus();
@@ -405,7 +431,7 @@ byId("policy-form").addEventListener("submit", (e) => { e.preventDefault(); load
 // A file dropped on the setup screen is loaded like a typed path.
 window.__TAURI__.webview.getCurrentWebview().onDragDropEvent((e) => {
   if (onboardingStep !== "setup" || e.payload.type !== "drop" || !e.payload.paths.length) return;
-  byId("policy-source").value = e.payload.paths[0];
+  input("policy-source").value = e.payload.paths[0];
   loadPolicy();
 });
 
@@ -414,7 +440,7 @@ byId("onboarding-sign-in").addEventListener("click", async () => {
   signingIn = true;
   showStep("connecting");
   try {
-    await invoke("sign_in");
+    await request({ command: "sign-in" });
   } catch (e) {
     signingIn = false;
     showStep("welcome");
@@ -426,10 +452,10 @@ byId("ob-continue").addEventListener("click", () => showStep(onboardingView.offe
 byId("ob-migrate-all").addEventListener("click", (e) => migrate([...onboardingView.offers], e.currentTarget));
 byId("ob-migrate-next").addEventListener("click", () => showStep("finish"));
 byId("ob-undo").addEventListener("click", async (e) => {
-  const button = e.currentTarget;
+  const button = /** @type {HTMLElement} */ (e.currentTarget);
   obError(null);
   try {
-    await invoke("undo_personal");
+    await request({ command: "undo-personal" });
     migrated.pop();
     renderOffers(onboardingView);
   } catch (err) {
@@ -437,14 +463,16 @@ byId("ob-undo").addEventListener("click", async (e) => {
   }
   button.focus();
 });
-for (const [id, command] of [["ob-autostart", "set_autostart"], ["ob-notifications", "set_notifications"]]) {
-  const box = byId(id);
-  box.addEventListener("change", () => invoke(command, { enabled: box.checked }).catch(obError));
+/** @type {[string, "set-autostart" | "set-notifications"][]} */
+const onboardingSwitches = [["ob-autostart", "set-autostart"], ["ob-notifications", "set-notifications"]];
+for (const [id, command] of onboardingSwitches) {
+  const box = input(id);
+  box.addEventListener("change", () => request({ command, enabled: box.checked }).catch(obError));
 }
 byId("ob-finish").addEventListener("click", async () => {
   obError(null);
   try {
-    await invoke("finish_onboarding");
+    await request({ command: "finish-onboarding" });
     showStep("done");
   } catch (e) {
     obError(e);

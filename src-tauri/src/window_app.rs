@@ -88,34 +88,12 @@ async fn get_onboarding(link: State<'_, Link>) -> Result<serde_json::Value, Comm
     Ok(link.onboarding.borrow().clone())
 }
 
+/// Every user command, relayed to the tray and carried out by `commands::perform` there. Adding
+/// a command is a variant of `Command` and its arm in `perform`; the UI's type for it is written
+/// from the enum (`window_protocol`).
 #[tauri::command]
-async fn load_policy(link: State<'_, Link>, source: String) -> Result<(), CommandError> {
-    link.request(Command::LoadPolicy { source }).await
-}
-
-#[tauri::command]
-async fn set_notifications(link: State<'_, Link>, enabled: bool) -> Result<(), CommandError> {
-    link.request(Command::SetNotifications { enabled }).await
-}
-
-#[tauri::command]
-async fn finish_onboarding(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::FinishOnboarding).await
-}
-
-#[tauri::command]
-async fn fix_personal(link: State<'_, Link>, id: String, action: ema_core::remedy::Action) -> Result<(), CommandError> {
-    link.request(Command::FixPersonal { id, action }).await
-}
-
-#[tauri::command]
-async fn undo_personal(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::UndoPersonal).await
-}
-
-#[tauri::command]
-async fn scan_personal(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::ScanPersonal).await
+async fn request(link: State<'_, Link>, command: Command) -> Result<(), CommandError> {
+    link.request(command).await
 }
 
 /// The help desk, and `start_export` once when the tray menu asked for an export.
@@ -131,36 +109,6 @@ fn get_extras(link: State<'_, Link>) -> serde_json::Value {
         extras["start_export"] = false.into();
     }
     extras
-}
-
-#[tauri::command]
-async fn prepare_export(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::PrepareExport).await
-}
-
-#[tauri::command]
-async fn save_export(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::SaveExport).await
-}
-
-#[tauri::command]
-async fn sign_in(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::SignIn).await
-}
-
-#[tauri::command]
-async fn refresh(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::Refresh).await
-}
-
-#[tauri::command]
-async fn sign_out(link: State<'_, Link>) -> Result<(), CommandError> {
-    link.request(Command::SignOut).await
-}
-
-#[tauri::command]
-async fn set_autostart(link: State<'_, Link>, enabled: bool) -> Result<(), CommandError> {
-    link.request(Command::SetAutostart { enabled }).await
 }
 
 /// Applies one message from the tray.
@@ -255,18 +203,7 @@ pub fn run() {
             get_personal,
             get_extras,
             get_onboarding,
-            load_policy,
-            set_notifications,
-            finish_onboarding,
-            prepare_export,
-            save_export,
-            fix_personal,
-            undo_personal,
-            scan_personal,
-            sign_in,
-            refresh,
-            sign_out,
-            set_autostart
+            request
         ])
         .setup(|app| {
             WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// A command's failure as the window shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct CommandError {
     pub code: String,
     pub message: String,
@@ -23,6 +24,7 @@ pub struct CommandError {
 
 /// The app settings the window shows and changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AppSettings {
     /// The app starts at login (tauri-plugin-autostart).
     pub autostart: bool,
@@ -62,8 +64,12 @@ pub enum ToWindow {
     Reply { id: u64, error: Option<CommandError> },
 }
 
-/// What the user asked for in the window.
+/// What the user asked for in the window or the tray menu; carried out by `commands::perform`.
+/// Adding one is a variant here and its arm there: the window sends every command through its
+/// one `request` command, and the UI's type for it (tests/ui-types/protocol.d.ts) is written
+/// from this enum by `protocol_types_for_the_ui_are_current`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Command {
     SignIn,
@@ -75,6 +81,7 @@ pub enum Command {
     /// Remove or replace the personal connection `id` of the last scan.
     FixPersonal {
         id: String,
+        #[cfg_attr(test, ts(type = r#""remove" | "replace""#))]
         action: ema_core::remedy::Action,
     },
     /// Restore the file of the last fix.
@@ -145,6 +152,37 @@ mod tests {
             "{\"type\":\"request\",\"id\":3,\"command\":{\"command\":\"set-autostart\",\"enabled\":true}}\n"
         );
         assert_eq!(serde_json::from_str::<FromWindow>(&line).unwrap(), req);
+    }
+
+    /// The TypeScript declarations the window's script is checked against (tsc, in
+    /// tests/ui-types/run.sh): written from the Rust types, so renaming a field or a command here
+    /// fails the UI's type check. `EMA_UPDATE_UI_TYPES=1 cargo test -p ema-tray protocol_types`
+    /// rewrites the file.
+    #[test]
+    fn protocol_types_for_the_ui_are_current() {
+        use ts_rs::TS;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui-types/protocol.d.ts");
+        let generated = format!(
+            "// Written by src-tauri/src/window_protocol.rs (protocol_types_for_the_ui_are_current); do not edit.\n\n{}\n\n{}\n\n{}\n",
+            Command::decl(),
+            CommandError::decl(),
+            AppSettings::decl()
+        );
+        if std::env::var_os("EMA_UPDATE_UI_TYPES").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            current,
+            generated,
+            "{} is out of date: run `EMA_UPDATE_UI_TYPES=1 cargo test -p ema-tray protocol_types` and fix the UI where tsc says",
+            path.display()
+        );
+        // The hand-written type of `action` says what serde writes for ema_core's `Action`.
+        use ema_core::remedy::Action;
+        let words: Vec<String> =
+            [Action::Remove, Action::Replace].iter().map(|a| serde_json::to_string(a).unwrap()).collect();
+        assert_eq!(words, [r#""remove""#, r#""replace""#]);
     }
 
     #[test]
