@@ -226,6 +226,7 @@ let helpDesk = null;
 function showHelpDesk(desk) {
   helpDesk = desk;
   document.getElementById("help-desk").textContent = desk ? `Help desk: ${desk.name} (${desk.url})` : "";
+  document.getElementById("help-desk-open").hidden = !desk;
 }
 const exportSection = document.getElementById("export");
 const exportStatus = document.getElementById("export-status");
@@ -261,6 +262,8 @@ document.getElementById("export-start").addEventListener("click", startExport);
 saveButton.addEventListener("click", () => act(saveButton, { command: "save-export" }));
 cancelButton.addEventListener("click", () => { exportSection.hidden = true; });
 listen("help-desk", (e) => showHelpDesk(e.payload));
+const helpDeskButton = document.getElementById("help-desk-open");
+helpDeskButton.addEventListener("click", () => act(helpDeskButton, { command: "open-help-desk" }));
 listen("start-export", () => startExport());
 listen("export-preview", (e) => showPreview(e.payload));
 listen("export-saved", (e) => {

@@ -163,3 +163,13 @@ fn refresh_when_signed_out_asks_for_sign_in_without_touching_the_network() {
         snapshot.connectors
     );
 }
+
+#[test]
+fn the_help_desk_opens_only_when_the_policy_names_one() {
+    let app = app(Some(serde_json::json!({})));
+    let e = tauri::async_runtime::block_on(perform(app.handle(), Command::OpenHelpDesk)).expect_err("no help desk");
+    assert_eq!(e.code, "no-help-desk", "{}", e.message);
+    let app = crate::with_state(mock_builder(), None).build(mock_context(noop_assets())).expect("a mock app");
+    let e = tauri::async_runtime::block_on(perform(app.handle(), Command::OpenHelpDesk)).expect_err("not set up");
+    assert_eq!(e.code, "not-set-up", "{}", e.message);
+}

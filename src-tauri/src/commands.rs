@@ -7,7 +7,7 @@ use std::time::Duration;
 use ema_core::config::{ConfigSource, UserSettings, user_settings_path};
 use ema_core::diagnostics::log_ring::{DEFAULT_LINES, LogRing};
 use ema_core::engine::Engine;
-use ema_core::signin::SystemBrowser;
+use ema_core::signin::{BrowserOpener, SystemBrowser};
 use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_autostart::ManagerExt;
 
@@ -126,6 +126,22 @@ pub(crate) async fn perform<R: Runtime>(app: &AppHandle<R>, command: Command) ->
                 .map_err(|message| CommandError { code: "export-failed".into(), message })?;
             app.state::<WindowHost>().send(ToWindow::ExportSaved { path: path.display().to_string() });
             Ok(())
+        }
+        Command::OpenHelpDesk => {
+            let engine = engine()?;
+            let Some(desk) = &engine.policy().organization.help_desk else {
+                return Err(CommandError {
+                    code: "no-help-desk".into(),
+                    message: "Your organisation's configuration names no help desk.".into(),
+                });
+            };
+            SystemBrowser.open(desk.url.as_str()).map_err(|why| {
+                tracing::warn!("cannot open the help desk: {why}");
+                CommandError {
+                    code: "browser-failed".into(),
+                    message: format!("Your browser did not open. {} is at {}", desk.name, desk.url),
+                }
+            })
         }
         Command::ScanPersonal => {
             engine()?;

@@ -102,6 +102,9 @@ pub enum Command {
     },
     /// The user finished onboarding (or left it after signing in): do not show it again.
     FinishOnboarding,
+    /// Open the help desk the policy names, in the system browser (or mail client). The window
+    /// names no URL: it cannot make the tray open anything else.
+    OpenHelpDesk,
 }
 
 /// Window → tray.
