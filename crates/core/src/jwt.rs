@@ -44,7 +44,7 @@ pub fn decode_claims_unverified(token: &str) -> Result<Value, JwtShapeError> {
     part(token, 1, "claims")
 }
 
-/// The claims worth showing a help desk (draft-ietf-oauth-identity-assertion-authz-grant §3),
+/// The claims worth showing a help desk (draft-ietf-oauth-identity-assertion-authz-grant-04 §3.1),
 /// by allow-list: anything else (including custom claims that might carry data) is dropped.
 pub fn displayable_claims(claims: &Value) -> serde_json::Map<String, Value> {
     const ALLOWED: &[&str] = &[

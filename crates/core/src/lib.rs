@@ -2,7 +2,8 @@
 //!
 //! Enterprise-Managed Authorization (the MCP extension
 //! `io.modelcontextprotocol/enterprise-managed-authorization`, built on
-//! draft-ietf-oauth-identity-assertion-authz-grant): the user signs in once at the company
+//! draft-ietf-oauth-identity-assertion-authz-grant; cited as revision -04 of 2026-05-21, which the stable extension is aligned
+//! with, section numbers included): the user signs in once at the company
 //! IdP, and the engine turns that sign-in into an access token for every MCP connector the
 //! IdP entitles them to. Both faces of the product, the `ema` CLI and the tray app, are thin
 //! clients of this crate; it has no GUI dependency.

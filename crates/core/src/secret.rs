@@ -81,7 +81,7 @@ secret_type!(
     RefreshToken
 );
 secret_type!(
-    /// An Identity Assertion JWT Authorization Grant (draft-ietf-oauth-identity-assertion-authz-grant §3):
+    /// An Identity Assertion JWT Authorization Grant (draft-ietf-oauth-identity-assertion-authz-grant-04 §3.1):
     /// short-lived, used once in a jwt-bearer grant, never stored.
     IdJag
 );

@@ -22,7 +22,7 @@ pub const ALG: Algorithm = Algorithm::ES256;
 /// `typ` header of ID tokens.
 pub const TYP_JWT: &str = "JWT";
 
-/// `typ` header of ID-JAGs (draft-ietf-oauth-identity-assertion-authz-grant §3).
+/// `typ` header of ID-JAGs (draft-ietf-oauth-identity-assertion-authz-grant-04 §3.1).
 pub const TYP_ID_JAG: &str = "oauth-id-jag+jwt";
 
 /// An ES256 key pair with its key id.

@@ -7,7 +7,7 @@
 //!
 //! - `/idp/...`: an OpenID Provider (authorization code + PKCE with a login page,
 //!   refresh tokens, RFC 8693 token exchange issuing ID-JAGs per
-//!   draft-ietf-oauth-identity-assertion-authz-grant);
+//!   draft-ietf-oauth-identity-assertion-authz-grant-04);
 //! - `/connectors/<id>/as/...`: one authorization server per connector, accepting
 //!   ID-JAGs in an RFC 7523 JWT bearer grant;
 //! - `/connectors/<id>/mcp`: one MCP server per connector (Streamable HTTP, rmcp);

@@ -1,6 +1,6 @@
 //! The three legs of one connection: a fresh ID token (refreshed at the IdP when needed), the
-//! token exchange at the IdP (RFC 8693, ID-JAG draft §4.3) and the JWT-bearer grant at the
-//! connector's authorization server (RFC 7523, ID-JAG draft §4.4), then the MCP check.
+//! token exchange at the IdP (RFC 8693, ID-JAG -04 §4.3) and the JWT-bearer grant at the
+//! connector's authorization server (RFC 7523, ID-JAG -04 §4.4), then the MCP check.
 
 use time::OffsetDateTime;
 use url::Url;

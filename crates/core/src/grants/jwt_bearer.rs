@@ -1,5 +1,5 @@
 //! RFC 7523 jwt-bearer grant at a connector's authorization server: the ID-JAG for an access
-//! token (draft-ietf-oauth-identity-assertion-authz-grant §4.4).
+//! token (draft-ietf-oauth-identity-assertion-authz-grant-04 §4.4).
 //!
 //! Every call needs a freshly minted ID-JAG: the MCP profile makes `jti` replay rejection
 //! mandatory, so the [`IdJag`] is taken by value and consumed.

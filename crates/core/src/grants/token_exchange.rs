@@ -1,5 +1,5 @@
 //! RFC 8693 token exchange at the IdP: the user's ID token for an ID-JAG aimed at one
-//! connector's authorization server (draft-ietf-oauth-identity-assertion-authz-grant §4.3).
+//! connector's authorization server (draft-ietf-oauth-identity-assertion-authz-grant-04 §4.3).
 //!
 //! A refusal because the user is not assigned to the connector is an outcome, not a failure:
 //! [`ExchangeError::NotEntitled`]. `insufficient_user_authentication` (RFC 9470 §3) means the
@@ -16,7 +16,7 @@ use crate::secret::{IdJag, IdToken};
 
 /// RFC 8693 §2.1 `grant_type`.
 pub const GRANT_TYPE_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-/// draft-ietf-oauth-identity-assertion-authz-grant §4.3 `requested_token_type`.
+/// draft-ietf-oauth-identity-assertion-authz-grant-04 §4.3 `requested_token_type`.
 pub const TOKEN_TYPE_ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
 /// RFC 8693 §3 token type of an OIDC ID token.
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";

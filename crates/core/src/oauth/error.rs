@@ -10,7 +10,8 @@ use crate::http::TransportError;
 use crate::redact::{looks_like_token, scrub};
 
 /// `{"error": ..., "error_description": ..., "error_uri": ...}` (RFC 6749 §5.2), plus the
-/// step-up hints of RFC 9470 §3 (`max_age`, `acr_values`).
+/// step-up hints of RFC 9470 §3 (`max_age`, `acr_values`; ID-JAG -04 §9.2 allows the error at the
+/// token exchange).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OAuthErrorResponse {
     pub error: String,

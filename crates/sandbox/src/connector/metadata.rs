@@ -11,7 +11,7 @@ use super::GRANT_JWT_BEARER;
 use crate::state::SandboxState;
 
 /// Profile identifier advertised for ID-JAG support
-/// (draft-ietf-oauth-identity-assertion-authz-grant, AS metadata).
+/// (draft-ietf-oauth-identity-assertion-authz-grant-04 §7.2, `authorization_grant_profiles_supported`).
 pub const ID_JAG_GRANT_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 
 fn not_found(id: &str) -> Response {

@@ -1,7 +1,7 @@
 //! A connector AS token endpoint: the JWT bearer grant with an ID-JAG (leg 3).
 //!
 //! RFC 7523 §2.1 (request) and §3 (assertion processing), profiled by
-//! draft-ietf-oauth-identity-assertion-authz-grant §5 and the MCP
+//! draft-ietf-oauth-identity-assertion-authz-grant-04 §4.4.1 (processing rules) and the MCP
 //! enterprise-managed-authorization extension, which makes `jti` replay rejection
 //! mandatory. Validation is deliberately strict and each failure names the check
 //! that failed, so the product's diagnostics can be tested against it.

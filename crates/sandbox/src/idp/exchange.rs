@@ -1,7 +1,7 @@
 //! Token exchange of an ID token for an ID-JAG (leg 2 of the flow).
 //!
 //! RFC 8693 §2.1 request / §2.2 response, profiled by
-//! draft-ietf-oauth-identity-assertion-authz-grant §4.3: `requested_token_type` is
+//! draft-ietf-oauth-identity-assertion-authz-grant-04 §4.3 (§4.3.3 processing rules): `requested_token_type` is
 //! the ID-JAG type, `audience` is the resource AS issuer (REQUIRED), `resource` the
 //! MCP server. This is where the enterprise decides entitlement: a user whose groups
 //! are not assigned to the connector gets `access_denied`.
@@ -17,7 +17,7 @@ use crate::oauth::{OAuthError, split_scope};
 use crate::state::{LEEWAY_SECS, SandboxState};
 use crate::users::{find_by_subject, is_entitled};
 
-/// Claims of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant §3).
+/// Claims of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant-04 §3.1).
 #[derive(Debug, Serialize)]
 struct IdJagClaims {
     iss: String,

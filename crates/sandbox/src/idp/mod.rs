@@ -25,7 +25,7 @@ use crate::state::SandboxState;
 
 /// Grant type of RFC 8693 token exchange.
 pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-/// Token type of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant §4.3).
+/// Token type of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant-04 §4.3).
 pub const TOKEN_TYPE_ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
 /// Token type of an OIDC ID token (RFC 8693 §3).
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
