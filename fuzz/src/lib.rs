@@ -75,7 +75,11 @@ impl Transport for FuzzTransport {
         self.asked.lock().unwrap_or_else(|p| p.into_inner()).push(url.clone());
         let answer = (self.route)(&request);
         Box::pin(async move {
-            let a = answer.ok_or(TransportError::Connect { url, reason: "no route".into() })?;
+            let a = answer.ok_or(TransportError::Connect {
+                url,
+                kind: ema_core::http::NetworkFailure::Other,
+                reason: "no route".into(),
+            })?;
             let mut b = http::Response::builder().status(a.status);
             for (k, v) in a.headers {
                 // A header value the http crate refuses is what a real client would never see.

@@ -29,7 +29,13 @@ struct Offline;
 impl Transport for Offline {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         let url = request.uri().to_string();
-        Box::pin(async move { Err(TransportError::Connect { url, reason: "offline (test)".into() }) })
+        Box::pin(async move {
+            Err(TransportError::Connect {
+                url,
+                kind: ema_core::http::NetworkFailure::Other,
+                reason: "offline (test)".into(),
+            })
+        })
     }
 }
 

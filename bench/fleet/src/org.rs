@@ -118,7 +118,11 @@ impl Org {
                 if url == format!("{IDP}/token") {
                     self.log_idp(employee, grant_of(req), true);
                 }
-                return Err(TransportError::Connect { url, reason: "connection refused (simulated outage)".into() });
+                return Err(TransportError::Connect {
+                    url,
+                    kind: ema_core::http::NetworkFailure::Refused,
+                    reason: "connection refused (simulated outage)".into(),
+                });
             }
             return match url.strip_prefix(IDP).unwrap_or_default() {
                 "/.well-known/openid-configuration" => json(200, idp_metadata()),

@@ -33,6 +33,7 @@ fn step(leg: Leg, i: usize, failed: bool) -> Step {
         oauth_error: failed.then(|| "invalid_grant".to_string()),
         oauth_error_description: failed.then(|| "the assertion was refused by policy".to_string()),
         transport_error: None,
+        network_failure: None,
         duration_ms: 40,
         server_date: Some("Tue, 24 Nov 2026 02:00:00 GMT".into()),
         tokens: vec![TokenView {

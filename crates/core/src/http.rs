@@ -34,7 +34,7 @@ pub enum TransportError {
     #[error("{url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
     #[error("cannot connect to {url}: {reason}")]
-    Connect { url: String, reason: String },
+    Connect { url: String, kind: NetworkFailure, reason: String },
     #[error("{url} sent a response larger than {limit} bytes")]
     TooLarge { url: String, limit: usize },
     #[error("request to {url} failed: {reason}")]
@@ -44,7 +44,35 @@ pub enum TransportError {
     ServerUnavailable { url: String, status: u16 },
 }
 
+/// Which network failure kept a request from an answer, as the transport knew it from the
+/// error's type when it failed ([`classify`]). Diagnostics give their advice from it; nothing
+/// reads the English message back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkFailure {
+    /// The host name did not resolve (DNS).
+    Dns,
+    /// The TLS handshake failed: a certificate, the TLS version, a TLS-intercepting proxy, or a
+    /// server that does not speak TLS.
+    Tls,
+    /// Nothing accepts connections at the address (connection refused).
+    Refused,
+    /// No answer in time.
+    Timeout,
+    /// Another failure to connect.
+    Other,
+}
+
 impl TransportError {
+    /// The network failure behind this error, when it is one.
+    pub fn network_failure(&self) -> Option<NetworkFailure> {
+        match self {
+            TransportError::Connect { kind, .. } => Some(*kind),
+            TransportError::Timeout { .. } => Some(NetworkFailure::Timeout),
+            _ => None,
+        }
+    }
+
     /// A stable code for the UI and diagnostics.
     pub fn code(&self) -> &'static str {
         match self {
@@ -168,9 +196,13 @@ pub fn classify(url: &str, timeout: Duration, e: &reqwest::Error) -> TransportEr
         // rustls's own words ("invalid peer certificate: UnknownIssuer", "received corrupt
         // message of type InvalidContentType" from a server that does not speak TLS) do not
         // all say TLS; the user, the help desk and `ema doctor` need to know it was TLS.
-        TransportError::Connect { url: url.to_string(), reason: format!("TLS handshake failed: {tls}") }
+        TransportError::Connect {
+            url: url.to_string(),
+            kind: NetworkFailure::Tls,
+            reason: format!("TLS handshake failed: {tls}"),
+        }
     } else if e.is_connect() {
-        TransportError::Connect { url: url.to_string(), reason: root_cause(e) }
+        TransportError::Connect { url: url.to_string(), kind: connect_failure(e), reason: root_cause(e) }
     } else {
         TransportError::Other { url: url.to_string(), reason: root_cause(e) }
     }
@@ -189,21 +221,34 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The TLS error behind `e`, if there is one. The chain's `io::Error`s (tokio-rustls wraps rustls's
-/// error in one, and hyper's connector may wrap that in another) are looked into with `get_ref`:
-/// their `source()` skips the error they carry.
-fn tls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
+/// What kept a connection from being made, from the errors in `e`'s chain: an `io::Error` of kind
+/// `ConnectionRefused`, or hyper-util's connector error for the resolver (whose type is private;
+/// its message is "dns error", set where the lookup failed).
+fn connect_failure(e: &(dyn std::error::Error + 'static)) -> NetworkFailure {
+    for err in chain(e) {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return NetworkFailure::Refused;
         }
-        cur = match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => err.source(),
-        };
+        if err.to_string().starts_with("dns error") {
+            return NetworkFailure::Dns;
+        }
     }
-    None
+    NetworkFailure::Other
+}
+
+/// `e` and its causes. An `io::Error` is looked into with `get_ref`: its `source()` skips the
+/// error it carries (tokio-rustls wraps rustls's error in one, hyper's connector may wrap that
+/// in another).
+fn chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |err| match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => err.source(),
+    })
+}
+
+/// The TLS error behind `e`, if there is one.
+fn tls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    chain(e).find_map(|err| err.downcast_ref::<rustls::Error>())
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -213,4 +258,45 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     // reqwest's messages name the URL with its query; the innermost cause does not.
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn failure_of(url: &str) -> TransportError {
+        let transport = HttpTransport::new(Duration::from_secs(30)).unwrap();
+        let request = http::Request::get(url).body(Vec::new()).unwrap();
+        transport.send(request).await.expect_err("no answer")
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_classified_as_refused() {
+        // A port just released by the OS: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let e = failure_of(&format!("http://127.0.0.1:{port}/mcp")).await;
+        assert_eq!(e.network_failure(), Some(NetworkFailure::Refused), "{e}");
+        assert_eq!(e.code(), "unreachable");
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_classified_as_dns() {
+        // `.invalid` never resolves (RFC 6761 §6.4).
+        let e = failure_of("https://ema-test.invalid/mcp").await;
+        assert_eq!(e.network_failure(), Some(NetworkFailure::Dns), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_tls_is_classified_as_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            if let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        });
+        let e = failure_of(&format!("https://127.0.0.1:{port}/mcp")).await;
+        assert_eq!(e.network_failure(), Some(NetworkFailure::Tls), "{e}");
+    }
 }

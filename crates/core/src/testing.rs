@@ -77,8 +77,11 @@ impl Transport for FakeTransport {
         let answer = self.routes.lock().unwrap().get(&key).cloned();
         self.requests.lock().unwrap().push(request);
         Box::pin(async move {
-            let (status, headers, body) =
-                answer.ok_or(TransportError::Connect { url: key, reason: "no route".into() })?;
+            let (status, headers, body) = answer.ok_or(TransportError::Connect {
+                url: key,
+                kind: crate::http::NetworkFailure::Other,
+                reason: "no route".into(),
+            })?;
             let mut b = http::Response::builder().status(status);
             for (k, v) in headers {
                 b = b.header(k, v);

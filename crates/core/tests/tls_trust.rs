@@ -38,13 +38,6 @@ use url::Url;
 const CHILD_URL: &str = "EMA_TEST_TLS_CHILD_URL";
 const RESULT: &str = "tls-trust-result ";
 
-/// What `ema doctor` looks for in a failed request's error (crates/core/src/diagnostics/doctor.rs,
-/// `network_cause`): DNS words first, then these, in the lowercased text of the last transport
-/// error of the trace.
-const DOCTOR_DNS_WORDS: &[&str] =
-    &["dns error", "failed to lookup", "name or service not known", "no such host", "nodename nor servname"];
-const DOCTOR_TLS_WORDS: &[&str] = &["ssl", "tls", "certificate", "handshake", "wrong version number"];
-
 // ---------------------------------------------------------------------------------------------
 // The child: one discovery through the product's transport, traced as `ema doctor` traces it.
 
@@ -61,6 +54,7 @@ async fn child(mcp_url: &str) {
                 "error": found.as_ref().err().map(ToString::to_string),
                 "statuses": steps.iter().map(|s| s.http_status).collect::<Vec<_>>(),
                 "transport_errors": steps.iter().filter_map(|s| s.transport_error.clone()).collect::<Vec<_>>(),
+                "network_failures": steps.iter().filter_map(|s| s.network_failure).collect::<Vec<_>>(),
             })
         }
     };
@@ -107,10 +101,11 @@ fn last_transport_error(result: &Value) -> String {
     errors.last().and_then(Value::as_str).unwrap_or_else(|| panic!("no transport error: {result:#}")).to_string()
 }
 
-fn assert_doctor_says_tls(error: &str) {
-    let lower = error.to_ascii_lowercase();
-    assert!(!DOCTOR_DNS_WORDS.iter().any(|w| lower.contains(w)), "doctor would call this DNS: {error}");
-    assert!(DOCTOR_TLS_WORDS.iter().any(|w| lower.contains(w)), "doctor would not call this TLS: {error}");
+/// `ema doctor` gives its advice from the kind the transport classified the failure as
+/// (`network_cause`): here it must be TLS.
+fn assert_classified_as_tls(result: &Value) {
+    let kinds = result["network_failures"].as_array().unwrap_or_else(|| panic!("no trace: {result:#}"));
+    assert_eq!(kinds.last(), Some(&json!("tls")), "not classified as a TLS failure: {result:#}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,7 +327,7 @@ async fn a_certificate_from_another_ca_is_refused_in_words_doctor_calls_tls() {
         assert_eq!(result["token_endpoint"], Value::Null, "{result:#}");
         let error = last_transport_error(&result);
         assert!(error.contains("UnknownIssuer"), "not refused for its issuer: {error}");
-        assert_doctor_says_tls(&error);
+        assert_classified_as_tls(&result);
     }
     assert_eq!(server.requests(), 0, "a request went over an untrusted connection");
 }
@@ -349,7 +344,7 @@ async fn a_trusted_certificate_for_another_name_is_refused() {
     assert_eq!(result["token_endpoint"], Value::Null, "{result:#}");
     let error = last_transport_error(&result);
     assert!(error.contains("not valid for name"), "not refused for its name: {error}");
-    assert_doctor_says_tls(&error);
+    assert_classified_as_tls(&result);
     assert_eq!(server.requests(), 0, "a request went over a connection to the wrong name");
 }
 
@@ -370,7 +365,7 @@ async fn a_plain_http_server_on_an_https_url_is_a_tls_failure() {
     assert_eq!(result["token_endpoint"], Value::Null, "{result:#}");
     let error = last_transport_error(&result);
     assert!(error.starts_with("unreachable: "), "{error}");
-    assert_doctor_says_tls(&error);
+    assert_classified_as_tls(&result);
     assert_eq!(server.requests(), 3, "only the plain-http discovery was answered");
 }
 
@@ -391,6 +386,6 @@ async fn with_no_trusted_ca_at_all_loopback_http_works_and_https_is_refused() {
     let result = client(test, &format!("https://localhost:{}/mcp", tls.addr.port()), Trust::File(&pki.empty)).await;
     let error = last_transport_error(&result);
     assert!(error.contains("UnknownIssuer"), "{error}");
-    assert_doctor_says_tls(&error);
+    assert_classified_as_tls(&result);
     assert_eq!(tls.requests(), 0);
 }

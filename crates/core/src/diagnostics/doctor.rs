@@ -18,7 +18,7 @@ use super::reach::{origins, reach_all};
 use super::trace::{Leg, Step, TracingProbe, TracingTransport};
 use crate::config::Policy;
 use crate::engine::{Engine, EngineParts};
-use crate::http::{HttpTransport, Transport};
+use crate::http::{HttpTransport, NetworkFailure, Transport};
 use crate::mcp_check::HttpProbe;
 use crate::remedy::client_name;
 use crate::scan::{Finding, Verdict};
@@ -385,25 +385,21 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
     }
 }
 
-/// Plain words for the network failure of the last request that got no answer: DNS, TLS,
-/// refused, timeout.
+/// Plain words for the network failure of the last request that got no answer (DNS, TLS,
+/// refused, timeout), from the kind the transport classified it as.
 fn network_cause(trace: &[Step]) -> Option<String> {
     let step = trace.iter().rev().find(|s| s.transport_error.is_some())?;
-    let err = step.transport_error.as_deref()?.to_ascii_lowercase();
     let host = url::Url::parse(&step.endpoint).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-    let has = |words: &[&str]| words.iter().any(|w| err.contains(w));
-    if has(&["dns error", "failed to lookup", "name or service not known", "no such host", "nodename nor servname"]) {
-        Some(format!("the name {host} could not be resolved (DNS); check the network, VPN or proxy settings"))
-    } else if has(&["ssl", "tls", "certificate", "handshake", "wrong version number"]) {
-        Some(format!(
+    match step.network_failure? {
+        NetworkFailure::Dns => {
+            Some(format!("the name {host} could not be resolved (DNS); check the network, VPN or proxy settings"))
+        }
+        NetworkFailure::Tls => Some(format!(
             "the TLS connection to {host} failed (a certificate, TLS version or TLS-intercepting proxy problem)"
-        ))
-    } else if has(&["connection refused"]) {
-        Some(format!("nothing answers at {host} (connection refused)"))
-    } else if err.starts_with("timeout") {
-        Some(format!("{host} did not answer in time"))
-    } else {
-        None
+        )),
+        NetworkFailure::Refused => Some(format!("nothing answers at {host} (connection refused)")),
+        NetworkFailure::Timeout => Some(format!("{host} did not answer in time")),
+        NetworkFailure::Other => None,
     }
 }
 

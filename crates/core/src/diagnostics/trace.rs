@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::http::{HttpRequest, HttpResponse, Transport, TransportError, display_url};
+use crate::http::{HttpRequest, HttpResponse, NetworkFailure, Transport, TransportError, display_url};
 use crate::jwt::{decode_claims_unverified, decode_header_unverified, displayable_claims};
 use crate::mcp_check::{McpCheckError, McpProbe, McpServerInfo};
 use crate::redact::scrub;
@@ -75,6 +75,10 @@ pub struct Step {
     pub oauth_error_description: Option<String>,
     /// When no response came: the transport's code (`timeout`, `unreachable`) and message.
     pub transport_error: Option<String>,
+    /// When no response came for a network reason: which (`dns`, `tls`, `refused`, `timeout`,
+    /// `other`), as the transport classified it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_failure: Option<NetworkFailure>,
     pub duration_ms: u64,
     /// The response's `Date` header (RFC 9110 §6.6.1), for clock-skew checks.
     pub server_date: Option<String>,
@@ -153,6 +157,7 @@ impl<P: McpProbe, T: Transport> McpProbe for TracingProbe<P, T> {
                 oauth_error: None,
                 oauth_error_description: None,
                 transport_error,
+                network_failure: None,
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 server_date: None,
                 tokens: Vec::new(),
@@ -188,6 +193,7 @@ impl<T: Transport> Transport for TracingTransport<T> {
                 oauth_error: None,
                 oauth_error_description: None,
                 transport_error: None,
+                network_failure: None,
                 duration_ms,
                 server_date: None,
                 tokens: Vec::new(),
@@ -207,7 +213,10 @@ impl<T: Transport> Transport for TracingTransport<T> {
                         body.get("error_description").and_then(Value::as_str).map(|d| scrub(d, 300));
                     tokens.extend(received_tokens(&body));
                 }
-                Err(e) => step.transport_error = Some(format!("{}: {}", e.code(), scrub(&e.to_string(), 300))),
+                Err(e) => {
+                    step.transport_error = Some(format!("{}: {}", e.code(), scrub(&e.to_string(), 300)));
+                    step.network_failure = e.network_failure();
+                }
             }
             step.tokens = tokens;
             tracing::debug!(
