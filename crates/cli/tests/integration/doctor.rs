@@ -4,25 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::util::Ema;
+use crate::util::text;
 use std::process::Output;
 
 use ema_core::store::SecretStore;
-use ema_e2e::{Org, ema_command, fixture_canaries, fixture_home, output_text, require_keyring_session};
+use ema_e2e::{Org, ema_command, fixture_canaries, fixture_home, require_keyring_session};
 use serde_json::Value;
 
 /// `ema` as `user`, with an empty home of the org's own (so no real personal connection is read).
 fn ema(org: &Org, user: &str, args: &[&str]) -> Output {
-    let home = org.dir.join("empty-home");
-    std::fs::create_dir_all(&home).unwrap();
-    ema_command(env!("CARGO_BIN_EXE_ema"), org, user)
-        .args(args)
-        .env("HOME", home)
-        .output()
-        .expect("the ema binary runs")
-}
-
-fn text(o: &Output) -> String {
-    output_text(o)
+    Ema::on(org, user).home(&org.dir.join("empty-home")).run(args)
 }
 
 fn doctor(org: &Org) -> (Value, Output) {

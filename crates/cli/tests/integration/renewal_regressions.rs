@@ -4,14 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::util::Ema;
 use std::process::Output;
 
-use ema_e2e::{Org, ema_command, output_text, require_keyring_session};
+use ema_e2e::{Org, output_text, require_keyring_session};
 use ema_sandbox::SandboxOptions;
 use serde_json::Value;
 
 fn ema(org: &Org, user: &str, args: &[&str]) -> Output {
-    ema_command(env!("CARGO_BIN_EXE_ema"), org, user).args(args).output().expect("the ema binary runs")
+    Ema::on(org, user).run(args)
 }
 
 fn status_json(org: &Org) -> Value {

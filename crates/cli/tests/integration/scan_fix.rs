@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::util::Ema;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -21,16 +22,7 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/fixtu
 
 /// Runs `ema` with the fixture policy and `home` as the user's home (and working directory).
 fn ema(home: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ema"))
-        .args(args)
-        .current_dir(home)
-        .env("HOME", home)
-        .env("EMA_CONFIG", Path::new(FIXTURES).join("policy.json"))
-        .env("EMA_LOG", "trace")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_DATA_HOME")
-        .output()
-        .expect("the ema binary runs")
+    Ema::bare().home(home).env("EMA_CONFIG", Path::new(FIXTURES).join("policy.json")).env("EMA_LOG", "trace").run(args)
 }
 
 /// A home whose `~/.claude.json` is the fixture `rel` (`@HOME@` replaced by the home's path).

@@ -8,19 +8,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::util::Ema;
+use crate::util::text;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ema_core::store::{KeyringStore, SERVICE, SecretStore};
-use ema_e2e::{Org, ema_command, output_text, require_keyring_session};
+use ema_e2e::{Org, require_keyring_session};
 use serde_json::Value;
 
 fn ema(org: &Org, user: &str, args: &[&str]) -> Output {
-    ema_command(env!("CARGO_BIN_EXE_ema"), org, user).args(args).output().expect("the ema binary runs")
-}
-
-fn text(o: &Output) -> String {
-    output_text(o)
+    Ema::on(org, user).run(args)
 }
 
 fn status_json(org: &Org) -> (Value, i32) {

@@ -6,28 +6,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::util::Ema;
+use crate::util::text;
 use std::path::Path;
 use std::process::Output;
 
-use ema_e2e::{Org, ema_command, fixture_home, output_text, require_keyring_session};
+use ema_e2e::{Org, fixture_home, require_keyring_session};
 use serde_json::Value;
 
 /// `ema` as `user` with `home` as HOME and no `EMA_CONFIG`: the policy is found where a user's
 /// own copy lives.
 fn ema(org: &Org, home: &Path, user: &str, args: &[&str]) -> Output {
-    ema_command(env!("CARGO_BIN_EXE_ema"), org, user)
-        .env_remove("EMA_CONFIG")
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .current_dir(home)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    output_text(o)
+    Ema::on(org, user).without("EMA_CONFIG").home(home).run(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

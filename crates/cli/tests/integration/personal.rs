@@ -7,27 +7,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::util::Ema;
+use crate::util::text;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use ema_core::store::{KeyringStore, SecretStore};
-use ema_e2e::{Org, ema_command, fixture_canaries, fixture_home, output_text, require_keyring_session};
+use ema_e2e::{Org, fixture_canaries, fixture_home, require_keyring_session};
 use serde_json::Value;
 
 /// Runs `ema` with `home` as the user's home directory (and working directory).
 fn ema(org: &Org, home: &Path, user: &str, args: &[&str]) -> Output {
-    ema_command(env!("CARGO_BIN_EXE_ema"), org, user)
-        .args(args)
-        .current_dir(home)
-        .env("HOME", home)
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_DATA_HOME")
-        .output()
-        .expect("the ema binary runs")
-}
-
-fn text(o: &Output) -> String {
-    output_text(o)
+    Ema::on(org, user).home(home).run(args)
 }
 
 /// The access token the keyring holds for `connector`.

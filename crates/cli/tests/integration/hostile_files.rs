@@ -12,6 +12,7 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
+use crate::util::Ema;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -28,16 +29,8 @@ const TEST_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/data/
 
 /// `ema` with its own HOME and config dir, no `EMA_CONFIG`.
 fn ema(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ema"));
-    c.env_remove("EMA_CONFIG")
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .current_dir(home)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = Ema::bare().without("EMA_CONFIG").home(home).command();
+    c.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 
