@@ -124,7 +124,7 @@ pub fn plain_reason(name: &str, code: &str) -> String {
         format!("{name}'s server did not answer as expected")
     } else if matches!(code, "timeout" | "unreachable" | "server-unavailable") {
         format!("{name} could not be reached (network, VPN or an outage)")
-    } else if code.starts_with("idp-") || code == "sign-in-required" {
+    } else if code.starts_with("idp-") {
         "the sign-in at your IdP did not go through".to_string()
     } else {
         format!("{name} could not be set up")

@@ -336,7 +336,7 @@ fn leg_of_code(code: &str, trace: &[Step]) -> Option<FailedLeg> {
         c if c.starts_with("discovery-") || c == "as-pin-mismatch" || c == "authorization-server-changed" => {
             FailedLeg::Discovery
         }
-        "idp-session-invalid" | "idp-unreachable" | "sign-in-required" => FailedLeg::SignIn,
+        "idp-session-invalid" | "idp-unreachable" => FailedLeg::SignIn,
         // A transport code (`unreachable`, `timeout`): the last request that got no answer.
         _ => match trace
             .iter()
