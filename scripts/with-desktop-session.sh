@@ -24,14 +24,20 @@ fi
 # and the log says what happened.
 keyring_log="$EMA_TEST_SESSION_DIR/keyring.log"
 keyring_watchdog() {
-  local started=0
+  local started=0 status=0 daemon=
+  # Stopped by stop_keyring: the daemon it watches goes with it (no window in which a restart
+  # could slip past the stop).
+  trap '[ -z "$daemon" ] || kill "$daemon" 2>/dev/null; exit 0' TERM
   while dbus-send --session --dest=org.freedesktop.DBus --type=method_call --print-reply / org.freedesktop.DBus.GetId >/dev/null 2>&1; do
     if [ "$started" -gt 0 ]; then
       echo "with-desktop-session: gnome-keyring-daemon exited (status $status) during the run; started again, unlocked (log: $keyring_log)" | tee -a "$keyring_log" >&2
     fi
     started=$((started + 1))
+    gnome-keyring-daemon --foreground --replace --unlock --components=secrets <<<'test-password' >/dev/null 2>>"$keyring_log" &
+    daemon=$!
     status=0
-    gnome-keyring-daemon --foreground --replace --unlock --components=secrets <<<'test-password' >/dev/null 2>>"$keyring_log" || status=$?
+    wait "$daemon" || status=$?
+    daemon=
     [ "$started" -gt 20 ] && { echo "with-desktop-session: gnome-keyring-daemon keeps exiting; giving up" >&2; return 1; }
     sleep 0.2
   done
@@ -39,14 +45,13 @@ keyring_watchdog() {
 keyring_watchdog &
 watchdog=$!
 stop_keyring() {
-  local daemon
-  daemon=$(pgrep -P "$watchdog" || true)
   kill "$watchdog" 2>/dev/null || true
-  [ -z "$daemon" ] || kill $daemon 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
 }
 # Ctrl-C in the demo ends the command; the keyring goes with it, without a word.
 trap 'stop_keyring; exit 130' INT
 trap 'stop_keyring; exit 143' TERM
+trap stop_keyring EXIT
 for _ in $(seq 100); do
   [ -S "$XDG_RUNTIME_DIR/keyring/control" ] && break
   sleep 0.1

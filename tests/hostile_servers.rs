@@ -1083,7 +1083,7 @@ async fn mcp_hostile_answers_get_errors_that_name_them_without_the_token() {
         let answer: Arc<Answer> = Arc::from(answer);
         let (server, _) = mcp_server(move |rpc| answer(rpc)).await;
         let e = probe(&server, TIMEOUT).await.unwrap_err();
-        assert!(matches!(e, McpCheckError::Failed(_)), "{expected}: {e:?}");
+        assert_eq!(e.code(), "mcp-failed", "{expected}: {e:?}");
         assert!(e.to_string().contains(expected), "expected {expected:?} in: {e}");
         assert_no_token(&e);
     }
@@ -1104,7 +1104,9 @@ async fn mcp_server_that_is_not_listening_is_named_as_unreachable() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let server = Server { base: format!("http://127.0.0.1:{port}"), log: Log::default() };
     let e = probe(&server, TIMEOUT).await.unwrap_err();
-    assert!(matches!(e, McpCheckError::Failed(_)), "{e:?}");
+    assert_eq!(e.code(), "mcp-failed", "{e:?}");
+    // Classified where it failed, so `ema doctor` can say "nothing answers" without reading words.
+    assert_eq!(e.network_failure(), Some(ema_core::http::NetworkFailure::Refused), "{e:?}");
     assert!(e.to_string().contains(&format!("cannot connect to http://127.0.0.1:{port}/mcp")), "{e}");
     assert_no_token(&e);
 }

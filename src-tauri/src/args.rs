@@ -57,7 +57,6 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Invocation {
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod command_line {
     use super::*;
 

@@ -1,6 +1,8 @@
 // What ui/main.js uses of Tauri's global API (`app.withGlobalTauri`), narrowed to the window's
-// commands (src-tauri/src/window_app.rs): a command the window process does not register, or a
-// `request` whose `Command` does not match the Rust enum, fails the check.
+// commands: `request`, whose `Command` type is written from the Rust enum (protocol.d.ts), and the
+// getters, listed here by hand as `generate_handler!` in src-tauri/src/window_app.rs lists them
+// (keep the two in step). A command name not listed, or a `Command` that does not match the
+// enum, fails the check.
 interface TauriEvent {
   payload: any;
 }

@@ -17,7 +17,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::http::{MAX_RESPONSE_BYTES, display_url};
+use crate::http::{MAX_RESPONSE_BYTES, NetworkFailure, display_url};
 use crate::redact::scrub;
 use crate::secret::AccessToken;
 
@@ -50,6 +50,10 @@ pub enum McpCheckError {
     Timeout(u64),
     #[error("the MCP server failed the `initialize` handshake: {0}")]
     Failed(String),
+    /// No HTTP answer: the transport's words and the kind of network failure it classified
+    /// (`ema doctor` gives its advice from the kind). The same code as `Failed`.
+    #[error("the MCP server failed the `initialize` handshake: {reason}")]
+    Unreachable { reason: String, network: Option<NetworkFailure> },
 }
 
 impl McpCheckError {
@@ -57,7 +61,15 @@ impl McpCheckError {
         match self {
             McpCheckError::Unauthorized => "mcp-unauthorized",
             McpCheckError::Timeout(_) => "mcp-timeout",
-            McpCheckError::Failed(_) => "mcp-failed",
+            McpCheckError::Failed(_) | McpCheckError::Unreachable { .. } => "mcp-failed",
+        }
+    }
+
+    /// The network failure behind this error, when it is one.
+    pub fn network_failure(&self) -> Option<NetworkFailure> {
+        match self {
+            McpCheckError::Unreachable { network, .. } => *network,
+            _ => None,
         }
     }
 }
@@ -189,7 +201,8 @@ fn failed(what: &str) -> McpCheckError {
 /// A transport error in the transport's own words (timeouts, TLS and connection failures told
 /// apart), with the URL shown without its query or user info.
 fn transport_failure(mcp_url: &Url, timeout: Duration, e: &reqwest::Error) -> McpCheckError {
-    McpCheckError::Failed(crate::http::classify(&display_url(mcp_url), timeout, e).to_string())
+    let e = crate::http::classify(&display_url(mcp_url), timeout, e);
+    McpCheckError::Unreachable { reason: e.to_string(), network: e.network_failure() }
 }
 
 /// The JSON-RPC response with `id` in the answer to a POST: a JSON body or, on an event stream,

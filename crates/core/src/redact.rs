@@ -142,7 +142,13 @@ fn is_scheme(run: &str) -> bool {
 /// A token-shaped word or one with a known secret prefix (at its start, or for the distinctive
 /// prefixes anywhere in it: `mcplin_api_…` hid a Linear key in a URL path; found by fuzzing).
 fn is_secret(s: &str) -> bool {
-    looks_like_token(s) || has_secret_prefix(s) || has_distinctive_prefix_inside(s)
+    looks_like_token(s) || has_known_secret_prefix(s)
+}
+
+/// A known secret prefix at the start of `s` (and 6+ characters after it), or a distinctive one
+/// anywhere in it: a secret whatever its length (`glpat-…` is 26 characters).
+pub fn has_known_secret_prefix(s: &str) -> bool {
+    has_secret_prefix(s) || has_distinctive_prefix_inside(s)
 }
 
 /// A prefix no ordinary word contains (`lin_api_`, `ghp_`, `github_pat_`, ...), followed by at

@@ -140,6 +140,7 @@ impl<P: McpProbe, T: Transport> McpProbe for TracingProbe<P, T> {
         Box::pin(async move {
             let started = Instant::now();
             let result = self.inner.check(mcp_url, token).await;
+            let network_failure = result.as_ref().err().and_then(McpCheckError::network_failure);
             let (http_status, transport_error, detail) = match &result {
                 Ok(info) => (
                     Some(200),
@@ -157,7 +158,7 @@ impl<P: McpProbe, T: Transport> McpProbe for TracingProbe<P, T> {
                 oauth_error: None,
                 oauth_error_description: None,
                 transport_error,
-                network_failure: None,
+                network_failure,
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 server_date: None,
                 tokens: Vec::new(),

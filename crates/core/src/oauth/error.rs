@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use crate::http::TransportError;
-use crate::redact::{looks_like_token, scrub};
+use crate::redact::{has_known_secret_prefix, looks_like_token, scrub};
 
 /// `{"error": ..., "error_description": ..., "error_uri": ...}` (RFC 6749 §5.2), plus the
 /// step-up hints of RFC 9470 §3 (`max_age`, `acr_values`; ID-JAG -04 §9.2 allows the error at the
@@ -36,6 +36,7 @@ impl OAuthErrorResponse {
         if e.error.is_empty()
             || e.error.len() > 64
             || !e.error.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+            || has_known_secret_prefix(&e.error)
             || (looks_like_token(&e.error) && !words_joined(&e.error))
         {
             return None;
@@ -127,8 +128,14 @@ mod tests {
         let e = ResponseError::from_response("https://as.example.com/token", 400, body.as_bytes());
         assert_eq!(e.code(), "http-400");
         assert!(!e.to_string().contains(jwt), "{e}");
-        for secret in ["0123456789abcdef0123456789abcdef", &"a".repeat(40), "lin_api_Q2FuYXJ5Q2FuYXJ5Q2FuYXJ5Q2FuYXJ5"]
-        {
+        // A secret with a known prefix is one whatever its length (found in review: 26 characters).
+        for secret in [
+            "0123456789abcdef0123456789abcdef",
+            &"a".repeat(40),
+            "lin_api_Q2FuYXJ5Q2FuYXJ5Q2FuYXJ5Q2FuYXJ5",
+            "glpat-xxxxxxxxxxxxxxxxxxxx",
+            "AKIAIOSFODNN7EXAMPLE",
+        ] {
             assert_eq!(OAuthErrorResponse::parse(format!(r#"{{"error":"{secret}"}}"#).as_bytes()), None, "{secret}");
         }
         // Ordinary codes, including long registered ones (32 characters), still are codes.
