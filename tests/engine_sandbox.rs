@@ -371,7 +371,7 @@ async fn the_renewal_task_keeps_renewing_others_while_one_as_answers_garbage() {
     let s = engine.snapshot();
     let supabase = s.connectors.iter().find(|c| c.id == "supabase").unwrap();
     assert_eq!(
-        supabase.renewal_error.as_ref().or(supabase.error.as_ref()).map(|e| e.code.as_str()),
+        supabase.renewal_error.as_ref().or(supabase.error.as_ref()).map(|e| e.code_str()).as_deref(),
         Some("connector-grant-invalid-response"),
         "{supabase:?}"
     );

@@ -53,7 +53,7 @@ fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cau
     for c in &s.connectors {
         let cause = match c.state {
             ConnectorState::Error => c.error.as_ref().map(|e| Cause {
-                key: format!("failed:{}:{}", c.id, e.code),
+                key: format!("failed:{}:{}", c.id, e.code_str()),
                 summary: format!("{} is not connected", c.display_name),
                 body: format!("{} {}", e.message, e.fix),
             }),
@@ -154,7 +154,14 @@ mod tests {
     use ema_core::status::{ConnectorStatus, StatusError};
 
     fn error(code: &str) -> StatusError {
-        StatusError { code: code.into(), message: format!("{code} happened."), fix: "Do the fix.".into(), at: now() }
+        let (parsed, oauth_error) = ema_core::status::ErrorCode::parse(code);
+        StatusError {
+            code: parsed,
+            oauth_error,
+            message: format!("{code} happened."),
+            fix: "Do the fix.".into(),
+            at: now(),
+        }
     }
 
     /// A connector whose token expires in 4 minutes.

@@ -74,7 +74,7 @@ pub(crate) async fn perform<R: Runtime>(app: &AppHandle<R>, command: Command) ->
             .sign_in(&SystemBrowser, SIGN_IN_TIMEOUT)
             .await
             .map(|_| ())
-            .map_err(|e| CommandError { code: e.code(), message: e.to_string() }),
+            .map_err(|e| CommandError { code: e.code_str(), message: e.to_string() }),
         Command::Refresh => {
             engine()?.connect_all(true).await;
             Ok(())
@@ -85,7 +85,7 @@ pub(crate) async fn perform<R: Runtime>(app: &AppHandle<R>, command: Command) ->
                 message: format!("Tokens removed here; the IdP did not confirm revocation: {why}"),
             }),
             Ok(_) => Ok(()),
-            Err(e) => Err(CommandError { code: e.code().into(), message: e.to_string() }),
+            Err(e) => Err(CommandError { code: e.code().to_string(), message: e.to_string() }),
         },
         Command::FixPersonal { id, action } => {
             engine()?;

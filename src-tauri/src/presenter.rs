@@ -154,8 +154,13 @@ mod tests {
     #[test]
     fn expiring_without_renewal_is_attention_and_named_in_the_tooltip() {
         let mut figma = connector("Figma", ConnectorState::ExpiringSoon, 4);
-        figma.renewal_error =
-            Some(StatusError { code: "idp-unreachable".into(), message: "m".into(), fix: "f".into(), at: now() });
+        figma.renewal_error = Some(StatusError {
+            code: ema_core::status::IDP_UNREACHABLE,
+            oauth_error: None,
+            message: "m".into(),
+            fix: "f".into(),
+            at: now(),
+        });
         let s = snapshot(IdpSessionState::Unreachable, vec![connector("Linear", ConnectorState::Active, 52), figma]);
         let v = tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC);
         assert_eq!(v.icon, TrayIcon::Attention);

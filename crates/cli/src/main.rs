@@ -329,7 +329,7 @@ async fn login(
     let progress = tokio::spawn(render::follow_progress(engine.subscribe(), printed.clone()));
     let result = engine.sign_in(browser, Duration::from_secs(timeout)).await;
     progress.abort();
-    let identity = result.map_err(|e| anyhow!("sign-in failed [{}]: {e}", e.code()))?;
+    let identity = result.map_err(|e| anyhow!("sign-in failed [{}]: {e}", e.code_str()))?;
     let snapshot = engine.snapshot();
     render::catch_up(&printed, &snapshot);
     eprintln!(

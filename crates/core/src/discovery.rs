@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::http::{HttpRequest, HttpResponse, Transport, TransportError, display_url};
 use crate::redact::scrub;
+use crate::status::{DiscoveryCode, ErrorCode};
 use crate::url_policy::{check_endpoint_url, same_uri};
 
 /// What the engine needs to know about one connector's authorization server.
@@ -59,16 +60,17 @@ pub enum DiscoveryError {
 }
 
 impl DiscoveryError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            DiscoveryError::Transport(t) => t.code(),
-            DiscoveryError::Status { .. } => "discovery-http-error",
-            DiscoveryError::Invalid { .. } => "discovery-invalid-metadata",
-            DiscoveryError::ResourceMismatch { .. } => "discovery-resource-mismatch",
-            DiscoveryError::IssuerMismatch { .. } => "discovery-issuer-mismatch",
-            DiscoveryError::PinMismatch { .. } => "as-pin-mismatch",
-            DiscoveryError::NoAsMetadata { .. } => "discovery-no-as-metadata",
-        }
+    pub fn code(&self) -> ErrorCode {
+        let d = match self {
+            DiscoveryError::Transport(t) => DiscoveryCode::Transport(t.code()),
+            DiscoveryError::Status { .. } => DiscoveryCode::HttpError,
+            DiscoveryError::Invalid { .. } => DiscoveryCode::InvalidMetadata,
+            DiscoveryError::ResourceMismatch { .. } => DiscoveryCode::ResourceMismatch,
+            DiscoveryError::IssuerMismatch { .. } => DiscoveryCode::IssuerMismatch,
+            DiscoveryError::PinMismatch { .. } => return ErrorCode::AsPinMismatch,
+            DiscoveryError::NoAsMetadata { .. } => DiscoveryCode::NoAsMetadata,
+        };
+        ErrorCode::Discovery(d)
     }
 
     /// What the user or admin should do.

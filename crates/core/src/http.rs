@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use http::{Request, Response};
 use url::Url;
 
+pub use crate::status::TransportCode;
 /// Where it always was for callers; it lives with the URL rules (`url_policy`), which need it too.
 pub use crate::url_policy::display_url;
 use crate::url_policy::{UrlPolicyError, check_endpoint_url};
@@ -74,14 +75,14 @@ impl TransportError {
     }
 
     /// A stable code for the UI and diagnostics.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> TransportCode {
         match self {
-            TransportError::UrlRefused(_) => "url-refused",
-            TransportError::Timeout { .. } => "timeout",
-            TransportError::Connect { .. } => "unreachable",
-            TransportError::TooLarge { .. } => "response-too-large",
-            TransportError::Other { .. } => "transport-failed",
-            TransportError::ServerUnavailable { .. } => "server-unavailable",
+            TransportError::UrlRefused(_) => TransportCode::UrlRefused,
+            TransportError::Timeout { .. } => TransportCode::Timeout,
+            TransportError::Connect { .. } => TransportCode::Unreachable,
+            TransportError::TooLarge { .. } => TransportCode::ResponseTooLarge,
+            TransportError::Other { .. } => TransportCode::TransportFailed,
+            TransportError::ServerUnavailable { .. } => TransportCode::ServerUnavailable,
         }
     }
 }

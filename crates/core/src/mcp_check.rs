@@ -20,6 +20,7 @@ use url::Url;
 use crate::http::{MAX_RESPONSE_BYTES, NetworkFailure, display_url};
 use crate::redact::scrub;
 use crate::secret::AccessToken;
+use crate::status::ErrorCode;
 
 /// The revision we ask for (basic/lifecycle, "Version Negotiation": the client sends the latest
 /// it supports).
@@ -57,11 +58,11 @@ pub enum McpCheckError {
 }
 
 impl McpCheckError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            McpCheckError::Unauthorized => "mcp-unauthorized",
-            McpCheckError::Timeout(_) => "mcp-timeout",
-            McpCheckError::Failed(_) | McpCheckError::Unreachable { .. } => "mcp-failed",
+            McpCheckError::Unauthorized => ErrorCode::McpUnauthorized,
+            McpCheckError::Timeout(_) => ErrorCode::McpTimeout,
+            McpCheckError::Failed(_) | McpCheckError::Unreachable { .. } => ErrorCode::McpFailed,
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file::write_atomically;
 use crate::remedy::{Action, Remedy, client_name};
 use crate::scan::{Catalog, CredentialClass, Finding};
-use crate::status::{ConnectorState, ConnectorStatus, StatusSnapshot};
+use crate::status::{ConnectorState, ConnectorStatus, ErrorCode, FailedLeg, Leg, ResponseKind, StatusSnapshot};
 
 /// Where the onboarding marker lives for this user.
 pub fn marker_path() -> Option<PathBuf> {
@@ -104,30 +104,37 @@ fn phase(c: &ConnectorStatus) -> Phase {
 
 /// A failure in the words of someone who just signed in, from its stable code
 /// (docs/status-schema.md); the engine's message stays beside it as the detail.
-pub fn plain_reason(name: &str, code: &str) -> String {
-    let oauth = |prefix: &str| code.strip_prefix(prefix).map(|e| e.replace('-', "_"));
-    if let Some(error) = oauth("connector-grant-oauth-") {
-        format!("{name}'s authorization server refused access ({error})")
-    } else if code.starts_with("connector-grant-") || code == "client-auth-key" {
-        format!("{name}'s authorization server did not give a usable token")
-    } else if let Some(error) = oauth("token-exchange-oauth-") {
-        format!("your IdP did not give access to {name} ({error})")
-    } else if code.starts_with("token-exchange-") {
-        format!("your IdP did not answer the request for {name} as expected")
-    } else if code == "step-up-required" {
-        format!("your IdP asks you to sign in again before using {name}")
-    } else if code.starts_with("discovery-") || code == "as-pin-mismatch" {
-        format!("{name}'s sign-in settings could not be read or are not the expected ones")
-    } else if code == "mcp-unauthorized" {
-        format!("{name}'s server did not accept the company sign-in")
-    } else if code.starts_with("mcp-") {
-        format!("{name}'s server did not answer as expected")
-    } else if matches!(code, "timeout" | "unreachable" | "server-unavailable") {
-        format!("{name} could not be reached (network, VPN or an outage)")
-    } else if code.starts_with("idp-") {
-        "the sign-in at your IdP did not go through".to_string()
-    } else {
-        format!("{name} could not be set up")
+pub fn plain_reason(name: &str, code: &ErrorCode, oauth_error: Option<&str>) -> String {
+    let refused = |words: String| match oauth_error {
+        Some(e) => format!("{words} ({e})"),
+        None => words,
+    };
+    match code {
+        ErrorCode::Response(Leg::Idp | Leg::IdpDiscovery, _) if code.is_unreachable() => {
+            "your company sign-in could not be reached (network, VPN or an outage)".to_string()
+        }
+        _ if code.is_unreachable() => format!("{name} could not be reached (network, VPN or an outage)"),
+        ErrorCode::Response(Leg::ConnectorGrant, ResponseKind::OAuth) => {
+            refused(format!("{name}'s authorization server refused access"))
+        }
+        ErrorCode::Response(Leg::ConnectorGrant, _)
+        | ErrorCode::GrantTokenType
+        | ErrorCode::GrantLifetimeTooShort
+        | ErrorCode::ClientAuthKey => format!("{name}'s authorization server did not give a usable token"),
+        ErrorCode::Response(Leg::TokenExchange, ResponseKind::OAuth) => {
+            refused(format!("your IdP did not give access to {name}"))
+        }
+        ErrorCode::Response(Leg::TokenExchange, _) => {
+            format!("your IdP did not answer the request for {name} as expected")
+        }
+        ErrorCode::StepUpRequired => format!("your IdP asks you to sign in again before using {name}"),
+        ErrorCode::Discovery(_) | ErrorCode::AsPinMismatch => {
+            format!("{name}'s sign-in settings could not be read or are not the expected ones")
+        }
+        ErrorCode::McpUnauthorized => format!("{name}'s server did not accept the company sign-in"),
+        ErrorCode::McpTimeout | ErrorCode::McpFailed => format!("{name}'s server did not answer as expected"),
+        _ if code.leg() == Some(FailedLeg::SignIn) => "the sign-in at your IdP did not go through".to_string(),
+        _ => format!("{name} could not be set up"),
     }
 }
 
@@ -147,7 +154,7 @@ pub fn progress(snapshot: &StatusSnapshot) -> Progress {
                 id: c.id.clone(),
                 display_name: c.display_name.clone(),
                 phase,
-                reason: error.map(|e| plain_reason(&c.display_name, &e.code)),
+                reason: error.map(|e| plain_reason(&c.display_name, &e.code, e.oauth_error.as_deref())),
                 detail: error.map(|e| e.message.clone()),
                 fix: error.map(|e| e.fix.clone()),
             }
@@ -233,7 +240,8 @@ mod tests {
 
     fn connector(id: &str, state: ConnectorState) -> ConnectorStatus {
         let error = matches!(state, ConnectorState::Error).then(|| StatusError {
-            code: "connector-grant-oauth-invalid-grant".into(),
+            code: ErrorCode::Response(Leg::ConnectorGrant, ResponseKind::OAuth),
+            oauth_error: Some("invalid_grant".into()),
             message: "the authorization server refused the grant".into(),
             fix: "export diagnostics for the help desk".into(),
             at: time::OffsetDateTime::now_utc(),
@@ -312,12 +320,18 @@ mod tests {
 
     #[test]
     fn failures_are_said_in_plain_words_by_leg() {
+        let said = |code: &str| {
+            let (code, oauth) = ErrorCode::parse(code);
+            plain_reason("Linear", &code, oauth.as_deref())
+        };
         assert_eq!(
-            plain_reason("Linear", "token-exchange-oauth-invalid-target"),
+            said("token-exchange-oauth-invalid-target"),
             "your IdP did not give access to Linear (invalid_target)"
         );
-        assert_eq!(plain_reason("Linear", "mcp-unauthorized"), "Linear's server did not accept the company sign-in");
-        assert_eq!(plain_reason("Linear", "timeout"), "Linear could not be reached (network, VPN or an outage)");
-        assert_eq!(plain_reason("Linear", "something-new"), "Linear could not be set up");
+        assert_eq!(said("mcp-unauthorized"), "Linear's server did not accept the company sign-in");
+        assert_eq!(said("discovery-timeout"), "Linear could not be reached (network, VPN or an outage)");
+        assert_eq!(said("idp-unreachable"), "your company sign-in could not be reached (network, VPN or an outage)");
+        assert_eq!(said("idp-session-expired"), "the sign-in at your IdP did not go through");
+        assert_eq!(said("something-new"), "Linear could not be set up");
     }
 }

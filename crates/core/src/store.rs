@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::status::{ErrorCode, KeyringCode};
+
 /// The keyring service name of every entry.
 pub const SERVICE: &str = "dev.ema.desktop";
 
@@ -28,12 +30,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::Unavailable(_) => "keyring-unavailable",
-            StoreError::Denied(_) => "keyring-denied",
-            StoreError::Damaged { .. } => "keyring-entry-damaged",
-        }
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Keyring(match self {
+            StoreError::Unavailable(_) => KeyringCode::Unavailable,
+            StoreError::Denied(_) => KeyringCode::Denied,
+            StoreError::Damaged { .. } => KeyringCode::EntryDamaged,
+        })
     }
 
     pub fn fix(&self) -> &'static str {

@@ -22,7 +22,8 @@ use crate::http::{HttpTransport, NetworkFailure, Transport};
 use crate::mcp_check::HttpProbe;
 use crate::remedy::client_name;
 use crate::scan::{Finding, Verdict};
-use crate::status::{ConnectorState, ConnectorStatus};
+pub use crate::status::FailedLeg;
+use crate::status::{ConnectorState, ConnectorStatus, ErrorCode};
 use crate::store::SecretStore;
 
 /// Version of the diagnosis JSON (`ema doctor --json`, the bundle's `diagnostics.json`).
@@ -30,35 +31,6 @@ pub const DIAGNOSIS_VERSION: u32 = 1;
 /// Skew servers tolerate at most (assertion `iat`/`exp` leeway is usually 30 to 60 s).
 const SKEW_WARN_SECS: i64 = 30;
 const SKEW_FAIL_SECS: i64 = 60;
-
-/// Which leg of a connector failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailedLeg {
-    /// Signing in at the IdP, or the IdP session (refresh) itself.
-    SignIn,
-    /// Finding the connector's authorization server (RFC 9728 / RFC 8414 metadata).
-    Discovery,
-    /// The RFC 8693 token exchange at the IdP (ID token for an ID-JAG).
-    TokenExchange,
-    /// The RFC 7523 grant at the connector's authorization server (ID-JAG for an access token).
-    Grant,
-    /// The MCP server refused or failed `initialize` with the token.
-    McpServer,
-}
-
-impl FailedLeg {
-    /// Plain words for the summary.
-    pub fn words(self) -> &'static str {
-        match self {
-            FailedLeg::SignIn => "sign-in at the IdP",
-            FailedLeg::Discovery => "finding the connector's authorization server",
-            FailedLeg::TokenExchange => "the token exchange at the IdP",
-            FailedLeg::Grant => "the grant at the connector's authorization server",
-            FailedLeg::McpServer => "the MCP server",
-        }
-    }
-}
 
 /// One connector's diagnosis.
 #[derive(Debug, Clone, Serialize)]
@@ -325,31 +297,23 @@ fn path_of(url: &str) -> String {
     url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_default()
 }
 
-/// The leg a connector's error code belongs to (codes: docs/status-schema.md).
-fn leg_of_code(code: &str, trace: &[Step]) -> Option<FailedLeg> {
-    let leg = match code {
-        c if c.starts_with("mcp-") => FailedLeg::McpServer,
-        c if c.starts_with("connector-grant-") || c == "client-auth-key" => FailedLeg::Grant,
-        c if c.starts_with("token-exchange-") || c == "not-entitled" || c == "step-up-required" => {
-            FailedLeg::TokenExchange
-        }
-        c if c.starts_with("discovery-") || c == "as-pin-mismatch" || c == "authorization-server-changed" => {
-            FailedLeg::Discovery
-        }
-        "idp-session-invalid" | "idp-unreachable" => FailedLeg::SignIn,
-        // A transport code (`unreachable`, `timeout`): the last request that got no answer.
-        _ => match trace
-            .iter()
-            .rev()
-            .find(|s| s.transport_error.is_some() || s.http_status.is_some_and(|h| h >= 400))?
-            .leg
-        {
-            Leg::TokenExchange => FailedLeg::TokenExchange,
-            Leg::JwtBearerGrant => FailedLeg::Grant,
-            Leg::SignIn | Leg::Jwks | Leg::Revocation => FailedLeg::SignIn,
-            Leg::McpInitialize => FailedLeg::McpServer,
-            Leg::Discovery | Leg::Other => FailedLeg::Discovery,
-        },
+/// The leg a connector's error code names (docs/status-schema.md); for the codes that name
+/// none, the last request of the trace that got no answer or an error status.
+fn leg_of_code(code: &ErrorCode, trace: &[Step]) -> Option<FailedLeg> {
+    if let Some(leg) = code.leg() {
+        return Some(leg);
+    }
+    let leg = match trace
+        .iter()
+        .rev()
+        .find(|s| s.transport_error.is_some() || s.http_status.is_some_and(|h| h >= 400))?
+        .leg
+    {
+        Leg::TokenExchange => FailedLeg::TokenExchange,
+        Leg::JwtBearerGrant => FailedLeg::Grant,
+        Leg::SignIn | Leg::Jwks | Leg::Revocation => FailedLeg::SignIn,
+        Leg::McpInitialize => FailedLeg::McpServer,
+        Leg::Discovery | Leg::Other => FailedLeg::Discovery,
     };
     Some(leg)
 }
@@ -364,7 +328,7 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
     let cause = problem.map(|e| match (&skewed.filter(|_| failed_leg.is_some()), failed_leg, &network) {
         (_, _, Some(words)) => format!("Likely cause: {words}. {}", e.message),
         // The engine already named the clock where the failure happened.
-        _ if e.code == "clock-skew" => e.message.clone(),
+        _ if e.code == ErrorCode::ClockSkew => e.message.clone(),
         (Some((secs, _)), Some(FailedLeg::Grant | FailedLeg::TokenExchange | FailedLeg::SignIn), None) => format!(
             "Likely cause: this computer's clock is {} s off the servers' time, and tokens look expired or not yet valid to them. {}",
             secs.abs(),
@@ -377,7 +341,7 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
         display_name: c.display_name.clone(),
         state: c.state,
         failed_leg,
-        code: problem.map(|e| e.code.clone()),
+        code: problem.map(|e| e.code_str()),
         cause,
         fix: problem.map(|e| e.fix.clone()),
         trace,

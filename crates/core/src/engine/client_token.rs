@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::secret::AccessToken;
-use crate::status::ConnectorState;
+use crate::status::{ConnectorState, ErrorCode};
 
 use super::{Engine, from_unix};
 
@@ -37,11 +37,11 @@ impl Engine {
         Err(match status.and_then(|c| c.error.map(|e| (c.state, e))) {
             Some((ConnectorState::NotEntitled, _)) => TokenUnavailable::NotEntitled(cfg.display_name.clone()),
             Some((_, e)) => {
-                TokenUnavailable::Failed { connector: cfg.display_name.clone(), code: e.code, message: e.message }
+                TokenUnavailable::Failed { connector: cfg.display_name.clone(), code: e.code_str(), message: e.message }
             }
             None => TokenUnavailable::Failed {
                 connector: cfg.display_name.clone(),
-                code: "connector-no-token".into(),
+                code: ErrorCode::ConnectorNoToken.to_string(),
                 message: "no token could be obtained".into(),
             },
         })

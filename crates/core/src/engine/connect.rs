@@ -3,7 +3,7 @@
 //! failure at the IdP never turns "not entitled" into "error").
 
 use crate::records::{RECORD_VERSION, StoredConnector, StoredOutcome};
-use crate::status::{ConnectorState, StatusError};
+use crate::status::{ConnectorState, ErrorCode, IDP_UNREACHABLE, StatusError};
 
 use super::{Engine, apply_record, blank_connector_status};
 
@@ -19,7 +19,7 @@ impl Engine {
             if outcome.is_err() {
                 tracing::error!(connector = %c.id, "connecting panicked; the other connectors go on");
                 let err = self.error(
-                    "internal-error",
+                    ErrorCode::InternalError,
                     &format!("EMA hit an internal error while connecting {}", c.display_name),
                     &format!("try Refresh now; if it persists, export diagnostics for {}", self.help_desk()),
                 );
@@ -126,7 +126,7 @@ impl Engine {
                 // A failure at the IdP before it judged this connector says nothing new about
                 // it: a not-entitled one stays so (never "error"), and a token that ran out is
                 // expired (not failed), with the reason, until renewal succeeds.
-                if current.state != ConnectorState::NotEntitled && e.code == "idp-unreachable" {
+                if current.state != ConnectorState::NotEntitled && e.code == IDP_UNREACHABLE {
                     e.fix = format!(
                         "{} reconnects by itself once the IdP is reachable again; check your network or VPN",
                         cfg.display_name

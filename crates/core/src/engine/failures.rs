@@ -6,7 +6,7 @@ use crate::grants::token_exchange::ExchangeError;
 use crate::http::TransportError;
 use crate::records::StoredIdpProblem;
 use crate::signin::SignInError;
-use crate::status::{IdpSessionState, StatusError};
+use crate::status::{ErrorCode, IDP_UNREACHABLE, IdpSessionState, StatusError};
 
 use super::legs::{RecentIdpFailure, RecentIdpFailureKind};
 use super::{Engine, Failure};
@@ -14,18 +14,19 @@ use super::{Engine, Failure};
 impl Engine {
     pub(super) fn exchange_failure(&self, cfg: &ConnectorConfig, e: ExchangeError) -> Failure {
         match &e {
-            ExchangeError::NotEntitled(_) => Failure::NotEntitled(self.error(
-                "not-entitled",
+            ExchangeError::NotEntitled(_) => Failure::NotEntitled(self.oauth_error(
+                ErrorCode::NotEntitled,
+                e.oauth_error(),
                 &format!("your organisation has not assigned {} to you ({e})", cfg.display_name),
                 &format!("ask {} for access if you need it", self.help_desk()),
             )),
             ExchangeError::StepUp(_) => {
-                let err = self.error(&e.code(), &e.to_string(), "sign in again (`ema login`)");
+                let err = self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), "sign in again (`ema login`)");
                 self.idp_problem_now(Some(IdpSessionState::StepUpRequired), &err);
                 Failure::StepUp(err)
             }
             ExchangeError::SessionInvalid(_) => {
-                let err = self.error(&e.code(), &e.to_string(), "sign in again (`ema login`)");
+                let err = self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), "sign in again (`ema login`)");
                 self.idp_problem_now(Some(IdpSessionState::Expired), &err);
                 Failure::SignInNeeded(err)
             }
@@ -35,8 +36,9 @@ impl Engine {
                     status: *status,
                 }))
             }
-            _ => Failure::Other(self.error(
-                &e.code(),
+            _ => Failure::Other(self.oauth_error(
+                e.code(),
+                e.oauth_error(),
                 &e.to_string(),
                 &format!("the IdP refused the token exchange; contact {}", self.help_desk()),
             )),
@@ -99,15 +101,21 @@ impl Engine {
     /// Maps an IdP failure during renewal to a connector failure and the IdP's state.
     pub(super) fn idp_failure(&self, e: &SignInError) -> Failure {
         if e.is_session_expired() {
-            let err = self.error(&e.code(), &e.to_string(), "your sign-in has ended: sign in again (`ema login`)");
+            let err = self.oauth_error(
+                e.code(),
+                e.oauth_error(),
+                &e.to_string(),
+                "your sign-in has ended: sign in again (`ema login`)",
+            );
             self.idp_problem_now(Some(IdpSessionState::Expired), &err);
             return Failure::SignInNeeded(err);
         }
         let unreachable = e.is_unreachable();
-        let code = if unreachable { "idp-unreachable".to_string() } else { e.code() };
+        let (code, oauth_error) = if unreachable { (IDP_UNREACHABLE, None) } else { (e.code(), e.oauth_error()) };
         let message = if unreachable { format!("the IdP could not be reached: {e}") } else { e.to_string() };
-        let err = self.error(
-            &code,
+        let err = self.oauth_error(
+            code,
+            oauth_error,
             &message,
             "connectors keep working until their tokens expire; check your network or VPN, or wait for the IdP to recover",
         );
@@ -125,10 +133,10 @@ impl Engine {
     /// judged by time (an OAuth refusal, an invalid ID token, a 401), says so first.
     pub(super) fn explained_by_clock(&self, failure: Failure) -> Failure {
         let explain = |e: StatusError| -> StatusError {
-            let timed = e.code.contains("oauth-") || e.code.contains("401") || e.code.contains("id-token");
             match self.skew.beyond_leeway() {
-                Some(skew) if timed => self.error(
-                    "clock-skew",
+                Some(skew) if e.code.may_be_judged_by_time() => self.oauth_error(
+                    ErrorCode::ClockSkew,
+                    e.oauth_error.as_deref(),
                     &format!("{}; servers accept about 30 s. The server said: {}", skew.describe(), e.message),
                     &format!(
                         "turn on automatic time on this computer (set date and time automatically), then Refresh now; \
@@ -157,6 +165,6 @@ impl Engine {
     }
 
     pub(super) fn client_key_error(&self, e: &crate::oauth::client_auth::ClientAuthError) -> StatusError {
-        self.error("client-auth-key", &e.to_string(), "ask IT: the client key in the policy cannot be used")
+        self.error(ErrorCode::ClientAuthKey, &e.to_string(), "ask IT: the client key in the policy cannot be used")
     }
 }

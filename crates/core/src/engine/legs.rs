@@ -11,7 +11,7 @@ use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
 use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
 use crate::secret::IdToken;
 use crate::signin::SignInError;
-use crate::status::{IdpSessionState, StatusError};
+use crate::status::{ErrorCode, IdpSessionState, StatusError};
 
 use super::{Engine, Failure, from_unix};
 
@@ -39,7 +39,7 @@ impl Engine {
             // spoofed or compromised one could send our ID-JAG request to an AS of its choosing.
             self.discovery.invalidate(&cfg.id);
             return Err(Failure::Other(self.error(
-                "authorization-server-changed",
+                ErrorCode::AuthorizationServerChanged,
                 &format!(
                     "{}'s MCP server now names the authorization server {}, but it was first connected through {}; \
                      EMA refused the change, since a spoofed or compromised MCP server could send your sign-in elsewhere",
@@ -105,7 +105,7 @@ impl Engine {
                 }
                 _ => format!("try again later; if it persists, contact {}", self.help_desk()),
             };
-            Failure::Other(self.error(&e.code(), &e.to_string(), &fix))
+            Failure::Other(self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), &fix))
         })?;
         let url = Url::parse(&endpoints.resource).unwrap_or_else(|_| cfg.mcp_url.clone());
         self.parts.mcp.check(&url, &grant.access_token).await.map_err(|e| {
@@ -123,7 +123,11 @@ impl Engine {
     pub(super) async fn fresh_id_token(&self, force_refresh: bool) -> Result<IdToken, Failure> {
         let mut guard = self.session.lock().await;
         let Some(session) = guard.as_mut() else {
-            return Err(Failure::SignInNeeded(self.error("signed-out", "not signed in", "sign in (`ema login`)")));
+            return Err(Failure::SignInNeeded(self.error(
+                ErrorCode::SignedOut,
+                "not signed in",
+                "sign in (`ema login`)",
+            )));
         };
         if !force_refresh
             && let (Some(t), Some(exp)) = (&session.id_token, session.id_token_expires_at.and_then(from_unix))
@@ -133,7 +137,7 @@ impl Engine {
         }
         let Some(refresh_token) = session.refresh_token.clone() else {
             let err = self.error(
-                "idp-session-expired",
+                ErrorCode::IdpSessionExpired,
                 "the ID token expired and the IdP gave no refresh token",
                 "sign in again (`ema login`); ask IT to allow offline_access for this app",
             );
@@ -158,12 +162,12 @@ impl Engine {
             // token and the IdP ends the session (`invalid_grant`).
             session.refresh_token = Some(rt);
             if let Err(e) = self.save_session(session) {
-                tracing::warn!(code = e.code(), "could not store the rotated refresh token");
+                tracing::warn!(code = %e.code(), "could not store the rotated refresh token");
             }
         }
         let Some(id_token) = tokens.id_token else {
             let err = self.error(
-                "id-token-not-renewed",
+                ErrorCode::IdTokenNotRenewed,
                 "the IdP renewed the session but sent no new ID token (OIDC Core §12.2 lets it), and the old one has \
                  expired",
                 "sign in again (`ema login`); your connectors keep working until their tokens expire",
@@ -211,7 +215,7 @@ impl Engine {
         }
         tracing::warn!("IdP request budget spent: a renewal was held back");
         Err(Failure::IdpFailed(self.error(
-            "idp-request-budget",
+            ErrorCode::IdpRequestBudget,
             &format!(
                 "EMA held back a request to your company's IdP: it already sent {} in the last minute",
                 self.idp_budget.capacity()

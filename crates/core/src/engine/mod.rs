@@ -40,7 +40,7 @@ use crate::http::{HttpTransport, Transport, TransportError};
 use crate::mcp_check::{HttpProbe, McpProbe};
 use crate::records::{StoredConnector, StoredIdpProblem, StoredSession, TrustedAuthorizationServer, session_account};
 use crate::signin::{IdpClient, SignInError};
-use crate::status::{ConnectorStatus, StatusError, StatusSnapshot};
+use crate::status::{ConnectorStatus, ErrorCode, StatusError, StatusSnapshot};
 use crate::store::{KeyringStore, SecretStore, StoreError};
 
 mod client_token;
@@ -98,10 +98,18 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub fn code(&self) -> String {
+    pub fn code(&self) -> ErrorCode {
         match self {
             EngineError::SignIn(e) => e.code(),
-            EngineError::Store(e) => e.code().into(),
+            EngineError::Store(e) => e.code(),
+        }
+    }
+
+    /// The code as the status schema writes it, the IdP's OAuth `error` included.
+    pub fn code_str(&self) -> String {
+        match self {
+            EngineError::SignIn(e) => e.code().wire(e.oauth_error()),
+            EngineError::Store(e) => e.code().to_string(),
         }
     }
 }
@@ -199,8 +207,13 @@ impl Engine {
         self.parts.clock.now()
     }
 
-    fn error(&self, code: &str, message: &str, fix: &str) -> StatusError {
+    fn error(&self, code: ErrorCode, message: &str, fix: &str) -> StatusError {
         status_error_at(code, message, fix, self.now())
+    }
+
+    /// An error with the server's OAuth `error` kept beside its code.
+    fn oauth_error(&self, code: ErrorCode, oauth_error: Option<&str>, message: &str, fix: &str) -> StatusError {
+        StatusError { oauth_error: oauth_error.map(String::from), ..self.error(code, message, fix) }
     }
 
     /// Subscribes to status changes (no polling: `changed().await`).
@@ -244,6 +257,6 @@ impl Engine {
     }
 }
 
-fn status_error_at(code: &str, message: &str, fix: &str, at: OffsetDateTime) -> StatusError {
-    StatusError { code: code.into(), message: message.into(), fix: fix.into(), at }
+fn status_error_at(code: ErrorCode, message: &str, fix: &str, at: OffsetDateTime) -> StatusError {
+    StatusError { code, oauth_error: None, message: message.into(), fix: fix.into(), at }
 }

@@ -13,8 +13,8 @@ use crate::records::{
     connectors_account,
 };
 use crate::status::{
-    ConnectorState, ConnectorStatus, Identity, IdpSessionState, IdpStatus, STATUS_SCHEMA_VERSION, StatusError,
-    StatusSnapshot,
+    ConnectorState, ConnectorStatus, ErrorCode, Identity, IdpSessionState, IdpStatus, STATUS_SCHEMA_VERSION,
+    StatusError, StatusSnapshot,
 };
 use crate::store::StoreError;
 
@@ -91,7 +91,7 @@ impl Engine {
                         c.state = ConnectorState::Error;
                         c.identity = session.identity.clone();
                         c.error = Some(self.error(
-                            "not-connected",
+                            ErrorCode::NotConnected,
                             "not connected yet",
                             "run `ema refresh` (or Refresh now in the tray)",
                         ));
@@ -151,7 +151,7 @@ impl Engine {
         }
         // Written even without a record: the IdP's problem is stored with the records too.
         if let Err(err) = self.write_records().await {
-            tracing::warn!(connector = id, code = err.code(), "could not store the renewal error");
+            tracing::warn!(connector = id, code = %err.code(), "could not store the renewal error");
         }
     }
 }

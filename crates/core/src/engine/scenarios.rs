@@ -454,7 +454,7 @@ async fn during_an_idp_outage_one_refused_refresh_serves_every_connector() {
     assert_eq!(count(&h.transport, IDP_TOKEN), 1, "one refresh for seven connectors");
     for id in ids {
         let c = connector(&h.engine, id);
-        assert_eq!(c.error.map(|e| e.code).as_deref(), Some("idp-unreachable"), "{id}");
+        assert_eq!(c.error.map(|e| e.code), Some(crate::status::IDP_UNREACHABLE), "{id}");
     }
     // The next round (a renewal, the user's "Refresh now", at once) tries again, once.
     h.engine.connect_all(true).await;

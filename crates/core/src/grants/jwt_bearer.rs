@@ -13,6 +13,7 @@ use crate::http::{HttpRequest, HttpResponse, display_url};
 use crate::oauth::client_auth::ClientAuthError;
 use crate::oauth::{ResponseError, TokenRequest, parse_token_response};
 use crate::secret::{AccessToken, IdJag};
+use crate::status::{ErrorCode, Leg};
 
 /// RFC 7523 §2.1 `grant_type`.
 pub const GRANT_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -79,12 +80,12 @@ pub enum GrantError {
 }
 
 impl GrantError {
-    pub fn code(&self) -> String {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            GrantError::Response(r) => format!("connector-grant-{}", r.code()),
-            GrantError::UnsupportedTokenType { .. } => "connector-grant-token-type".into(),
-            GrantError::ClientAuth(_) => "client-auth-key".into(),
-            GrantError::LifetimeTooShort { .. } => "connector-grant-lifetime-too-short".into(),
+            GrantError::Response(r) => ErrorCode::Response(Leg::ConnectorGrant, r.kind()),
+            GrantError::UnsupportedTokenType { .. } => ErrorCode::GrantTokenType,
+            GrantError::ClientAuth(_) => ErrorCode::ClientAuthKey,
+            GrantError::LifetimeTooShort { .. } => ErrorCode::GrantLifetimeTooShort,
         }
     }
 

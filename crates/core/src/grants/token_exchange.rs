@@ -13,6 +13,7 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::oauth::client_auth::ClientAuthError;
 use crate::oauth::{OAuthErrorResponse, ResponseError, TokenRequest, parse_token_response};
 use crate::secret::{IdJag, IdToken};
+use crate::status::{ErrorCode, Leg};
 
 /// RFC 8693 §2.1 `grant_type`.
 pub const GRANT_TYPE_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -109,13 +110,24 @@ pub enum ExchangeError {
 }
 
 impl ExchangeError {
-    pub fn code(&self) -> String {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ExchangeError::NotEntitled(_) => "not-entitled".into(),
-            ExchangeError::StepUp(_) => "step-up-required".into(),
-            ExchangeError::SessionInvalid(_) => "idp-session-invalid".into(),
-            ExchangeError::Response(r) => format!("token-exchange-{}", r.code()),
-            ExchangeError::ClientAuth(_) => "client-auth-key".into(),
+            ExchangeError::NotEntitled(_) => ErrorCode::NotEntitled,
+            ExchangeError::StepUp(_) => ErrorCode::StepUpRequired,
+            ExchangeError::SessionInvalid(_) => ErrorCode::IdpSessionInvalid,
+            ExchangeError::Response(r) => ErrorCode::Response(Leg::TokenExchange, r.kind()),
+            ExchangeError::ClientAuth(_) => ErrorCode::ClientAuthKey,
+        }
+    }
+
+    /// The IdP's OAuth `error`, kept beside the code.
+    pub fn oauth_error(&self) -> Option<&str> {
+        match self {
+            ExchangeError::NotEntitled(e) | ExchangeError::StepUp(e) | ExchangeError::SessionInvalid(e) => {
+                Some(&e.error)
+            }
+            ExchangeError::Response(r) => r.oauth_error(),
+            ExchangeError::ClientAuth(_) => None,
         }
     }
 }

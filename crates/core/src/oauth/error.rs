@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::http::TransportError;
 use crate::redact::{has_known_secret_prefix, looks_like_token, scrub};
+use crate::status::ResponseKind;
 
 /// `{"error": ..., "error_description": ..., "error_uri": ...}` (RFC 6749 §5.2), plus the
 /// step-up hints of RFC 9470 §3 (`max_age`, `acr_values`; ID-JAG -04 §9.2 allows the error at the
@@ -90,13 +91,14 @@ impl ResponseError {
         }
     }
 
-    /// A stable code for the UI and diagnostics.
-    pub fn code(&self) -> String {
+    /// What kind of answer it was; the leg that sent the request makes it a code
+    /// (`ErrorCode::Response`).
+    pub fn kind(&self) -> ResponseKind {
         match self {
-            ResponseError::OAuth { error, .. } => format!("oauth-{}", error.error.replace('_', "-")),
-            ResponseError::Http { status, .. } => format!("http-{status}"),
-            ResponseError::Invalid { .. } => "invalid-response".into(),
-            ResponseError::Transport(t) => t.code().into(),
+            ResponseError::OAuth { .. } => ResponseKind::OAuth,
+            ResponseError::Http { status, .. } => ResponseKind::Http(*status),
+            ResponseError::Invalid { .. } => ResponseKind::InvalidResponse,
+            ResponseError::Transport(t) => ResponseKind::Transport(t.code()),
         }
     }
 
@@ -126,7 +128,7 @@ mod tests {
         let body = format!(r#"{{"error":"{jwt}"}}"#);
         assert_eq!(OAuthErrorResponse::parse(body.as_bytes()), None);
         let e = ResponseError::from_response("https://as.example.com/token", 400, body.as_bytes());
-        assert_eq!(e.code(), "http-400");
+        assert_eq!(e.kind(), ResponseKind::Http(400));
         assert!(!e.to_string().contains(jwt), "{e}");
         // A secret with a known prefix is one whatever its length (found in review: 26 characters).
         for secret in [

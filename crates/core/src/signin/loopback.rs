@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::secret::Fingerprint;
+use crate::status::ErrorCode;
 
 /// The callback path.
 pub const CALLBACK_PATH: &str = "/callback";
@@ -61,14 +62,14 @@ pub enum CallbackError {
 }
 
 impl CallbackError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            CallbackError::Bind(_) => "loopback-bind",
-            CallbackError::Timeout(_) => "sign-in-timeout",
-            CallbackError::StateMismatch { .. } => "state-mismatch",
-            CallbackError::IssuerMismatch(_) | CallbackError::IssuerMissing => "issuer-mismatch",
-            CallbackError::Refused { .. } => "sign-in-refused",
-            CallbackError::MissingCode => "missing-code",
+            CallbackError::Bind(_) => ErrorCode::LoopbackBind,
+            CallbackError::Timeout(_) => ErrorCode::SignInTimeout,
+            CallbackError::StateMismatch { .. } => ErrorCode::StateMismatch,
+            CallbackError::IssuerMismatch(_) | CallbackError::IssuerMissing => ErrorCode::IssuerMismatch,
+            CallbackError::Refused { .. } => ErrorCode::SignInRefused,
+            CallbackError::MissingCode => ErrorCode::MissingCode,
         }
     }
 }

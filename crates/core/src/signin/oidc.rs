@@ -25,6 +25,7 @@ use crate::oauth::{OAuthErrorResponse, ResponseError, TokenRequest};
 use crate::redact::scrub;
 use crate::secret::{IdToken, RefreshToken};
 use crate::status::Identity;
+use crate::status::{ErrorCode, Leg, ResponseKind};
 use crate::url_policy::same_uri;
 
 use super::loopback::CallbackError;
@@ -68,16 +69,25 @@ pub enum SignInError {
 }
 
 impl SignInError {
-    pub fn code(&self) -> String {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SignInError::Discovery(r) => format!("idp-discovery-{}", r.code()),
-            SignInError::Browser(_) => "browser".into(),
-            SignInError::Callback(c) => c.code().into(),
-            SignInError::Refused(e) => format!("idp-oauth-{}", e.error.replace('_', "-")),
-            SignInError::Transport(t) => format!("idp-{}", t.code()),
-            SignInError::InvalidResponse(_) => "idp-invalid-response".into(),
-            SignInError::IdToken(_) => "id-token-invalid".into(),
-            SignInError::ClientAuth(_) => "client-auth-key".into(),
+            SignInError::Discovery(r) => ErrorCode::Response(Leg::IdpDiscovery, r.kind()),
+            SignInError::Browser(_) => ErrorCode::Browser,
+            SignInError::Callback(c) => c.code(),
+            SignInError::Refused(_) => ErrorCode::Response(Leg::Idp, ResponseKind::OAuth),
+            SignInError::Transport(t) => ErrorCode::Response(Leg::Idp, ResponseKind::Transport(t.code())),
+            SignInError::InvalidResponse(_) => ErrorCode::Response(Leg::Idp, ResponseKind::InvalidResponse),
+            SignInError::IdToken(_) => ErrorCode::IdTokenInvalid,
+            SignInError::ClientAuth(_) => ErrorCode::ClientAuthKey,
+        }
+    }
+
+    /// The IdP's OAuth `error`, kept beside the code.
+    pub fn oauth_error(&self) -> Option<&str> {
+        match self {
+            SignInError::Refused(e) => Some(&e.error),
+            SignInError::Discovery(r) => r.oauth_error(),
+            _ => None,
         }
     }
 

@@ -201,7 +201,7 @@ async fn revocation_with_private_key_jwt_addresses_the_assertion_to_the_token_en
     // An IdP that refuses the client: the caller learns it did not revoke (never a silent "ok").
     t.json("https://idp.example.com/oauth2/v1/revoke", 401, r#"{"error":"invalid_client"}"#);
     let err = idp.revoke(&t, &RefreshToken::new("rt-1")).await.unwrap_err();
-    assert_eq!(err.code(), "oauth-invalid-client");
+    assert_eq!((err.kind(), err.oauth_error()), (crate::status::ResponseKind::OAuth, Some("invalid_client")));
 }
 
 /// The public JWK of `tests/data/test-client-key.pem` (P-256), as an IdP's JWKS would hold it.

@@ -11,6 +11,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod code;
+pub use code::{DiscoveryCode, ErrorCode, FailedLeg, IDP_UNREACHABLE, KeyringCode, Leg, ResponseKind, TransportCode};
+
 /// Bumped on any incompatible change to the JSON below.
 pub const STATUS_SCHEMA_VERSION: u32 = 1;
 
@@ -90,13 +93,48 @@ impl ConnectorState {
 
 /// A failure with a stable code, a plain message and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StatusErrorJson", from = "StatusErrorJson")]
 pub struct StatusError {
-    /// Stable, kebab-case (e.g. `connector-grant-oauth-invalid-grant`).
-    pub code: String,
+    /// Written as a stable kebab-case string (e.g. `connector-grant-oauth-invalid-grant`).
+    pub code: ErrorCode,
+    /// The server's OAuth `error` (RFC 6749 §5.2) when the code is an OAuth refusal.
+    pub oauth_error: Option<String>,
     pub message: String,
     pub fix: String,
-    #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+impl StatusError {
+    /// The code as the schema writes it.
+    pub fn code_str(&self) -> String {
+        self.code.wire(self.oauth_error.as_deref())
+    }
+}
+
+/// [`StatusError`] as JSON and as stored with the tokens.
+#[derive(Serialize, Deserialize)]
+struct StatusErrorJson {
+    code: String,
+    /// Absent from records written before it existed: read from `code` then.
+    #[serde(default)]
+    oauth_error: Option<String>,
+    message: String,
+    fix: String,
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+}
+
+impl From<StatusError> for StatusErrorJson {
+    fn from(e: StatusError) -> Self {
+        StatusErrorJson { code: e.code_str(), oauth_error: e.oauth_error, message: e.message, fix: e.fix, at: e.at }
+    }
+}
+
+impl From<StatusErrorJson> for StatusError {
+    fn from(j: StatusErrorJson) -> Self {
+        let (code, from_code) = ErrorCode::parse(&j.code);
+        StatusError { code, oauth_error: j.oauth_error.or(from_code), message: j.message, fix: j.fix, at: j.at }
+    }
 }
 
 /// One connector's status.
@@ -225,7 +263,8 @@ mod tests {
             token_fingerprint: None,
             error: None,
             renewal_error: renewal_failed.then(|| StatusError {
-                code: "x".into(),
+                code: ErrorCode::InternalError,
+                oauth_error: None,
                 message: "m".into(),
                 fix: "f".into(),
                 at: now,
@@ -263,6 +302,26 @@ mod tests {
         assert_eq!(relative(at(3 * 3600 + 600), now), "in 3 h 10 min");
         assert_eq!(relative(at(-120), now), "2 min ago");
         assert_eq!(relative(at(5 * 86400), now), "in 5 days");
+    }
+
+    #[test]
+    fn an_error_is_written_with_its_code_string_and_read_back_from_old_records() {
+        let at = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let e = StatusError {
+            code: ErrorCode::Response(Leg::ConnectorGrant, ResponseKind::OAuth),
+            oauth_error: Some("invalid_grant".into()),
+            message: "m".into(),
+            fix: "f".into(),
+            at,
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["code"], "connector-grant-oauth-invalid-grant");
+        assert_eq!(json["oauth_error"], "invalid_grant");
+        assert_eq!(serde_json::from_value::<StatusError>(json.clone()).unwrap(), e);
+        // A record stored before `oauth_error` existed.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("oauth_error");
+        assert_eq!(serde_json::from_value::<StatusError>(old).unwrap(), e);
     }
 
     #[test]
