@@ -130,7 +130,7 @@ async fn tampered_or_missing_pkce_fails_sign_in() {
     let mut browser = ScriptedBrowser::new("alice", org.dir.join("browser.log"));
     browser.mode = Some("tamper-pkce".into());
     let err = engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap_err();
-    assert_eq!(err.code(), "idp-oauth-invalid-grant", "{err}");
+    assert_eq!(err.code_str(), "idp-oauth-invalid-grant", "{err}");
     browser.mode = Some("strip-pkce".into());
     let err = engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap_err();
     assert_eq!(err.code(), "sign-in-refused", "{err}");
@@ -166,7 +166,7 @@ async fn authorization_server_invalid_grant_is_an_error_with_a_fix() {
     let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
     assert_eq!(linear.state, ConnectorState::Error);
     let e = linear.error.as_ref().unwrap();
-    assert_eq!(e.code, "connector-grant-oauth-invalid-grant");
+    assert_eq!(e.code_str(), "connector-grant-oauth-invalid-grant");
     assert!(e.fix.contains("Sandbox Help Desk"), "{}", e.fix);
     assert_eq!(states(&s)["supabase"], ConnectorState::Active, "one connector's failure is its own");
     assert!(s.needs_attention());
@@ -216,7 +216,7 @@ async fn wrong_client_secret_at_a_connector_gives_invalid_client() {
     std::fs::write(&org.policy_path, policy.to_string()).unwrap();
     let s = signed_in(&org, "client", "alice").await.snapshot();
     let e = s.connectors.iter().find(|c| c.id == "linear").unwrap().error.clone().unwrap();
-    assert_eq!(e.code, "connector-grant-oauth-invalid-client");
+    assert_eq!(e.code_str(), "connector-grant-oauth-invalid-client");
 }
 
 #[tokio::test]
@@ -306,7 +306,7 @@ async fn an_ended_idp_session_asks_for_sign_in_and_keeps_valid_tokens() {
     assert_eq!(s.idp.state, IdpSessionState::Expired);
     let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
     assert_eq!(linear.state, ConnectorState::Active, "the access token is still valid");
-    assert_eq!(linear.renewal_error.as_ref().unwrap().code, "idp-oauth-invalid-grant");
+    assert_eq!(linear.renewal_error.as_ref().unwrap().code_str(), "idp-oauth-invalid-grant");
     assert!(s.needs_attention());
 }
 
@@ -425,7 +425,7 @@ async fn a_replayed_id_jag_is_refused_and_reported() {
     assert!(token.expires_at.unwrap() > now());
     let replay = transport.send(grant(issued.id_jag).build(now().unix_timestamp()).unwrap()).await.unwrap();
     let err = jwt_bearer::process_response(&endpoints.token_endpoint, &replay, &issued.scopes, now()).unwrap_err();
-    assert_eq!(err.code(), "connector-grant-oauth-invalid-grant");
+    assert_eq!(err.code().wire(err.oauth_error()), "connector-grant-oauth-invalid-grant");
     assert!(err.to_string().contains("jti"), "{err}");
 }
 

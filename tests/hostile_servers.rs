@@ -201,7 +201,7 @@ async fn discover(server: &Server) -> Result<ConnectorEndpoints, DiscoveryError>
 
 async fn discover_err(server: &Server) -> DiscoveryError {
     let err = discover(server).await.unwrap_err();
-    eprintln!("{}: {err}", err.code());
+    eprintln!("{}: {err}", err.code().wire(None));
     err
 }
 
@@ -280,7 +280,7 @@ async fn discovery_oversized_metadata_with_content_length_is_refused() {
     let big = format!(r#"{{"resource":"x","pad":"{}"}}"#, "a".repeat(2 * 1024 * 1024));
     let s = with_prm(|_| body_get(StatusCode::OK, "application/json", big)).await;
     let err = discover_err(&s).await;
-    assert_eq!(err.code(), "response-too-large");
+    assert_eq!(err.code(), "discovery-response-too-large");
     let DiscoveryError::Transport(TransportError::TooLarge { url, limit }) = &err else { panic!("{err:?}") };
     assert_eq!(*limit, MAX_RESPONSE_BYTES);
     assert!(url.ends_with(PRM_PATH), "{url}");
@@ -298,7 +298,7 @@ async fn discovery_oversized_metadata_streamed_without_content_length_is_refused
     assert_eq!(probe.bytes().await.unwrap().len(), 2 * 1024 * 1024 + 2);
 
     let err = discover_err(&s).await;
-    assert_eq!(err.code(), "response-too-large");
+    assert_eq!(err.code(), "discovery-response-too-large");
     assert!(err.to_string().contains(PRM_PATH) && err.to_string().contains("larger than 1048576 bytes"), "{err}");
 }
 
@@ -330,7 +330,7 @@ async fn discovery_slow_server_times_out_promptly() {
     let started = Instant::now();
     let err = discovery::discover(&transport, &s.url("/mcp"), None).await.unwrap_err();
     let took = started.elapsed();
-    assert_eq!(err.code(), "timeout", "{err:?}");
+    assert_eq!(err.code(), "discovery-timeout", "{err:?}");
     assert!(took < Duration::from_millis(1500), "returned after {took:?}");
     assert!(took >= Duration::from_millis(400), "returned after {took:?}: did the request happen?");
     let DiscoveryError::Transport(TransportError::Timeout { url, .. }) = &err else { panic!("{err:?}") };
@@ -354,7 +354,7 @@ async fn discovery_server_dripping_its_body_times_out() {
     let transport = HttpTransport::new(Duration::from_millis(700)).unwrap();
     let started = Instant::now();
     let err = discovery::discover(&transport, &s.url("/mcp"), None).await.unwrap_err();
-    assert_eq!(err.code(), "timeout", "{err:?}");
+    assert_eq!(err.code(), "discovery-timeout", "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     assert!(err.to_string().contains(PRM_PATH), "{err}");
 }
@@ -398,7 +398,7 @@ async fn discovery_refuses_a_hint_to_plain_http_elsewhere_without_fetching_it() 
     .await;
     let transport = Recording::new();
     let err = discovery::discover(&transport, &s.url("/mcp"), None).await.unwrap_err();
-    assert_eq!(err.code(), "url-refused", "{err:?}");
+    assert_eq!(err.code(), "discovery-url-refused", "{err:?}");
     assert!(err.to_string().contains("http://example.com/x") && err.to_string().contains("not https"), "{err}");
     assert_eq!(transport.sent(), vec![format!("POST {}/mcp", s.base)], "only the probe may be sent");
     assert_eq!(s.log.requests(), vec!["POST /mcp".to_string()]);
@@ -509,7 +509,7 @@ async fn discovery_refuses_a_plain_http_token_endpoint_elsewhere() {
     .await;
     let transport = Recording::new();
     let err = discovery::discover(&transport, &s.url("/mcp"), None).await.unwrap_err();
-    assert_eq!(err.code(), "url-refused", "{err:?}");
+    assert_eq!(err.code(), "discovery-url-refused", "{err:?}");
     assert!(err.to_string().contains("http://as.example.com/oauth/token"), "{err}");
     assert!(transport.sent().iter().all(|r| !r.contains("as.example.com")), "{:?}", transport.sent());
 }
@@ -613,7 +613,7 @@ async fn token_oauth_errors_are_parsed_whatever_the_status() {
         let description = format!("client authentication failed (sent with {status})");
 
         let err = jwt_bearer_call(&endpoint, SENT_JWT).await.unwrap_err();
-        assert_eq!(err.code(), "connector-grant-oauth-invalid-client", "{status}: {err:?}");
+        assert_eq!(err.code().wire(err.oauth_error()), "connector-grant-oauth-invalid-client", "{status}: {err:?}");
         assert_eq!(err.oauth_error(), Some("invalid_client"));
         let GrantError::Response(ResponseError::OAuth { status: got, error, .. }) = &err else { panic!("{err:?}") };
         assert_eq!(*got, status);
@@ -623,7 +623,7 @@ async fn token_oauth_errors_are_parsed_whatever_the_status() {
         assert!(msg.contains(&format!("/token/{status}")), "the endpoint is named: {msg}");
 
         let err = token_exchange_call(&endpoint, SENT_JWT).await.unwrap_err();
-        assert_eq!(err.code(), "token-exchange-oauth-invalid-client", "{status}: {err:?}");
+        assert_eq!(err.code().wire(err.oauth_error()), "token-exchange-oauth-invalid-client", "{status}: {err:?}");
         assert!(err.to_string().contains(&description), "{err}");
     }
 }
@@ -679,7 +679,7 @@ async fn token_error_description_with_a_jwt_is_redacted() {
     })
     .await;
     let err = jwt_bearer_call(&s.url("/token"), SENT_JWT).await.unwrap_err();
-    assert_eq!(err.code(), "connector-grant-oauth-invalid-grant", "{err:?}");
+    assert_eq!(err.code().wire(err.oauth_error()), "connector-grant-oauth-invalid-grant", "{err:?}");
     for shown in [err.to_string(), format!("{err:?}"), format!("{err:#?}")] {
         assert!(!shown.contains(CANARY_JWT), "{shown}");
         assert!(!shown.contains("c2lnbmF0dXJlc2lnbmF0dXJl"), "{shown}");
@@ -735,14 +735,14 @@ async fn token_endpoint_echoing_our_assertion_back_never_leaks_it() {
     for (name, _) in shapes {
         let endpoint = s.url(&format!("/token/{name}"));
         let err = jwt_bearer_call(&endpoint, SENT_JWT).await.unwrap_err();
-        assert_eq!(err.code(), "connector-grant-oauth-invalid-request", "{name}: {err:?}");
+        assert_eq!(err.code().wire(err.oauth_error()), "connector-grant-oauth-invalid-request", "{name}: {err:?}");
         let shown = format!("{err} {err:?}");
         assert!(shown.contains("[redacted]"), "{name}: the echo must arrive, redacted: {shown}");
         if shown.contains(SENT_JWT_SIGNATURE) || shown.contains(SENT_JWT_PAYLOAD) {
             leaks.push(format!("jwt-bearer/{name}: {err}"));
         }
         let err = token_exchange_call(&endpoint, SENT_JWT).await.unwrap_err();
-        assert_eq!(err.code(), "token-exchange-oauth-invalid-request", "{name}: {err:?}");
+        assert_eq!(err.code().wire(err.oauth_error()), "token-exchange-oauth-invalid-request", "{name}: {err:?}");
         let shown = format!("{err} {err:?}");
         if shown.contains(SENT_JWT_SIGNATURE) || shown.contains(SENT_JWT_PAYLOAD) {
             leaks.push(format!("token-exchange/{name}: {err}"));
@@ -820,7 +820,7 @@ async fn idp_control_a_well_behaved_idp_is_discovered() {
 async fn idp_openid_configuration_with_another_issuer_is_refused() {
     let s = idp(|base| good_oidc("https://evil.example.com", base), json_get(json!({ "keys": [] }))).await;
     let err = idp_discover(&s).await.unwrap_err();
-    eprintln!("{}: {err}", err.code());
+    eprintln!("{}: {err}", err.code().wire(err.oauth_error()));
     assert_eq!(err.code(), "idp-discovery-invalid-response");
     let msg = err.to_string();
     assert!(msg.contains("issuer `https://evil.example.com"), "{msg}");
@@ -838,7 +838,7 @@ async fn idp_jwks_that_is_not_a_key_set_is_refused() {
     ] {
         let s = idp(|base| good_oidc(base, base), body_get(StatusCode::OK, "application/json", body)).await;
         let err = idp_discover(&s).await.unwrap_err();
-        eprintln!("{label}: {}: {err}", err.code());
+        eprintln!("{label}: {}: {err}", err.code().wire(err.oauth_error()));
         assert_eq!(err.code(), "idp-discovery-invalid-response", "{label}: {err:?}");
         let msg = err.to_string();
         assert!(msg.contains("not a JSON Web Key Set") && msg.contains("/jwks"), "{label}: {msg}");

@@ -15,6 +15,15 @@ function request(command) {
   return invoke("request", { command });
 }
 
+/** The window's buttons for a fix the engine offers (`fix_action`, docs/status-schema.md). */
+const FIX_BUTTONS = { sign_in: "Sign in...", refresh: "Refresh now" };
+
+/** What to do about `problem`, naming the button above that does it. */
+function fixWords(problem) {
+  const button = FIX_BUTTONS[problem.fix_action];
+  return button ? `${sentence(problem.fix)} (${button} above)` : sentence(problem.fix);
+}
+
 const STATE_WORDS = {
   needs_sign_in: "Sign-in needed", connecting: "Connecting...", active: "Active", expiring_soon: "Expiring soon",
   expired: "Expired", not_entitled: "Not entitled", error: "Error",
@@ -82,7 +91,7 @@ function render() {
       if (c.renewal_error && c.expires_at) {
         until = c.state === "expired" ? ` Expired at ${clock(c.expires_at)}.` : ` ${c.display_name} works until ${clock(c.expires_at)}.`;
       }
-      d.textContent = `${sentence(problem.message)}.${until} ${sentence(problem.fix)}. [${problem.code}]`;
+      d.textContent = `${sentence(problem.message)}.${until} ${fixWords(problem)}. [${problem.code}]`;
       state.appendChild(d);
     }
     tr.appendChild(state);

@@ -15,7 +15,7 @@ use ema_core::scan::{CredentialClass, Finding};
 use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
-use crate::presenter::clock;
+use crate::presenter::{clock, fix_in_tray};
 
 /// A cause that cleared and came back within this period is not announced again.
 pub const QUIET_PERIOD: Duration = Duration::hours(1);
@@ -44,7 +44,7 @@ fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cau
             key: "sign-in-needed".into(),
             summary: "Sign in to keep your connectors".into(),
             body: match &s.idp.last_error {
-                Some(e) => format!("{} {}", e.message, e.fix),
+                Some(e) => format!("{} {}", e.message, fix_in_tray(e)),
                 None => format!("Your sign-in at {} has ended. Open EMA and sign in again.", s.idp.issuer),
             },
         }),
@@ -55,7 +55,7 @@ fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cau
             ConnectorState::Error => c.error.as_ref().map(|e| Cause {
                 key: format!("failed:{}:{}", c.id, e.code_str()),
                 summary: format!("{} is not connected", c.display_name),
-                body: format!("{} {}", e.message, e.fix),
+                body: format!("{} {}", e.message, fix_in_tray(e)),
             }),
             ConnectorState::Expired if s.idp.state != IdpSessionState::SignedOut => Some(Cause {
                 key: format!("expired:{}", c.id),
@@ -63,7 +63,7 @@ fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cau
                 body: c
                     .renewal_error
                     .as_ref()
-                    .map(|e| format!("Renewal failed: {} {}", e.message, e.fix))
+                    .map(|e| format!("Renewal failed: {} {}", e.message, fix_in_tray(e)))
                     .unwrap_or_else(|| "Open EMA and refresh, or sign in again.".into()),
             }),
             ConnectorState::ExpiringSoon if c.renewal_error.is_some() || !s.idp.renewable => {
@@ -72,7 +72,7 @@ fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cau
                     key: format!("expiring:{}", c.id),
                     summary: format!("{} stops working at {until}", c.display_name),
                     body: match &c.renewal_error {
-                        Some(e) => format!("It cannot be renewed: {} {}", e.message, e.fix),
+                        Some(e) => format!("It cannot be renewed: {} {}", e.message, fix_in_tray(e)),
                         None => "Your IdP gave no way to renew it: sign in again before then.".into(),
                     },
                 })
@@ -160,6 +160,7 @@ mod tests {
             oauth_error,
             message: format!("{code} happened."),
             fix: "Do the fix.".into(),
+            fix_action: None,
             at: now(),
         }
     }

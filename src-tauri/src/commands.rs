@@ -85,7 +85,7 @@ pub(crate) async fn perform<R: Runtime>(app: &AppHandle<R>, command: Command) ->
                 message: format!("Tokens removed here; the IdP did not confirm revocation: {why}"),
             }),
             Ok(_) => Ok(()),
-            Err(e) => Err(CommandError { code: e.code().to_string(), message: e.to_string() }),
+            Err(e) => Err(CommandError { code: e.code().wire(None), message: e.to_string() }),
         },
         Command::FixPersonal { id, action } => {
             engine()?;

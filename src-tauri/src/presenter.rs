@@ -2,8 +2,17 @@
 //! tooltip, the identity line, one row per connector and a row for personal connections. Pure functions of the snapshot, so they are unit-tested without a
 //! display; the shell only copies the result into the tray.
 
-use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot};
+use ema_core::status::{ConnectorState, ConnectorStatus, FixAction, IdpSessionState, StatusError, StatusSnapshot};
 use time::{OffsetDateTime, UtcOffset};
+
+/// What to do about `e`, with where the tray offers it.
+pub fn fix_in_tray(e: &StatusError) -> String {
+    match e.fix_action {
+        Some(FixAction::SignIn) => format!("{} (Sign in... in the EMA menu)", e.fix),
+        Some(FixAction::Refresh) => format!("{} (Refresh now in the EMA menu)", e.fix),
+        None => e.fix.clone(),
+    }
+}
 
 /// The four tray icons (files `icons/tray-<name>.png`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +168,7 @@ mod tests {
             oauth_error: None,
             message: "m".into(),
             fix: "f".into(),
+            fix_action: None,
             at: now(),
         });
         let s = snapshot(IdpSessionState::Unreachable, vec![connector("Linear", ConnectorState::Active, 52), figma]);
@@ -197,5 +207,22 @@ mod tests {
             vec!["Linear - active until Sat 04:00"]
         );
         assert_eq!(clock(now(), now(), UtcOffset::from_hms(-5, 0, 0).unwrap()), "03:00");
+    }
+
+    #[test]
+    fn a_fix_names_where_the_tray_offers_it() {
+        let (code, oauth_error) = ema_core::status::ErrorCode::parse("idp-oauth-invalid-grant");
+        let e = StatusError {
+            code,
+            oauth_error,
+            message: "the IdP ended the session".into(),
+            fix: "sign in again".into(),
+            fix_action: Some(FixAction::SignIn),
+            at: now(),
+        };
+        assert_eq!(fix_in_tray(&e), "sign in again (Sign in... in the EMA menu)");
+        let e = StatusError { fix_action: Some(FixAction::Refresh), fix: "try again".into(), ..e };
+        assert_eq!(fix_in_tray(&e), "try again (Refresh now in the EMA menu)");
+        assert_eq!(fix_in_tray(&StatusError { fix_action: None, ..e }), "try again");
     }
 }

@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 
 use ema_core::config::Policy;
-use ema_core::status::{ConnectorState, ConnectorStatus, IdpSessionState, StatusSnapshot, relative};
+use ema_core::status::{
+    ConnectorState, ConnectorStatus, FixAction, IdpSessionState, StatusError, StatusSnapshot, relative,
+};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -54,6 +56,15 @@ fn mark(c: &ConnectorStatus) -> &'static str {
 }
 
 /// The `ema status` table.
+/// What to do, with the command that does it.
+fn fix_in_cli(e: &StatusError) -> String {
+    match e.fix_action {
+        Some(FixAction::SignIn) => format!("{} (`ema login`)", e.fix),
+        Some(FixAction::Refresh) => format!("{} (`ema refresh`)", e.fix),
+        None => e.fix.clone(),
+    }
+}
+
 pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
     let now = s.generated_at;
     let mut out = String::new();
@@ -83,7 +94,7 @@ pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
     if let Some(e) = &s.idp.last_error
         && s.idp.state != IdpSessionState::Active
     {
-        let _ = writeln!(out, "    {} [{}]", e.message, e.code);
+        let _ = writeln!(out, "    {} [{}]", e.message, e.code_str());
     }
     if s.idp.state == IdpSessionState::Active && !s.idp.renewable {
         let until = s.idp.id_token_expires_at.map(|t| format!(" at {}", hhmm(t))).unwrap_or_default();
@@ -116,8 +127,8 @@ pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
                 (true, Some(exp)) => format!(" - {} works until {}", c.display_name, hhmm(exp)),
                 _ => String::new(),
             };
-            let _ = writeln!(out, "    {} [{}]{works_until}", e.message, e.code);
-            let _ = writeln!(out, "    - {}", e.fix);
+            let _ = writeln!(out, "    {} [{}]{works_until}", e.message, e.code_str());
+            let _ = writeln!(out, "    - {}", fix_in_cli(e));
         }
     }
     let not_entitled: Vec<&str> = s

@@ -244,6 +244,7 @@ mod tests {
             oauth_error: Some("invalid_grant".into()),
             message: "the authorization server refused the grant".into(),
             fix: "export diagnostics for the help desk".into(),
+            fix_action: None,
             at: time::OffsetDateTime::now_utc(),
         });
         ConnectorStatus {

@@ -141,7 +141,7 @@ async fn run() -> Result<(), Failure> {
     // 1. Discovery.
     let endpoints = ema_core::discovery::discover(&transport, &mcp_url, None)
         .await
-        .map_err(|e| fail("discovery (RFC 9728 -> RFC 8414)")(format!("{e} [{}]", e.code())))?;
+        .map_err(|e| fail("discovery (RFC 9728 -> RFC 8414)")(format!("{e} [{}]", e.code().wire(None))))?;
     eprintln!(
         "discovered: resource {}, AS issuer {}, token endpoint {}, auth methods {:?}",
         endpoints.resource, endpoints.issuer, endpoints.token_endpoint, endpoints.token_endpoint_auth_methods
@@ -164,7 +164,7 @@ async fn run() -> Result<(), Failure> {
     let response =
         transport.send(request).await.map_err(|e| fail("token exchange at the IdP")(format!("{e} [{}]", e.code())))?;
     let issued = token_exchange::process_response(&ctx.idp_token_endpoint, &response, &scopes)
-        .map_err(|e| fail("token exchange at the IdP")(format!("{e} [{}]", e.code())))?;
+        .map_err(|e| fail("token exchange at the IdP")(format!("{e} [{}]", e.code().wire(e.oauth_error()))))?;
     eprintln!(
         "ID-JAG issued: {} (token_type {}, expires_in {:?})",
         issued.id_jag.fingerprint(),
@@ -188,7 +188,7 @@ async fn run() -> Result<(), Failure> {
     let response =
         transport.send(request).await.map_err(|e| fail("jwt-bearer grant at the AS")(format!("{e} [{}]", e.code())))?;
     let grant = jwt_bearer::process_response(&endpoints.token_endpoint, &response, &issued.scopes, now())
-        .map_err(|e| fail("jwt-bearer grant at the AS")(format!("{e} [{}]", e.code())))?;
+        .map_err(|e| fail("jwt-bearer grant at the AS")(format!("{e} [{}]", e.code().wire(e.oauth_error()))))?;
     eprintln!(
         "access token issued: {} (expires {:?}, scopes {:?})",
         grant.access_token.fingerprint(),

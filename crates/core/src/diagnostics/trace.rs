@@ -148,7 +148,7 @@ impl<P: McpProbe, T: Transport> McpProbe for TracingProbe<P, T> {
                     Some(scrub(&format!("{} {} (MCP {})", info.name, info.version, info.protocol_version), 200)),
                 ),
                 Err(McpCheckError::Unauthorized) => (Some(401), None, None),
-                Err(e) => (None, Some(format!("{}: {}", e.code(), scrub(&e.to_string(), 300))), None),
+                Err(e) => (None, Some(format!("{}: {}", e.code().wire(None), scrub(&e.to_string(), 300))), None),
             };
             self.trace.push(Step {
                 leg: Leg::McpInitialize,

@@ -41,7 +41,7 @@ impl Engine {
             }
             None => TokenUnavailable::Failed {
                 connector: cfg.display_name.clone(),
-                code: ErrorCode::ConnectorNoToken.to_string(),
+                code: ErrorCode::ConnectorNoToken.wire(None),
                 message: "no token could be obtained".into(),
             },
         })

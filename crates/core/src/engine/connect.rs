@@ -3,7 +3,7 @@
 //! failure at the IdP never turns "not entitled" into "error").
 
 use crate::records::{RECORD_VERSION, StoredConnector, StoredOutcome};
-use crate::status::{ConnectorState, ErrorCode, IDP_UNREACHABLE, StatusError};
+use crate::status::{ConnectorState, ErrorCode, FixAction, IDP_UNREACHABLE, StatusError};
 
 use super::{Engine, apply_record, blank_connector_status};
 
@@ -18,11 +18,13 @@ impl Engine {
             let outcome = std::panic::AssertUnwindSafe(self.connect(&c.id, force)).catch_unwind().await;
             if outcome.is_err() {
                 tracing::error!(connector = %c.id, "connecting panicked; the other connectors go on");
-                let err = self.error(
-                    ErrorCode::InternalError,
-                    &format!("EMA hit an internal error while connecting {}", c.display_name),
-                    &format!("try Refresh now; if it persists, export diagnostics for {}", self.help_desk()),
-                );
+                let err = self
+                    .error(
+                        ErrorCode::InternalError,
+                        &format!("EMA hit an internal error while connecting {}", c.display_name),
+                        &format!("try again; if it persists, export diagnostics for {}", self.help_desk()),
+                    )
+                    .offering(FixAction::Refresh);
                 self.publish_connector(&c.id, |s| {
                     if s.state == ConnectorState::Connecting {
                         s.state = ConnectorState::Error;

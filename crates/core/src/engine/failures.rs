@@ -6,7 +6,7 @@ use crate::grants::token_exchange::ExchangeError;
 use crate::http::TransportError;
 use crate::records::StoredIdpProblem;
 use crate::signin::SignInError;
-use crate::status::{ErrorCode, IDP_UNREACHABLE, IdpSessionState, StatusError};
+use crate::status::{ErrorCode, FixAction, IDP_UNREACHABLE, IdpSessionState, StatusError};
 
 use super::legs::{RecentIdpFailure, RecentIdpFailureKind};
 use super::{Engine, Failure};
@@ -21,12 +21,16 @@ impl Engine {
                 &format!("ask {} for access if you need it", self.help_desk()),
             )),
             ExchangeError::StepUp(_) => {
-                let err = self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), "sign in again (`ema login`)");
+                let err = self
+                    .oauth_error(e.code(), e.oauth_error(), &e.to_string(), "sign in again")
+                    .offering(FixAction::SignIn);
                 self.idp_problem_now(Some(IdpSessionState::StepUpRequired), &err);
                 Failure::StepUp(err)
             }
             ExchangeError::SessionInvalid(_) => {
-                let err = self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), "sign in again (`ema login`)");
+                let err = self
+                    .oauth_error(e.code(), e.oauth_error(), &e.to_string(), "sign in again")
+                    .offering(FixAction::SignIn);
                 self.idp_problem_now(Some(IdpSessionState::Expired), &err);
                 Failure::SignInNeeded(err)
             }
@@ -101,12 +105,9 @@ impl Engine {
     /// Maps an IdP failure during renewal to a connector failure and the IdP's state.
     pub(super) fn idp_failure(&self, e: &SignInError) -> Failure {
         if e.is_session_expired() {
-            let err = self.oauth_error(
-                e.code(),
-                e.oauth_error(),
-                &e.to_string(),
-                "your sign-in has ended: sign in again (`ema login`)",
-            );
+            let err = self
+                .oauth_error(e.code(), e.oauth_error(), &e.to_string(), "your sign-in has ended: sign in again")
+                .offering(FixAction::SignIn);
             self.idp_problem_now(Some(IdpSessionState::Expired), &err);
             return Failure::SignInNeeded(err);
         }
@@ -139,12 +140,13 @@ impl Engine {
                     e.oauth_error.as_deref(),
                     &format!("{}; servers accept about 30 s. The server said: {}", skew.describe(), e.message),
                     &format!(
-                        "turn on automatic time on this computer (set date and time automatically), then Refresh now; \
+                        "turn on automatic time on this computer (set date and time automatically), then try again; \
                          if your clock is right, tell {} that {}'s clock is off",
                         self.help_desk(),
                         skew.host
                     ),
-                ),
+                )
+                .offering(FixAction::Refresh),
                 _ => e,
             }
         };

@@ -11,7 +11,7 @@ use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
 use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
 use crate::secret::IdToken;
 use crate::signin::SignInError;
-use crate::status::{ErrorCode, IdpSessionState, StatusError};
+use crate::status::{ErrorCode, FixAction, IdpSessionState, StatusError};
 
 use super::{Engine, Failure, from_unix};
 
@@ -123,11 +123,9 @@ impl Engine {
     pub(super) async fn fresh_id_token(&self, force_refresh: bool) -> Result<IdToken, Failure> {
         let mut guard = self.session.lock().await;
         let Some(session) = guard.as_mut() else {
-            return Err(Failure::SignInNeeded(self.error(
-                ErrorCode::SignedOut,
-                "not signed in",
-                "sign in (`ema login`)",
-            )));
+            return Err(Failure::SignInNeeded(
+                self.error(ErrorCode::SignedOut, "not signed in", "sign in").offering(FixAction::SignIn),
+            ));
         };
         if !force_refresh
             && let (Some(t), Some(exp)) = (&session.id_token, session.id_token_expires_at.and_then(from_unix))
@@ -136,11 +134,13 @@ impl Engine {
             return Ok(t.clone());
         }
         let Some(refresh_token) = session.refresh_token.clone() else {
-            let err = self.error(
-                ErrorCode::IdpSessionExpired,
-                "the ID token expired and the IdP gave no refresh token",
-                "sign in again (`ema login`); ask IT to allow offline_access for this app",
-            );
+            let err = self
+                .error(
+                    ErrorCode::IdpSessionExpired,
+                    "the ID token expired and the IdP gave no refresh token",
+                    "sign in again; ask IT to allow offline_access for this app",
+                )
+                .offering(FixAction::SignIn);
             self.publish(|s| s.idp.state = IdpSessionState::Expired);
             return Err(Failure::SignInNeeded(err));
         };
@@ -162,7 +162,7 @@ impl Engine {
             // token and the IdP ends the session (`invalid_grant`).
             session.refresh_token = Some(rt);
             if let Err(e) = self.save_session(session) {
-                tracing::warn!(code = %e.code(), "could not store the rotated refresh token");
+                tracing::warn!(code = e.code().wire(None), "could not store the rotated refresh token");
             }
         }
         let Some(id_token) = tokens.id_token else {
@@ -170,8 +170,9 @@ impl Engine {
                 ErrorCode::IdTokenNotRenewed,
                 "the IdP renewed the session but sent no new ID token (OIDC Core §12.2 lets it), and the old one has \
                  expired",
-                "sign in again (`ema login`); your connectors keep working until their tokens expire",
-            );
+                "sign in again; your connectors keep working until their tokens expire",
+            )
+            .offering(FixAction::SignIn);
             *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(RecentIdpFailure {
                 at: self.now(),
                 kind: RecentIdpFailureKind::RefreshWithoutIdToken,

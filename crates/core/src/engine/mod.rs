@@ -109,7 +109,7 @@ impl EngineError {
     pub fn code_str(&self) -> String {
         match self {
             EngineError::SignIn(e) => e.code().wire(e.oauth_error()),
-            EngineError::Store(e) => e.code().to_string(),
+            EngineError::Store(e) => e.code().wire(None),
         }
     }
 }
@@ -258,5 +258,5 @@ impl Engine {
 }
 
 fn status_error_at(code: ErrorCode, message: &str, fix: &str, at: OffsetDateTime) -> StatusError {
-    StatusError { code, oauth_error: None, message: message.into(), fix: fix.into(), at }
+    StatusError { code, oauth_error: None, message: message.into(), fix: fix.into(), fix_action: None, at }
 }

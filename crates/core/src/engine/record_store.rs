@@ -13,7 +13,7 @@ use crate::records::{
     connectors_account,
 };
 use crate::status::{
-    ConnectorState, ConnectorStatus, ErrorCode, Identity, IdpSessionState, IdpStatus, STATUS_SCHEMA_VERSION,
+    ConnectorState, ConnectorStatus, ErrorCode, FixAction, Identity, IdpSessionState, IdpStatus, STATUS_SCHEMA_VERSION,
     StatusError, StatusSnapshot,
 };
 use crate::store::StoreError;
@@ -90,11 +90,10 @@ impl Engine {
                     None => {
                         c.state = ConnectorState::Error;
                         c.identity = session.identity.clone();
-                        c.error = Some(self.error(
-                            ErrorCode::NotConnected,
-                            "not connected yet",
-                            "run `ema refresh` (or Refresh now in the tray)",
-                        ));
+                        c.error = Some(
+                            self.error(ErrorCode::NotConnected, "not connected yet", "connect it now")
+                                .offering(FixAction::Refresh),
+                        );
                     }
                 }
             }
@@ -151,7 +150,7 @@ impl Engine {
         }
         // Written even without a record: the IdP's problem is stored with the records too.
         if let Err(err) = self.write_records().await {
-            tracing::warn!(connector = id, code = %err.code(), "could not store the renewal error");
+            tracing::warn!(connector = id, code = err.code().wire(None), "could not store the renewal error");
         }
     }
 }

@@ -376,7 +376,7 @@ async fn a_failure_with_the_clock_right_keeps_its_own_code() {
     let refusal = r#"{"error":"invalid_grant","error_description":"nope"}"#;
     h.transport.with_headers(&as_token("alpha"), 400, &[("date", &now)], refusal);
     h.engine.connect_all(true).await;
-    assert_eq!(connector(&h.engine, "alpha").error.unwrap().code, "connector-grant-oauth-invalid-grant");
+    assert_eq!(connector(&h.engine, "alpha").error.unwrap().code_str(), "connector-grant-oauth-invalid-grant");
 }
 
 /// Regression (issue 14, item 14): without a policy pin, a compromised or spoofed MCP server

@@ -264,7 +264,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.oauth_error(), Some("invalid_grant"));
-        assert_eq!(err.code(), "connector-grant-oauth-invalid-grant");
+        assert_eq!(err.code().wire(err.oauth_error()), "connector-grant-oauth-invalid-grant");
         assert!(err.to_string().contains("jti already used"));
     }
 }

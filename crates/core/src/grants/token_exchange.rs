@@ -283,7 +283,7 @@ mod tests {
             &[],
         )
         .unwrap_err();
-        assert_eq!(err.code(), "token-exchange-oauth-invalid-client");
+        assert_eq!(err.code().wire(err.oauth_error()), "token-exchange-oauth-invalid-client");
         assert!(err.to_string().contains("bad secret"));
         let err = process_response(&endpoint, &response(502, "<html>bad gateway</html>"), &[]).unwrap_err();
         assert_eq!(err.code(), "token-exchange-http-502");

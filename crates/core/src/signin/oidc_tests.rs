@@ -102,7 +102,7 @@ async fn code_exchange_request(client_auth: &str) -> HttpRequest {
     let (_, pending) = idp.authorization_request("http://127.0.0.1:5555/callback").unwrap();
     let verifier = pending.pkce_verifier.secret().clone();
     let err = idp.exchange_code(&t, "the-code".into(), pending).await.unwrap_err();
-    assert_eq!(err.code(), "idp-oauth-invalid-grant");
+    assert_eq!(err.code().wire(err.oauth_error()), "idp-oauth-invalid-grant");
     let reqs = t.requests_to(TOKEN);
     assert_eq!(reqs.len(), 1);
     let req = reqs.into_iter().next().unwrap();

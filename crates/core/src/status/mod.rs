@@ -100,11 +100,30 @@ pub struct StatusError {
     /// The server's OAuth `error` (RFC 6749 §5.2) when the code is an OAuth refusal.
     pub oauth_error: Option<String>,
     pub message: String,
+    /// What to do, in words that name no face of the product ("sign in again").
     pub fix: String,
+    /// The face's own remedy for it, when it has one: the CLI names its command, the tray its
+    /// menu item or button.
+    pub fix_action: Option<FixAction>,
     pub at: OffsetDateTime,
 }
 
+/// A remedy each face offers in its own words and controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixAction {
+    /// Sign in at the IdP again (`ema login`; the tray's "Sign in").
+    SignIn,
+    /// Connect again now (`ema refresh`; the tray's "Refresh now").
+    Refresh,
+}
+
 impl StatusError {
+    /// The same error, offering `action` as its remedy.
+    pub fn offering(self, action: FixAction) -> Self {
+        StatusError { fix_action: Some(action), ..self }
+    }
+
     /// The code as the schema writes it.
     pub fn code_str(&self) -> String {
         self.code.wire(self.oauth_error.as_deref())
@@ -120,20 +139,37 @@ struct StatusErrorJson {
     oauth_error: Option<String>,
     message: String,
     fix: String,
+    /// Absent from records written before it existed.
+    #[serde(default)]
+    fix_action: Option<FixAction>,
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
 }
 
 impl From<StatusError> for StatusErrorJson {
     fn from(e: StatusError) -> Self {
-        StatusErrorJson { code: e.code_str(), oauth_error: e.oauth_error, message: e.message, fix: e.fix, at: e.at }
+        StatusErrorJson {
+            code: e.code_str(),
+            oauth_error: e.oauth_error,
+            message: e.message,
+            fix: e.fix,
+            fix_action: e.fix_action,
+            at: e.at,
+        }
     }
 }
 
 impl From<StatusErrorJson> for StatusError {
     fn from(j: StatusErrorJson) -> Self {
         let (code, from_code) = ErrorCode::parse(&j.code);
-        StatusError { code, oauth_error: j.oauth_error.or(from_code), message: j.message, fix: j.fix, at: j.at }
+        StatusError {
+            code,
+            oauth_error: j.oauth_error.or(from_code),
+            message: j.message,
+            fix: j.fix,
+            fix_action: j.fix_action,
+            at: j.at,
+        }
     }
 }
 
@@ -267,6 +303,7 @@ mod tests {
                 oauth_error: None,
                 message: "m".into(),
                 fix: "f".into(),
+                fix_action: None,
                 at: now,
             }),
         }
@@ -312,16 +349,19 @@ mod tests {
             oauth_error: Some("invalid_grant".into()),
             message: "m".into(),
             fix: "f".into(),
+            fix_action: Some(FixAction::Refresh),
             at,
         };
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["code"], "connector-grant-oauth-invalid-grant");
         assert_eq!(json["oauth_error"], "invalid_grant");
+        assert_eq!(json["fix_action"], "refresh");
         assert_eq!(serde_json::from_value::<StatusError>(json.clone()).unwrap(), e);
         // A record stored before `oauth_error` existed.
         let mut old = json;
         old.as_object_mut().unwrap().remove("oauth_error");
-        assert_eq!(serde_json::from_value::<StatusError>(old).unwrap(), e);
+        old.as_object_mut().unwrap().remove("fix_action");
+        assert_eq!(serde_json::from_value::<StatusError>(old).unwrap(), StatusError { fix_action: None, ..e });
     }
 
     #[test]
