@@ -6,7 +6,7 @@
 //! conformance adapter use): the check is three requests, and the SDK with its dependencies was
 //! 0.9 MiB of the idle tray's memory (docs/tray.md). Interop is tested against rmcp's server
 //! (the sandbox org) and the TypeScript SDK's (the MCP conformance suite, whose adapter runs this
-//! check); hostile answers in tests/hostile_servers.rs.
+//! check); hostile answers in tests/hostile_servers/.
 //!
 //! The check sits behind the [`McpProbe`] trait so engine unit tests can inject an answer.
 
