@@ -210,7 +210,7 @@ fn assert_refused(result: Result<ConnectorGrant, GrantError>, code: &str, descri
         Ok(_) => panic!("Authlib issued a token; expected `{code}`\n{}", fixture.log()),
         Err(e) => e,
     };
-    assert_eq!(err.code(), code, "{err}\n{}", fixture.log());
+    assert_eq!(err.code().wire(err.oauth_error()), code, "{err}\n{}", fixture.log());
     let message = err.to_string();
     assert!(message.contains(description), "{message}\n{}", fixture.log());
     assert!(message.contains("HTTP 400"), "Authlib answers invalid_grant with 400: {message}");

@@ -199,7 +199,7 @@ async fn sign_in(org: &Org, tag: &str, user: &str) -> Arc<Engine> {
     let identity = engine
         .sign_in(&browser, SIGN_IN_TIMEOUT)
         .await
-        .unwrap_or_else(|e| panic!("sign-in of {user} at oidc-provider failed: {} ({e})", e.code()));
+        .unwrap_or_else(|e| panic!("sign-in of {user} at oidc-provider failed: {} ({e})", e.code_str()));
     assert_eq!(identity.sub, user);
     engine
 }
