@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use ema_core::fuzz_api::remedy_edit;
-use ema_core::remedy::jsonedit::{self, Edit};
+use ema_core::personal::remedy::jsonedit::{self, Edit};
 use jsonc_parser::cst::CstInputValue;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ema_core::config::{ConfigSource, Policy};
-use ema_core::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
+use ema_core::personal::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use ema_core::remedy::client_name;
-use ema_core::scan::{CredentialClass, Finding};
+use ema_core::personal::remedy::client_name;
+use ema_core::personal::scan::{CredentialClass, Finding};
 use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn each_new_personal_connection_is_announced_once() {
-        use ema_core::scan::Client;
+        use ema_core::personal::scan::Client;
         let s = snapshot(IdpSessionState::Active, vec![fixtures::connector("Linear", ConnectorState::Active, 52)]);
         let first = fixtures::flagged_finding("aaaa1111", "linear", Client::ClaudeDesktop, "lin_api_CANARY1");
         let mut alerts = Alerts::default();
@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn notifications_about_the_fixture_home_carry_no_planted_secret() {
         use ema_core::config::{ConfigSource, Policy};
-        use ema_core::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
+        use ema_core::personal::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/core/tests/fixtures/scan");
         let policy = Policy::load(ConfigSource::Explicit(fixtures.join("policy.json"))).unwrap();
         let report = scan(

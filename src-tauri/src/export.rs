@@ -12,7 +12,7 @@ use ema_core::config::Policy;
 use ema_core::diagnostics::bundle::{self, BundleInput};
 use ema_core::diagnostics::doctor::{Diagnosis, diagnose_now};
 use ema_core::diagnostics::log_ring::LogRing;
-use ema_core::scan::Finding;
+use ema_core::personal::scan::Finding;
 use serde::Serialize;
 
 /// What the window previews.

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ema_core::remedy::{self, Action, Change, Remedy, RemedyError};
-use ema_core::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, Verdict, WatchPlan, scan};
+use ema_core::personal::remedy::{self, Action, Change, Remedy, RemedyError};
+use ema_core::personal::scan::{
+    Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, Verdict, WatchPlan, scan,
+};
 use tokio::sync::mpsc;
 
 use crate::dir_watch::DirWatcher;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use ema_core::config::{ConfigSource, Policy, locate_policy};
 use ema_core::engine::Engine;
-use ema_core::scan::{Catalog, CompanyIdentity};
+use ema_core::personal::scan::{Catalog, CompanyIdentity};
 use tauri::{AppHandle, Manager, Runtime};
 
 use crate::app_state::{NotificationsOn, engine_of, settings};

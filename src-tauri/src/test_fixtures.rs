@@ -53,10 +53,10 @@ pub fn snapshot(idp: IdpSessionState, connectors: Vec<ConnectorStatus>) -> Statu
 pub fn flagged_finding(
     id: &str,
     connector: &str,
-    client: ema_core::scan::Client,
+    client: ema_core::personal::scan::Client,
     secret: &str,
-) -> ema_core::scan::Finding {
-    use ema_core::scan::{CredentialClass, Finding, Scope, SecretLocation, Verdict};
+) -> ema_core::personal::scan::Finding {
+    use ema_core::personal::scan::{CredentialClass, Finding, Scope, SecretLocation, Verdict};
     Finding {
         id: id.into(),
         client,

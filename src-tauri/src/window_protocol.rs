@@ -82,7 +82,7 @@ pub enum Command {
     FixPersonal {
         id: String,
         #[cfg_attr(test, ts(type = r#""remove" | "replace""#))]
-        action: ema_core::remedy::Action,
+        action: ema_core::personal::remedy::Action,
     },
     /// Restore the file of the last fix.
     UndoPersonal,
@@ -182,7 +182,7 @@ mod tests {
             path.display()
         );
         // The hand-written type of `action` says what serde writes for ema_core's `Action`.
-        use ema_core::remedy::Action;
+        use ema_core::personal::remedy::Action;
         let words: Vec<String> =
             [Action::Remove, Action::Replace].iter().map(|a| serde_json::to_string(a).unwrap()).collect();
         assert_eq!(words, [r#""remove""#, r#""replace""#]);

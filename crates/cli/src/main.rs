@@ -22,8 +22,8 @@ use ema_core::diagnostics::bundle;
 use ema_core::diagnostics::doctor::diagnose_now;
 use ema_core::diagnostics::log_ring::LogRing;
 use ema_core::engine::Engine;
-use ema_core::remedy::Action;
-use ema_core::scan::Catalog;
+use ema_core::personal::remedy::Action;
+use ema_core::personal::scan::Catalog;
 use ema_core::signin::{BrowserOpener, PrintUrl, SystemBrowser};
 
 #[derive(Debug, Parser)]

@@ -12,8 +12,8 @@ use ema_core::config::Policy;
 use ema_core::config::import::{FETCH_TIMEOUT, import_user_policy};
 use ema_core::http::HttpTransport;
 use ema_core::onboarding::{self, MigrationOffer, Phase, migration_offers};
-use ema_core::remedy::Action;
-use ema_core::scan::Catalog;
+use ema_core::personal::remedy::Action;
+use ema_core::personal::scan::Catalog;
 use ema_core::status::StatusSnapshot;
 
 use crate::personal;

@@ -1,5 +1,5 @@
 //! `ema scan`, `ema fix`, `ema undo` and the personal-connection part of `ema status`: the
-//! command-line face of [`ema_core::scan`] and [`ema_core::remedy`].
+//! command-line face of [`ema_core::personal::scan`] and [`ema_core::personal::remedy`].
 //!
 //! Habits: findings carry a short id (`ema fix 1a2b3c4d --replace`), every flagged finding says
 //! what to do, nothing is changed without an explicit `ema fix`, and `--json` prints the same
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
 use ema_core::config::Policy;
-use ema_core::remedy::{self, Action, Change, Remedy};
-use ema_core::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, Verdict};
+use ema_core::personal::remedy::{self, Action, Change, Remedy};
+use ema_core::personal::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, Verdict};
 
 /// Version of the JSON that `ema scan --json` prints.
 const SCAN_JSON_VERSION: u32 = 1;
@@ -23,7 +23,7 @@ pub fn scan_now(policy: &Policy, projects: &[PathBuf]) -> Result<ScanReport> {
     if let Ok(cwd) = std::env::current_dir() {
         roots.project_dirs.push(cwd);
     }
-    Ok(ema_core::scan::scan(
+    Ok(ema_core::personal::scan::scan(
         &roots,
         &Catalog::from_policy(policy),
         &CompanyIdentity::from_policy(policy),

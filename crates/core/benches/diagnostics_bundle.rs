@@ -14,7 +14,7 @@ use ema_core::diagnostics::bundle::{self, BundleInput};
 use ema_core::diagnostics::doctor::{Check, ConnectorDiagnosis, Diagnosis, FailedLeg, HelpDesk, Outcome};
 use ema_core::diagnostics::log_ring::{DEFAULT_LINES, LogRing};
 use ema_core::diagnostics::trace::{Leg, Step, TokenView};
-use ema_core::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
+use ema_core::personal::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
 use ema_core::status::ConnectorState;
 use serde_json::json;
 

@@ -1,5 +1,5 @@
 //! Crash-safe replacement of a file's content: the user's settings, and the other clients'
-//! files that [`crate::remedy`] edits.
+//! files that [`crate::personal::remedy`] edits.
 //!
 //! Why: the files we edit hold other programs' whole configuration (`~/.claude.json` holds all
 //! of Claude Code's state). A crash, a full disk or a kill in the middle must leave the old file

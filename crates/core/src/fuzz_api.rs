@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-use crate::remedy::{Edit, RemedyError};
+use crate::personal::remedy::{Edit, RemedyError};
 
-/// The remedy's checked edit (`remedy::edited`): [`crate::remedy::jsonedit::apply`] followed by
+/// The remedy's checked edit (`remedy::edited`): [`crate::personal::remedy::jsonedit::apply`] followed by
 /// the check that the new text means the old one with only the entry at `pointer` changed.
 /// `path` only names the file in errors; nothing is read or written.
 pub fn remedy_edit(path: &Path, before: &[u8], pointer: &str, edit: &Edit) -> Result<Vec<u8>, RemedyError> {
-    crate::remedy::edited(path, before, pointer, edit)
+    crate::personal::remedy::edited(path, before, pointer, edit)
 }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomically;
-use crate::remedy::{Action, Remedy, client_name};
-use crate::scan::{Catalog, CredentialClass, Finding};
+use crate::personal::remedy::{Action, Remedy, client_name};
+use crate::personal::scan::{Catalog, CredentialClass, Finding};
 use crate::status::{ConnectorState, ConnectorStatus, ErrorCode, FailedLeg, Leg, ResponseKind, StatusSnapshot};
 
 /// Where the onboarding marker lives for this user.

@@ -10,8 +10,8 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use ema_core::remedy::{Action, Remedy, RemedyError};
-use ema_core::scan::{Catalog, Client, CredentialClass, Finding, ScanReport, Scope, Verdict};
+use ema_core::personal::remedy::{Action, Remedy, RemedyError};
+use ema_core::personal::scan::{Catalog, Client, CredentialClass, Finding, ScanReport, Scope, Verdict};
 
 use common::{Fixture, canaries, policy};
 

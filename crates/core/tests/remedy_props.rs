@@ -12,8 +12,10 @@ use std::fs;
 use std::path::PathBuf;
 
 use ema_core::digest::sha256_hex;
-use ema_core::remedy::{Action, Remedy};
-use ema_core::scan::{Catalog, CatalogConnector, Client, CredentialClass, Finding, Scope, SecretLocation, Verdict};
+use ema_core::personal::remedy::{Action, Remedy};
+use ema_core::personal::scan::{
+    Catalog, CatalogConnector, Client, CredentialClass, Finding, Scope, SecretLocation, Verdict,
+};
 use jsonc_parser::cst::CstRootNode;
 use proptest::prelude::*;
 use serde_json::{Map, Value};

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use ema_core::scan::{
+use ema_core::personal::scan::{
     Client, CredentialClass, IdentityKind, ScanLimits, ScanReport, ScanRoots, Scope, SecretLocation, Verdict,
 };
 use ema_core::secret::Fingerprint;

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::doctor::{Diagnosis, Outcome};
 use crate::config::{ClientAuth, Policy};
-use crate::scan::{Finding, Verdict};
+use crate::personal::scan::{Finding, Verdict};
 use crate::status::ConnectorState;
 
 /// Version of `diagnostics.json` in the bundle.

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ema_core::config::{ConfigSource, Policy};
-use ema_core::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, scan};
+use ema_core::personal::scan::{Catalog, CompanyIdentity, Finding, ScanLimits, ScanReport, ScanRoots, scan};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/scan");
 

@@ -1,4 +1,4 @@
-//! Removing or replacing personal-account connections found by [`crate::scan`], on the user's
+//! Removing or replacing personal-account connections found by [`crate::personal::scan`], on the user's
 //! explicit action, with a backup of every file touched and an undo.
 //!
 //! Why this is careful: the files belong to other programs (Claude Code keeps its whole state in
@@ -30,7 +30,7 @@ pub use crate::atomic_file::write_atomically;
 use crate::digest::sha256_hex;
 pub use jsonedit::{Edit, EditError};
 
-use crate::scan::{Catalog, Client, CredentialClass, Finding, Lookup, ScanReport, Scope};
+use crate::personal::scan::{Catalog, Client, CredentialClass, Finding, Lookup, ScanReport, Scope};
 
 /// The largest file EMA edits (the scan's own read limit).
 const MAX_EDIT_BYTES: u64 = 4 * 1024 * 1024;

@@ -20,7 +20,7 @@
 //! - **Injectable.** Every location comes from [`ScanRoots`], so tests scan a fixture home;
 //!   [`ScanRoots::for_current_user`] builds the real per-OS locations.
 //!
-//! Remediation (removing or replacing an entry, with backups and undo) is in [`crate::remedy`];
+//! Remediation (removing or replacing an entry, with backups and undo) is in [`crate::personal::remedy`];
 //! a finding carries what it needs: the file, the entry's JSON pointer and the file's digest.
 
 mod entry;

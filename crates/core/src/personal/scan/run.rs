@@ -40,26 +40,32 @@ pub fn scan(roots: &ScanRoots, catalog: &Catalog, company: &CompanyIdentity, lim
 }
 
 /// State shared by the sources during one scan.
-pub(in crate::scan) struct Ctx<'a> {
-    pub(in crate::scan) reader: fsread::Reader<'a>,
-    pub(in crate::scan) catalog: &'a Catalog,
-    pub(in crate::scan) company: &'a CompanyIdentity,
-    pub(in crate::scan) findings: Vec<Finding>,
-    pub(in crate::scan) entries_seen: usize,
+pub(in crate::personal::scan) struct Ctx<'a> {
+    pub(in crate::personal::scan) reader: fsread::Reader<'a>,
+    pub(in crate::personal::scan) catalog: &'a Catalog,
+    pub(in crate::personal::scan) company: &'a CompanyIdentity,
+    pub(in crate::personal::scan) findings: Vec<Finding>,
+    pub(in crate::personal::scan) entries_seen: usize,
     /// Server URLs seen in configuration entries: candidates for mcp-remote's hashed file names.
-    pub(in crate::scan) seen_urls: Vec<String>,
+    pub(in crate::personal::scan) seen_urls: Vec<String>,
 }
 
 /// Where an entry was found.
-pub(in crate::scan) struct Site<'p> {
-    pub(in crate::scan) client: Client,
-    pub(in crate::scan) scope: Scope,
-    pub(in crate::scan) path: &'p Path,
+pub(in crate::personal::scan) struct Site<'p> {
+    pub(in crate::personal::scan) client: Client,
+    pub(in crate::personal::scan) scope: Scope,
+    pub(in crate::personal::scan) path: &'p Path,
 }
 
 impl Ctx<'_> {
     /// Records that `path` could not be checked.
-    pub(in crate::scan) fn could_not_read(&mut self, client: Client, scope: Scope, path: &Path, reason: String) {
+    pub(in crate::personal::scan) fn could_not_read(
+        &mut self,
+        client: Client,
+        scope: Scope,
+        path: &Path,
+        reason: String,
+    ) {
         let why = format!("This file could not be checked: {reason}.");
         let class = CredentialClass::CouldNotRead { reason };
         self.findings.push(Finding {
@@ -83,7 +89,7 @@ impl Ctx<'_> {
     }
 
     /// Judges an analysed entry and records the finding.
-    pub(in crate::scan) fn record(
+    pub(in crate::personal::scan) fn record(
         &mut self,
         site: &Site<'_>,
         key_path: String,
@@ -205,7 +211,7 @@ fn judge(class: &CredentialClass, connector: Option<&CatalogConnector>, site: &S
 }
 
 /// An RFC 6901 JSON pointer from unescaped reference tokens.
-pub(in crate::scan) fn json_pointer<'s>(tokens: impl IntoIterator<Item = &'s str>) -> String {
+pub(in crate::personal::scan) fn json_pointer<'s>(tokens: impl IntoIterator<Item = &'s str>) -> String {
     let mut out = String::new();
     for t in tokens {
         out.push('/');

@@ -64,7 +64,7 @@ fn nearest_existing(dir: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
+    use crate::personal::scan::{Catalog, CompanyIdentity, ScanLimits, ScanRoots, scan};
 
     #[test]
     fn watches_the_directories_of_the_files_read_and_filters_events_to_them() {

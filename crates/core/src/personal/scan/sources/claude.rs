@@ -14,10 +14,10 @@ use super::super::fsread::Dialect;
 use super::super::identity::identify;
 use super::super::{Client, CredentialClass, Ctx, IdentityKind, MatchBasis, Scope, Site, entry};
 use super::{load, servers};
-use crate::scan::json_pointer;
+use crate::personal::scan::json_pointer;
 use crate::secret::Fingerprint;
 
-pub(super) fn desktop(ctx: &mut Ctx<'_>, roots: &crate::scan::ScanRoots) {
+pub(super) fn desktop(ctx: &mut Ctx<'_>, roots: &crate::personal::scan::ScanRoots) {
     let path = roots.app_config_dir.join("Claude").join("claude_desktop_config.json");
     let site = Site { client: Client::ClaudeDesktop, scope: Scope::User, path: &path };
     if let Some(doc) = load(ctx, site.client, site.scope, &path, Dialect::Json) {
@@ -26,7 +26,7 @@ pub(super) fn desktop(ctx: &mut Ctx<'_>, roots: &crate::scan::ScanRoots) {
 }
 
 /// Reads `~/.claude.json`; returns the project directories it lists.
-pub(super) fn code_user(ctx: &mut Ctx<'_>, roots: &crate::scan::ScanRoots) -> Vec<PathBuf> {
+pub(super) fn code_user(ctx: &mut Ctx<'_>, roots: &crate::personal::scan::ScanRoots) -> Vec<PathBuf> {
     let path = roots.home.join(".claude.json");
     let Some(doc) = load(ctx, Client::ClaudeCode, Scope::User, &path, Dialect::Json) else {
         return Vec::new();
@@ -55,7 +55,7 @@ pub(super) fn project(ctx: &mut Ctx<'_>, dir: &Path) {
     }
 }
 
-pub(super) fn managed(ctx: &mut Ctx<'_>, roots: &crate::scan::ScanRoots) {
+pub(super) fn managed(ctx: &mut Ctx<'_>, roots: &crate::personal::scan::ScanRoots) {
     for dir in &roots.managed_dirs {
         let path = dir.join("managed-mcp.json");
         let site = Site { client: Client::ClaudeCode, scope: Scope::Managed, path: &path };
@@ -67,7 +67,7 @@ pub(super) fn managed(ctx: &mut Ctx<'_>, roots: &crate::scan::ScanRoots) {
 
 /// `~/.claude/.credentials.json` `mcpOAuth`: `{"<name>|<hash>": {serverName, serverUrl,
 /// accessToken, refreshToken, expiresAt, ...}}`. Other keys (Claude's own login) are not read.
-pub(super) fn oauth_cache(ctx: &mut Ctx<'_>, roots: &crate::scan::ScanRoots) {
+pub(super) fn oauth_cache(ctx: &mut Ctx<'_>, roots: &crate::personal::scan::ScanRoots) {
     let path = roots.home.join(".claude").join(".credentials.json");
     let Some(doc) = load(ctx, Client::ClaudeCode, Scope::TokenCache, &path, Dialect::Json) else {
         return;
