@@ -22,7 +22,7 @@ use crate::tray::{follow_status, render};
 pub(crate) struct Sandbox {
     _org: ema_sandbox::Sandbox,
     /// Removed, with the policy, when dropped: at exit (`RunEvent::Exit`, SIGTERM, SIGINT).
-    _policy_dir: ema_core::private_file::PrivateDir,
+    _policy_dir: ema_core::files::private_file::PrivateDir,
 }
 #[cfg(not(feature = "sandbox"))]
 pub(crate) type Sandbox = std::convert::Infallible;
@@ -37,7 +37,7 @@ pub(crate) struct SandboxGuard(#[allow(dead_code)] pub Mutex<Option<Sandbox>>);
 #[cfg(feature = "sandbox")]
 fn start_sandbox() -> anyhow::Result<(ConfigSource, Sandbox)> {
     let org = tauri::async_runtime::block_on(ema_sandbox::Sandbox::start(ema_sandbox::SandboxOptions::default()))?;
-    let policy_dir = ema_core::private_file::PrivateDir::new("ema-tray-sandbox-")?;
+    let policy_dir = ema_core::files::private_file::PrivateDir::new("ema-tray-sandbox-")?;
     let path = policy_dir.write("policy.json", serde_json::to_string_pretty(&org.policy())?.as_bytes())?;
     Ok((ConfigSource::Explicit(path), Sandbox { _org: org, _policy_dir: policy_dir }))
 }

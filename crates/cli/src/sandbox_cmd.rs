@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use ema_core::private_file::write_private;
+use ema_core::files::private_file::write_private;
 use ema_sandbox::{Sandbox, SandboxOptions};
 
 #[derive(Debug, clap::Args)]

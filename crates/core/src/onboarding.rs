@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::write_atomically;
+use crate::files::atomic_file::write_atomically;
 use crate::personal::remedy::{Action, Remedy, client_name};
 use crate::personal::scan::{Catalog, CredentialClass, Finding};
 use crate::status::{ConnectorState, ConnectorStatus, ErrorCode, FailedLeg, Leg, ResponseKind, StatusSnapshot};

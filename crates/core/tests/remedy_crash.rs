@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ema_core::atomic_file::{write_atomically, write_atomically_pausing};
+use ema_core::files::atomic_file::{write_atomically, write_atomically_pausing};
 
 const CHILD: &str = "EMA_TEST_CRASH_CHILD";
 

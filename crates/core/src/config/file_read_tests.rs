@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::import::{install, key_files_for};
 use super::*;
-use crate::bounded_read::tests::within;
+use crate::files::bounded_read::tests::within;
 
 /// An EC P-256 PKCS#8 private key that exists in the repository.
 const TEST_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-client-key.pem");

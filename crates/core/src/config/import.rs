@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use super::{ConfigError, ConfigSource, KeyFiles, MAX_POLICY_BYTES, Policy};
-use crate::atomic_file::write_atomically;
-use crate::bounded_read::{BoundedReadError, read_regular_text};
+use crate::files::atomic_file::write_atomically;
+use crate::files::bounded_read::{BoundedReadError, read_regular_text};
 use crate::http::{Transport, TransportError, display_url};
 
 /// How long fetching a policy from a URL may take (connect, send, read).

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::bounded_read::{BoundedReadError, read_regular_text};
+use crate::files::bounded_read::{BoundedReadError, read_regular_text};
 use crate::secret::{ClientSecret, PrivateKeyPem};
 use crate::url_policy::{UrlPolicyError, check_endpoint_url};
 

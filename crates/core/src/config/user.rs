@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Policy};
-use crate::bounded_read::{BoundedReadError, read_regular_text};
+use crate::files::bounded_read::{BoundedReadError, read_regular_text};
 
 /// The largest settings file we read: it holds three keys.
 pub const MAX_USER_SETTINGS_BYTES: u64 = 64 * 1024;
@@ -80,7 +80,7 @@ impl UserSettings {
             std::fs::create_dir_all(dir)?;
         }
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        crate::atomic_file::write_atomically(path, text.as_bytes())
+        crate::files::atomic_file::write_atomically(path, text.as_bytes())
     }
 }
 

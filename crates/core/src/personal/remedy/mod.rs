@@ -7,7 +7,7 @@
 //!   [`jsonedit`]), and is checked before it is written: the file's meaning after the edit must be
 //!   exactly the old meaning minus (or with a new value at) that one entry;
 //! - refuses when the file is no longer what the scan judged (its SHA-256 changed);
-//! - is atomic ([`crate::atomic_file`]): a crash leaves the old file or the new one;
+//! - is atomic ([`crate::files::atomic_file`]): a crash leaves the old file or the new one;
 //! - keeps a timestamped backup (owner-only permissions, in EMA's own data directory rather than
 //!   beside the file, where a repository's `.mcp.json` backup could be committed with its token);
 //! - is recorded in a journal, so [`Remedy::undo_last`] (`ema undo`) restores the file exactly,
@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use jsonc_parser::cst::CstInputValue;
 use serde::{Deserialize, Serialize};
 
-pub use crate::atomic_file::write_atomically;
 use crate::digest::sha256_hex;
+pub use crate::files::atomic_file::write_atomically;
 pub use jsonedit::{Edit, EditError};
 
 use crate::personal::scan::{Catalog, Client, CredentialClass, Finding, Lookup, ScanReport, Scope};

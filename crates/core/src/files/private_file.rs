@@ -17,7 +17,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::atomic_file::restrict;
+use crate::files::atomic_file::restrict;
 
 /// Writes `bytes` to `path` readable by the owner only (0600), atomically, refusing to write
 /// through a symbolic link. An existing regular file at `path` is replaced.
