@@ -30,6 +30,7 @@ const STATE_WORDS = {
 };
 
 let snapshot = null;
+/** @type {PersonalView | null} */
 let personal = null;
 
 function left(iso) {
@@ -147,6 +148,12 @@ function renderPersonal() {
   section.hidden = personal.findings.length === 0 && !personal.undo;
 }
 
+/**
+ * @param {PersonalFindingView} f
+ * @param {"remove" | "replace"} action
+ * @param {string} text
+ * @param {string} label
+ */
 function fixButton(f, action, text, label) {
   const b = document.createElement("button");
   b.type = "button";
@@ -231,7 +238,9 @@ setInterval(() => {
 
 // "Export diagnostics...": the tray runs the checks and sends the bundle's files; the user sees
 // exactly what will be shared before anything is written.
+/** @type {HelpDeskView | null} */
 let helpDesk = null;
+/** @param {HelpDeskView | null} desk */
 function showHelpDesk(desk) {
   helpDesk = desk;
   document.getElementById("help-desk").textContent = desk ? `Help desk: ${desk.name} (${desk.url})` : "";
@@ -291,6 +300,7 @@ invoke("get_extras").then((x) => {
 // The tray decides what the screens show (`onboarding` events: the core's live connector list,
 // its summary and the migration offers); this only walks the user through them. Each screen's
 // first control (or its heading) takes the focus, so the keyboard always starts in the right place.
+/** @type {OnboardingView | null} */
 let onboardingView = null;
 let onboardingStep = null;
 let signingIn = false;
@@ -321,6 +331,7 @@ function obError(e) {
   err.hidden = false;
 }
 
+/** @param {OnboardingView | null} view */
 function showOnboarding(view) {
   if (!view) {
     // Not (or no longer) onboarding: the status window. A finished onboarding keeps its last
@@ -349,6 +360,7 @@ function showOnboarding(view) {
 
 const PHASE_WORDS = { connecting: "Connecting...", ready: "Ready", "not-entitled": "Not assigned to you", failed: "Failed" };
 
+/** @param {OnboardingView} v */
 function renderProgress(v) {
   const list = byId("ob-connectors");
   list.replaceChildren();
@@ -384,6 +396,7 @@ function renderProgress(v) {
   byId("ob-ready").textContent = v.signed_in ? `Signed in as ${v.identity || "you"}: ${v.progress.summary}.` : "";
 }
 
+/** @param {OnboardingView} v */
 function renderOffers(v) {
   const list = byId("ob-offers");
   list.replaceChildren();
@@ -409,6 +422,10 @@ function renderOffers(v) {
 }
 
 // One by one, in order: each fix reads the file as the previous one left it.
+/**
+ * @param {OfferView[]} offers
+ * @param {HTMLElement | null} button
+ */
 async function migrate(offers, button) {
   obError(null);
   if (button) button.setAttribute("aria-busy", "true");
@@ -461,7 +478,7 @@ byId("onboarding-sign-in").addEventListener("click", async () => {
 });
 
 byId("ob-continue").addEventListener("click", () => showStep(onboardingView.offers.length ? "migrate" : "finish"));
-byId("ob-migrate-all").addEventListener("click", (e) => migrate([...onboardingView.offers], e.currentTarget));
+byId("ob-migrate-all").addEventListener("click", () => migrate([...onboardingView.offers], byId("ob-migrate-all")));
 byId("ob-migrate-next").addEventListener("click", () => showStep("finish"));
 byId("ob-undo").addEventListener("click", async (e) => {
   const button = /** @type {HTMLElement} */ (e.currentTarget);

@@ -199,7 +199,7 @@ async fn load_policy<R: Runtime>(app: &AppHandle<R>, source: &str) -> Result<(),
     start_services(app, &engine);
     if !app.state::<Onboarding>().active() {
         // Onboarded before (the policy was removed since): straight to the status window.
-        app.state::<WindowHost>().send(ToWindow::Onboarding { view: serde_json::Value::Null });
+        app.state::<WindowHost>().send(ToWindow::Onboarding { view: None });
     }
     Ok(())
 }

@@ -38,6 +38,7 @@ mod single_instance;
 #[cfg(test)]
 mod test_fixtures;
 mod tray;
+mod views;
 mod window_app;
 mod window_host;
 mod window_protocol;

@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use ema_core::config::{Policy, managed_policy_path, user_policy_path};
 use ema_core::onboarding::{is_first_run, mark_done, marker_path, migration_offers, progress};
 use ema_core::status::{IdpSessionState, StatusSnapshot};
-use serde_json::{Value, json};
 
 use crate::personal::{Personal, remedies};
+use crate::views::{HelpDeskView, OfferView, OnboardingView, PolicyPlaces, ProgressView};
 
 /// Whether onboarding is showing; managed as Tauri state.
 pub struct Onboarding {
@@ -53,45 +53,51 @@ impl Onboarding {
 /// What the welcome screens show. Without a policy: where it was looked for and where a loaded
 /// one goes. With one: the organisation and IdP, the sign-in, the live connector list with its
 /// summary, and the old connections to migrate.
-pub fn view(policy: Option<&Policy>, snapshot: Option<&StatusSnapshot>, personal: Option<&Personal>) -> Value {
-    let places = json!({
-        "managed_path": managed_policy_path().display().to_string(),
-        "user_path": user_policy_path().map(|p| p.display().to_string()),
-    });
+pub fn view(policy: Option<&Policy>, snapshot: Option<&StatusSnapshot>, personal: Option<&Personal>) -> OnboardingView {
+    let places = PolicyPlaces {
+        managed_path: managed_policy_path().display().to_string(),
+        user_path: user_policy_path().map(|p| p.display().to_string()),
+    };
     let (Some(policy), Some(snapshot)) = (policy, snapshot) else {
-        return json!({ "configured": false, "places": places });
+        return OnboardingView {
+            configured: false,
+            places,
+            organization: None,
+            idp_name: None,
+            issuer: None,
+            policy_source: None,
+            signed_in: false,
+            identity: None,
+            progress: None,
+            scanned: false,
+            offers: Vec::new(),
+            help_desk: None,
+        };
     };
     let signed_in = snapshot.idp.state != IdpSessionState::SignedOut;
     let scanned = personal.and_then(Personal::report);
-    let offers: Vec<Value> = match (personal, &scanned) {
-        (Some(p), Some(report)) if signed_in => migration_offers(&report.findings, snapshot, &remedies(), p.catalog())
-            .into_iter()
-            .map(|o| {
-                json!({
-                    "id": o.finding.id,
-                    "action": o.action,
-                    "description": o.description,
-                    "connector_name": o.connector_name,
-                    "client_name": o.client_name,
-                    "path": o.finding.path.display().to_string(),
-                    "key_path": o.finding.key_path,
-                })
-            })
-            .collect(),
+    let offers = match (personal, &scanned) {
+        (Some(p), Some(report)) if signed_in => {
+            migration_offers(&report.findings, snapshot, &remedies(), p.catalog()).iter().map(OfferView::from).collect()
+        }
         _ => Vec::new(),
     };
-    json!({
-        "configured": true,
-        "places": places,
-        "organization": policy.organization.name,
-        "idp_name": policy.idp.name(),
-        "issuer": policy.idp.issuer.as_str(),
-        "policy_source": policy.source.path().display().to_string(),
-        "signed_in": signed_in,
-        "identity": snapshot.idp.identity.as_ref().map(|i| i.email.clone().unwrap_or_else(|| i.sub.clone())),
-        "progress": progress(snapshot),
-        "scanned": scanned.is_some(),
-        "offers": offers,
-        "help_desk": policy.organization.help_desk.as_ref().map(|h| json!({"name": h.name, "url": h.url.as_str()})),
-    })
+    OnboardingView {
+        configured: true,
+        places,
+        organization: Some(policy.organization.name.clone()),
+        idp_name: Some(policy.idp.name()),
+        issuer: Some(policy.idp.issuer.to_string()),
+        policy_source: Some(policy.source.path().display().to_string()),
+        signed_in,
+        identity: snapshot.idp.identity.as_ref().map(|i| i.email.clone().unwrap_or_else(|| i.sub.clone())),
+        progress: Some(ProgressView::from(&progress(snapshot))),
+        scanned: scanned.is_some(),
+        offers,
+        help_desk: policy
+            .organization
+            .help_desk
+            .as_ref()
+            .map(|h| HelpDeskView { name: h.name.clone(), url: h.url.to_string() }),
+    }
 }

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::dir_watch::DirWatcher;
 use crate::presenter::PersonalCounts;
+use crate::views::{PersonalFindingView, PersonalView};
 
 /// Quiet time after the last change before rescanning.
 const DEBOUNCE: Duration = Duration::from_millis(400);
@@ -76,26 +77,33 @@ impl Personal {
 
     /// What the window shows: each finding needing the user with the remedies it allows, and
     /// whether there is a change to undo.
-    pub fn window_view(&self) -> serde_json::Value {
+    pub fn window_view(&self) -> PersonalView {
         let remedy = remedies();
-        let findings: Vec<serde_json::Value> = self
+        let findings = self
             .needing_attention()
             .iter()
             .map(|f| {
                 let (can_remove, can_replace) = remedy.options(f, &self.catalog);
-                let mut v = serde_json::to_value(f).expect("findings serialise");
-                v["client_name"] = remedy::client_name(f.client).into();
-                v["can_remove"] = can_remove.into();
-                v["can_replace"] = can_replace.into();
-                v
+                PersonalFindingView {
+                    id: f.id.clone(),
+                    verdict: serde_json::to_value(f.verdict)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    connector: f.connector.clone(),
+                    server_name: f.server_name.clone(),
+                    client_name: remedy::client_name(f.client).to_string(),
+                    path: f.path.display().to_string(),
+                    key_path: f.key_path.clone(),
+                    why: f.why.clone(),
+                    what_to_do: f.what_to_do.clone(),
+                    can_remove,
+                    can_replace,
+                }
             })
             .collect();
         let last = remedy.history().ok().and_then(|h| h.into_iter().rev().find(|c| !c.undone));
-        serde_json::json!({
-            "scanned": self.report().is_some(),
-            "findings": findings,
-            "undo": last.map(|c| describe(&c)),
-        })
+        PersonalView { scanned: self.report().is_some(), findings, undo: last.map(|c| describe(&c)) }
     }
 
     /// Applies `action` to the finding `id` (the user clicked it), then rescans. The finding is

@@ -91,7 +91,8 @@ pub(crate) fn render<R: Runtime>(app: &AppHandle<R>, snapshot: &StatusSnapshot) 
         app.state::<WindowHost>().send(ToWindow::Personal { view: p.window_view() });
     }
     if app.state::<Onboarding>().active() {
-        app.state::<WindowHost>().send(ToWindow::Onboarding { view: onboarding_view(app, Some(snapshot)) });
+        app.state::<WindowHost>()
+            .send(ToWindow::Onboarding { view: Some(Box::new(onboarding_view(app, Some(snapshot)))) });
     }
     let alerts = app.state::<Mutex<Alerts>>().lock().unwrap_or_else(std::sync::PoisonError::into_inner).update(
         snapshot,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tauri::{AppHandle, Emitter, Manager, State, WebviewUrl, WebviewWindowBuilder};
 use tokio::sync::{oneshot, watch};
 
+use crate::views::{Extras, OnboardingView, PersonalView};
 use crate::window_protocol::{AppSettings, Command, CommandError, FromWindow, MAX_LINE, ToWindow, encode};
 
 const WINDOW: &str = "status";
@@ -22,11 +23,11 @@ const FIRST_STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 struct Link {
     status: watch::Sender<Option<serde_json::Value>>,
     settings: watch::Sender<Option<AppSettings>>,
-    personal: watch::Sender<Option<serde_json::Value>>,
+    personal: watch::Sender<Option<PersonalView>>,
     /// The welcome screens' view while onboarding lasts (`null` otherwise).
-    onboarding: watch::Sender<serde_json::Value>,
+    onboarding: watch::Sender<Option<OnboardingView>>,
     /// The help desk and whether the tray asked for an export before the page was ready.
-    extras: watch::Sender<serde_json::Value>,
+    extras: watch::Sender<Extras>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Option<CommandError>>>>,
     next_id: AtomicU64,
     out: Mutex<std::io::Stdout>,
@@ -76,14 +77,14 @@ async fn get_settings(link: State<'_, Link>) -> Result<AppSettings, CommandError
 }
 
 #[tauri::command]
-async fn get_personal(link: State<'_, Link>) -> Result<serde_json::Value, CommandError> {
+async fn get_personal(link: State<'_, Link>) -> Result<PersonalView, CommandError> {
     first(&link.personal).await
 }
 
 /// The onboarding view, or `null` when the window is the plain status window. The tray sends
 /// it before the settings, so once the settings are here the answer is known.
 #[tauri::command]
-async fn get_onboarding(link: State<'_, Link>) -> Result<serde_json::Value, CommandError> {
+async fn get_onboarding(link: State<'_, Link>) -> Result<Option<OnboardingView>, CommandError> {
     first(&link.settings).await?;
     Ok(link.onboarding.borrow().clone())
 }
@@ -98,16 +99,9 @@ async fn request(link: State<'_, Link>, command: Command) -> Result<(), CommandE
 
 /// The help desk, and `start_export` once when the tray menu asked for an export.
 #[tauri::command]
-fn get_extras(link: State<'_, Link>) -> serde_json::Value {
-    let mut extras = link.extras.borrow().clone();
-    link.extras.send_modify(|e| {
-        if let Some(o) = e.as_object_mut() {
-            o.remove("start_export");
-        }
-    });
-    if extras.get("start_export").is_none() {
-        extras["start_export"] = false.into();
-    }
+fn get_extras(link: State<'_, Link>) -> Extras {
+    let extras = link.extras.borrow().clone();
+    link.extras.send_modify(|e| e.start_export = false);
     extras
 }
 
@@ -129,16 +123,15 @@ fn apply(app: &AppHandle, msg: ToWindow) {
         }
         ToWindow::Onboarding { view } => {
             let _ = app.emit("onboarding", &view);
-            link.onboarding.send_replace(view);
+            link.onboarding.send_replace(view.map(|v| *v));
         }
-        ToWindow::HelpDesk { name, url } => {
-            let desk = serde_json::json!({ "name": name, "url": url });
+        ToWindow::HelpDesk { desk } => {
             let _ = app.emit("help-desk", &desk);
-            link.extras.send_modify(|e| e["help_desk"] = desk);
+            link.extras.send_modify(|e| e.help_desk = Some(desk));
         }
         ToWindow::StartExport => {
             // The page may not be loaded yet: it also asks through `get_extras`.
-            link.extras.send_modify(|e| e["start_export"] = true.into());
+            link.extras.send_modify(|e| e.start_export = true);
             let _ = app.emit("start-export", ());
         }
         ToWindow::ExportPreview { preview } => {
@@ -189,8 +182,8 @@ pub fn run() {
         status: watch::Sender::new(None),
         settings: watch::Sender::new(None),
         personal: watch::Sender::new(None),
-        onboarding: watch::Sender::new(serde_json::Value::Null),
-        extras: watch::Sender::new(serde_json::json!({})),
+        onboarding: watch::Sender::new(None),
+        extras: watch::Sender::new(Extras::default()),
         pending: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         out: Mutex::new(std::io::stdout()),

@@ -14,6 +14,7 @@ use crate::alerts::Alert;
 use crate::app_state::{engine_of, settings};
 use crate::onboarding::{self, Onboarding};
 use crate::personal::Personal;
+use crate::views::{HelpDeskView, OnboardingView};
 use crate::window_protocol::{FromWindow, MAX_LINE, ToWindow, encode};
 
 /// The running window process, if any.
@@ -123,7 +124,7 @@ fn spawn<R: Runtime>(app: &AppHandle<R>, initial: Vec<ToWindow>) -> std::io::Res
 }
 
 /// The welcome screens' view for `snapshot`, with the app's policy and last personal scan.
-pub(crate) fn onboarding_view<R: Runtime>(app: &AppHandle<R>, snapshot: Option<&StatusSnapshot>) -> serde_json::Value {
+pub(crate) fn onboarding_view<R: Runtime>(app: &AppHandle<R>, snapshot: Option<&StatusSnapshot>) -> OnboardingView {
     let engine = engine_of(app);
     let personal = app.try_state::<Personal>();
     onboarding::view(engine.as_ref().map(|e| e.policy()), snapshot, personal.as_deref())
@@ -144,12 +145,12 @@ pub(crate) fn open_window<R: Runtime>(app: &AppHandle<R>) {
     // starts on the right screen.
     if app.state::<Onboarding>().active() || engine.is_none() {
         let snapshot = engine.as_ref().map(|e| e.snapshot());
-        initial.push(ToWindow::Onboarding { view: onboarding_view(app, snapshot.as_ref()) });
+        initial.push(ToWindow::Onboarding { view: Some(Box::new(onboarding_view(app, snapshot.as_ref()))) });
     }
     initial.push(ToWindow::Settings { settings: settings(app) });
     if let Some(engine) = &engine {
         if let Some(h) = &engine.policy().organization.help_desk {
-            initial.push(ToWindow::HelpDesk { name: h.name.clone(), url: h.url.to_string() });
+            initial.push(ToWindow::HelpDesk { desk: HelpDeskView { name: h.name.clone(), url: h.url.to_string() } });
         }
         if let Ok(json) = serde_json::to_value(engine.snapshot()) {
             initial.push(ToWindow::Status { snapshot: json });

@@ -14,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::views::{HelpDeskView, OnboardingView, PersonalView};
+
 /// A command's failure as the window shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -46,9 +48,9 @@ pub enum ToWindow {
     Settings { settings: AppSettings },
     /// The personal-account findings that need the user, with their remedies, and the change
     /// an undo would restore (`personal::Personal::window_view`).
-    Personal { view: serde_json::Value },
+    Personal { view: PersonalView },
     /// The organisation's help desk, from the policy.
-    HelpDesk { name: String, url: String },
+    HelpDesk { desk: HelpDeskView },
     /// The user chose "Export diagnostics..." in the tray menu: start preparing it.
     StartExport,
     /// The prepared bundle, file by file: exactly what "Save" will write.
@@ -57,7 +59,7 @@ pub enum ToWindow {
     ExportSaved { path: String },
     /// First-run onboarding is on: what the welcome screens show (`onboarding::view`). Sent on
     /// every change while onboarding lasts.
-    Onboarding { view: serde_json::Value },
+    Onboarding { view: Option<Box<OnboardingView>> },
     /// Raise and focus the window (the user opened it again from the tray).
     Focus,
     /// The outcome of the window's request `id`.
@@ -165,11 +167,24 @@ mod tests {
     fn protocol_types_for_the_ui_are_current() {
         use ts_rs::TS;
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui-types/protocol.d.ts");
-        let generated = format!(
-            "// Written by src-tauri/src/window_protocol.rs (protocol_types_for_the_ui_are_current); do not edit.\n\n{}\n\n{}\n\n{}\n",
+        use crate::views::*;
+        let declarations = [
             Command::decl(),
             CommandError::decl(),
-            AppSettings::decl()
+            AppSettings::decl(),
+            OnboardingView::decl(),
+            PolicyPlaces::decl(),
+            ProgressView::decl(),
+            ProgressRowView::decl(),
+            OfferView::decl(),
+            HelpDeskView::decl(),
+            Extras::decl(),
+            PersonalView::decl(),
+            PersonalFindingView::decl(),
+        ];
+        let generated = format!(
+            "// Written by src-tauri/src/window_protocol.rs (protocol_types_for_the_ui_are_current); do not edit.\n\n{}\n",
+            declarations.join("\n\n")
         );
         if std::env::var_os("EMA_UPDATE_UI_TYPES").is_some() {
             std::fs::write(&path, &generated).unwrap();

@@ -12,7 +12,11 @@ interface Window {
     core: {
       invoke(cmd: "request", args: { command: Command }): Promise<void>;
       invoke(cmd: "get_settings"): Promise<AppSettings>;
-      invoke(cmd: "get_status" | "get_personal" | "get_onboarding" | "get_extras"): Promise<any>;
+      invoke(cmd: "get_personal"): Promise<PersonalView>;
+      invoke(cmd: "get_onboarding"): Promise<OnboardingView | null>;
+      invoke(cmd: "get_extras"): Promise<Extras>;
+      // The status snapshot is ema_core's StatusSnapshot (docs/status-schema.md), not yet typed here.
+      invoke(cmd: "get_status"): Promise<any>;
     };
     event: {
       listen(event: string, handler: (event: TauriEvent) => void): Promise<() => void>;

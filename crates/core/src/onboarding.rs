@@ -54,7 +54,7 @@ pub fn mark_done(path: &Path, organization: &str, via: &str) -> io::Result<()> {
 }
 
 /// Where a connector is in the first connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Waiting for sign-in, or the exchange and grant are in flight.
