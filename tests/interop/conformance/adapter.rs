@@ -1,36 +1,51 @@
 //! Client side of the MCP conformance suite's `auth/cross-app-access-complete-flow` scenario
-//! (`@modelcontextprotocol/conformance`), driven by the EMA core engine's own legs.
+//! (`@modelcontextprotocol/conformance`), driven by the EMA engine's own connect path.
 //!
 //! The suite runs `conformance-adapter <mcp-url>` with `MCP_CONFORMANCE_CONTEXT` in the
 //! environment (JSON: `client_id`, `client_secret`, `idp_client_id`, `idp_id_token`,
-//! `idp_issuer`, `idp_token_endpoint`). The ID token is pre-minted, so there is no browser leg:
+//! `idp_issuer`, `idp_token_endpoint`). The ID token is pre-minted, so there is no browser leg.
+//! The adapter sets the engine up as the product would be after `ema login`, then lets it connect:
 //!
-//! 1. discovery from the MCP URL (RFC 9728 protected-resource metadata, then RFC 8414),
-//! 2. RFC 8693 token exchange at the IdP: ID token -> ID-JAG (public client `idp_client_id`;
-//!    the suite's IdP does not authenticate clients),
-//! 3. RFC 7523 jwt-bearer grant at the AS with `client_id`/`client_secret`, sent the way the
-//!    AS metadata says it accepts them (`client_secret_basic` unless it lists only `_post`),
-//! 4. the product's own MCP check with the access token (`ema_core::mcp_check::HttpProbe`:
-//!    `initialize`, `notifications/initialized`, the session ended), then MCP over Streamable HTTP
-//!    through rmcp: `initialize`, `tools/list`, `tools/call` of the first tool.
+//! - a policy, as IT would write it: the suite's IdP (public client `idp_client_id`; the suite's
+//!   IdP does not authenticate clients) and one connector at the MCP URL with `client_id` and
+//!   `client_secret` sent as `client_secret_basic`, which the suite's AS requires;
+//! - the session `ema login` would have stored, holding the suite's ID token, in an in-memory
+//!   store (the one thing not the product's: the suite's processes have no desktop keyring);
+//! - the suite's IdP has a token endpoint but no OpenID configuration, so the adapter serves one
+//!   on 127.0.0.1 naming the suite's token endpoint, and the policy's issuer is that address.
+//!
+//! Then `Engine::connect_all`: discovery from the MCP URL (RFC 9728, RFC 8414), the token
+//! exchange of the ID token for an ID-JAG at the IdP (RFC 8693), the jwt-bearer grant at the AS
+//! (RFC 7523), the product's MCP check (`initialize`, `notifications/initialized`, the session
+//! ended), and the connector's state as the tray would show it. Last, the token the engine hands
+//! to clients (`Engine::fresh_access_token`, what `ema headers` prints) is used for MCP over
+//! Streamable HTTP through rmcp: `initialize`, `tools/list`, `tools/call` of the first tool.
 //!
 //! Exit status 0 on success; otherwise 1 with one line naming the failed step. Tokens and the
 //! client secret are never printed, only their fingerprints.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ema_core::config::ClientAuth;
-use ema_core::grants::jwt_bearer::{self, JwtBearerGrant};
-use ema_core::grants::token_exchange::{self, TokenExchange};
-use ema_core::http::{HttpTransport, Transport};
-use ema_core::mcp_check::{HttpProbe, McpProbe};
-use ema_core::secret::{AccessToken, ClientSecret, IdToken};
+use ema_core::clock::SystemClock;
+use ema_core::config::{ConfigSource, Policy};
+use ema_core::engine::{Engine, EngineParts};
+use ema_core::http::HttpTransport;
+use ema_core::mcp_check::HttpProbe;
+use ema_core::records::{RECORD_VERSION, StoredSession, session_account};
+use ema_core::secret::{AccessToken, IdToken};
+use ema_core::status::ConnectorState;
+use ema_core::store::{MemoryStore, SecretStore};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::json;
 use url::Url;
+
+/// The connector's id in the policy.
+const CONNECTOR: &str = "conformance";
 
 /// Every HTTP request (and each MCP call) must finish within this; the suite's own limit is 30 s.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +54,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 struct Context {
     client_id: String,
-    client_secret: ClientSecret,
+    client_secret: String,
     idp_client_id: String,
     idp_id_token: IdToken,
     idp_token_endpoint: Url,
@@ -96,7 +111,7 @@ fn read_context() -> Result<(Context, Url), Failure> {
     let endpoint = field("idp_token_endpoint")?;
     let ctx = Context {
         client_id: field("client_id")?,
-        client_secret: ClientSecret::new(field("client_secret")?),
+        client_secret: field("client_secret")?,
         idp_client_id: field("idp_client_id")?,
         idp_id_token: IdToken::new(field("idp_id_token")?),
         idp_token_endpoint: Url::parse(&endpoint)
@@ -118,89 +133,112 @@ fn json_error_class(e: &serde_json::Error) -> &'static str {
     }
 }
 
-/// Client authentication at the AS: `client_secret_basic` (RFC 8414 §2's default when the
-/// metadata is silent), or `client_secret_post` when that is all the AS lists.
-fn as_client_auth(secret: &ClientSecret, supported: &[String]) -> ClientAuth {
-    let supports = |m: &str| supported.iter().any(|s| s == m);
-    if !supports("client_secret_basic") && supports("client_secret_post") {
-        ClientAuth::ClientSecretPost(secret.clone())
-    } else {
-        ClientAuth::ClientSecretBasic(secret.clone())
-    }
+/// Serves the IdP's OpenID configuration (OIDC Discovery §4) on 127.0.0.1, naming the suite's
+/// token endpoint, and returns its issuer URL. The JWKS is empty: the engine never verifies the ID
+/// token it was handed; the suite's IdP does, in the exchange.
+async fn serve_idp_configuration(token_endpoint: &Url) -> Result<Url, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let issuer = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let configuration = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": token_endpoint.as_str(),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+    });
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(configuration) }),
+        )
+        .route("/jwks", axum::routing::get(|| async { axum::Json(json!({ "keys": [] })) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Url::parse(&issuer).map_err(|e| e.to_string())
 }
 
-fn now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
+/// The policy IT would deploy for this org: one IdP, one connector.
+fn policy(ctx: &Context, issuer: &Url, mcp_url: &Url) -> Result<Policy, String> {
+    let text = json!({
+        "schema_version": 1,
+        "organization": { "name": "MCP conformance suite" },
+        "idp": { "issuer": issuer.as_str(), "client_id": ctx.idp_client_id, "client_auth": { "method": "none" } },
+        "connectors": [{
+            "id": CONNECTOR,
+            "display_name": "Conformance server",
+            "mcp_url": mcp_url.as_str(),
+            "client_id": ctx.client_id,
+            "client_auth": { "method": "client_secret_basic", "client_secret": ctx.client_secret },
+        }],
+    })
+    .to_string();
+    Policy::parse(&text, ConfigSource::Explicit("conformance-policy.json".into())).map_err(|e| e.to_string())
+}
+
+/// The session `ema login` would have stored: the suite's ID token, valid until its `exp`.
+fn store_session(store: &MemoryStore, policy: &Policy, id_token: &IdToken) -> Result<(), String> {
+    let claims = ema_core::jwt::decode_claims_unverified(id_token.secret()).map_err(|e| e.to_string())?;
+    let expires = claims.get("exp").and_then(serde_json::Value::as_i64);
+    let session = StoredSession {
+        v: RECORD_VERSION,
+        identity: None,
+        id_token: Some(id_token.clone()),
+        id_token_expires_at: expires,
+        refresh_token: None,
+        signed_in_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    let account = session_account(policy.idp.issuer.as_str(), &policy.idp.client_id);
+    let json = serde_json::to_string(&session).map_err(|e| e.to_string())?;
+    store.set(&account, &json).map_err(|e| e.to_string())
 }
 
 async fn run() -> Result<(), Failure> {
     let (ctx, mcp_url) = read_context()?;
     eprintln!("MCP server: {mcp_url}");
+    let issuer =
+        serve_idp_configuration(&ctx.idp_token_endpoint).await.map_err(fail("serving the IdP's configuration"))?;
+    let policy = policy(&ctx, &issuer, &mcp_url).map_err(fail("the policy"))?;
+    let store = Arc::new(MemoryStore::new());
+    store_session(&store, &policy, &ctx.idp_id_token).map_err(fail("storing the session"))?;
     let transport = HttpTransport::new(TIMEOUT).map_err(|e| fail("building the HTTP client")(e.to_string()))?;
+    let parts = EngineParts {
+        transport: Arc::new(transport.clone()),
+        store,
+        mcp: Arc::new(HttpProbe::new(&transport, TIMEOUT)),
+        clock: Arc::new(SystemClock),
+    };
+    let engine = Engine::new(policy, parts);
+    engine.load().await.map_err(|e| fail("loading the session")(e.to_string()))?;
 
-    // 1. Discovery.
-    let endpoints = ema_core::discovery::discover(&transport, &mcp_url, None)
+    // Discovery, token exchange, jwt-bearer grant and the MCP check: the engine's own path.
+    engine.connect_all(true).await;
+    let status = engine.snapshot();
+    let c = status
+        .connectors
+        .iter()
+        .find(|c| c.id == CONNECTOR)
+        .ok_or_else(|| fail("the engine's connect")("no connector in the status".into()))?;
+    if c.state != ConnectorState::Active {
+        let why = c.error.as_ref().or(c.renewal_error.as_ref());
+        let reason = why
+            .map_or_else(|| format!("{:?}", c.state), |e| format!("{:?}: {} [{}]", c.state, e.message, e.code_str()));
+        return Err(fail("the engine's connect")(reason));
+    }
+    eprintln!(
+        "EMA's engine connected it (state active: its MCP check passed): authorization server {}, token {}, expires {:?}, scopes {:?}",
+        c.authorization_server.as_deref().unwrap_or("?"),
+        c.token_fingerprint.as_deref().unwrap_or("?"),
+        c.expires_at.map(|t| t.unix_timestamp()),
+        c.scopes
+    );
+
+    // MCP with the token the engine hands to clients.
+    let token = engine
+        .fresh_access_token(CONNECTOR, Duration::from_secs(60))
         .await
-        .map_err(|e| fail("discovery (RFC 9728 -> RFC 8414)")(format!("{e} [{}]", e.code().wire(None))))?;
-    eprintln!(
-        "discovered: resource {}, AS issuer {}, token endpoint {}, auth methods {:?}",
-        endpoints.resource, endpoints.issuer, endpoints.token_endpoint, endpoints.token_endpoint_auth_methods
-    );
-
-    // 2. Token exchange at the IdP. No scopes: neither the resource nor the AS lists any.
-    let scopes: Vec<String> = Vec::new();
-    let idp_auth = ClientAuth::None;
-    let request = TokenExchange {
-        token_endpoint: &ctx.idp_token_endpoint,
-        client_id: &ctx.idp_client_id,
-        client_auth: &idp_auth,
-        audience: &endpoints.issuer,
-        resource: &endpoints.resource,
-        scopes: &scopes,
-        subject_token: &ctx.idp_id_token,
-    }
-    .build(now().unix_timestamp())
-    .map_err(|e| fail("token exchange at the IdP")(e.to_string()))?;
-    let response =
-        transport.send(request).await.map_err(|e| fail("token exchange at the IdP")(format!("{e} [{}]", e.code())))?;
-    let issued = token_exchange::process_response(&ctx.idp_token_endpoint, &response, &scopes)
-        .map_err(|e| fail("token exchange at the IdP")(format!("{e} [{}]", e.code().wire(e.oauth_error()))))?;
-    eprintln!(
-        "ID-JAG issued: {} (token_type {}, expires_in {:?})",
-        issued.id_jag.fingerprint(),
-        issued.token_type,
-        issued.expires_in
-    );
-
-    // 3. jwt-bearer grant at the AS.
-    let as_auth = as_client_auth(&ctx.client_secret, &endpoints.token_endpoint_auth_methods);
-    eprintln!("client authentication at the AS: {}", as_auth.method_name());
-    let request = JwtBearerGrant {
-        token_endpoint: &endpoints.token_endpoint,
-        client_id: &ctx.client_id,
-        client_auth: &as_auth,
-        assertion: issued.id_jag,
-        scopes: &issued.scopes,
-        resource: &endpoints.resource,
-    }
-    .build(now().unix_timestamp())
-    .map_err(|e| fail("jwt-bearer grant at the AS")(e.to_string()))?;
-    let response =
-        transport.send(request).await.map_err(|e| fail("jwt-bearer grant at the AS")(format!("{e} [{}]", e.code())))?;
-    let grant = jwt_bearer::process_response(&endpoints.token_endpoint, &response, &issued.scopes, now())
-        .map_err(|e| fail("jwt-bearer grant at the AS")(format!("{e} [{}]", e.code().wire(e.oauth_error()))))?;
-    eprintln!(
-        "access token issued: {} (expires {:?}, scopes {:?})",
-        grant.access_token.fingerprint(),
-        grant.expires_at.map(|t| t.unix_timestamp()),
-        grant.scopes
-    );
-
-    // 4. MCP with the token: the product's check, then a session of calls.
-    let probe = HttpProbe::new(&transport, TIMEOUT);
-    let info = probe.check(&mcp_url, &grant.access_token).await.map_err(|e| fail("EMA's MCP check")(e.to_string()))?;
-    eprintln!("EMA's MCP check: server `{}` {}, protocol {}", info.name, info.version, info.protocol_version);
-    mcp_calls(transport.client_for(&mcp_url).clone(), &mcp_url, &grant.access_token).await
+        .map_err(|e| fail("the engine's token for clients")(e.to_string()))?;
+    mcp_calls(transport.client_for(&mcp_url).clone(), &mcp_url, &token).await
 }
 
 async fn mcp_calls(client: reqwest::Client, mcp_url: &Url, token: &AccessToken) -> Result<(), Failure> {

@@ -4,11 +4,12 @@
 # (@modelcontextprotocol/conformance, pinned in package-lock.json) starts its own IdP token
 # endpoint, authorization server and MCP server for the scenario
 # `auth/cross-app-access-complete-flow`, and runs our adapter (tests/interop/conformance/adapter.rs),
-# which uses only ema-core's legs: RFC 9728 -> RFC 8414 discovery from the MCP URL, RFC 8693 token
-# exchange of the suite's ID token for an ID-JAG at the IdP, RFC 7523 jwt-bearer grant at the AS
-# with client_secret_basic, then the product's own MCP check (initialize, initialized, session
-# ended: ema_core::mcp_check) and MCP initialize + tools/list + tools/call through rmcp with the
-# access token. The suite checks every request on its side (parameters, token types, ID-JAG
+# which sets the engine up as `ema login` leaves it (a policy for the suite's org, the suite's ID
+# token as the stored session) and lets the engine's own connect path run: RFC 9728 -> RFC 8414
+# discovery from the MCP URL, RFC 8693 token exchange of the ID token for an ID-JAG at the IdP,
+# RFC 7523 jwt-bearer grant at the AS with client_secret_basic, the product's MCP check
+# (initialize, initialized, session ended: ema_core::mcp_check), the connector's state; then MCP
+# initialize + tools/list + tools/call through rmcp with the token the engine hands to clients. The suite checks every request on its side (parameters, token types, ID-JAG
 # claims, client authentication, bearer token use); this script fails unless the suite reports
 # OVERALL: PASSED with no failure or warning, the adapter exited 0, the token exchange, the
 # jwt-bearer grant and tools/call were all seen by the suite, and every bearer token was valid.
@@ -93,6 +94,10 @@ const methods = checks.filter(c => c.id === 'incoming-request' && c.details && c
 for (const m of ['initialize', 'tools/list', 'tools/call']) {
   if (!methods.includes(m)) problems.push(`the MCP server never received ${m}`);
 }
+// One initialize from EMA's MCP check, one from the MCP session that follows.
+if (methods.filter(m => m === 'initialize').length < 2) {
+  problems.push('the MCP server received one initialize: EMA\'s MCP check or the MCP session is missing');
+}
 console.error('MCP methods the server received: ' + methods.join(', '));
 if (problems.length) {
   console.error('\nProblems:\n  ' + problems.join('\n  '));
@@ -108,9 +113,9 @@ if [[ -s "$ADAPTER_LOG" ]]; then
 fi
 
 ELAPSED=$((SECONDS - STARTED))
-if [[ -z "${CONFORMANCE_CLIENT_CMD:-}" ]] && ! grep -q "EMA's MCP check: server" "$ADAPTER_LOG" 2>/dev/null; then
+if [[ -z "${CONFORMANCE_CLIENT_CMD:-}" ]] && ! grep -q "EMA's engine connected it (state active" "$ADAPTER_LOG" 2>/dev/null; then
     VERDICT=1
-    printf "run.sh: the adapter did not report EMA's own MCP check passing\n" >&2
+    printf "run.sh: the adapter did not report the engine connecting the connector\n" >&2
 fi
 if [[ $SUITE_EXIT -ne 0 || $VERDICT -ne 0 ]] || ! grep -q 'OVERALL: PASSED' "$LOG"; then
     die "FAILED: $SCENARIO (suite exit $SUITE_EXIT, verdict $VERDICT, ${ELAPSED}s); full log: $LOG"
