@@ -17,6 +17,7 @@
 #![no_main]
 
 use ema_core::oauth::{OAuthErrorResponse, ResponseError};
+use ema_core::status::{ErrorCode, Leg};
 use ema_fuzz::DELIMS;
 use libfuzzer_sys::fuzz_target;
 
@@ -84,5 +85,8 @@ fn any_body(status: u16, body: &[u8]) {
     }
     let err = ResponseError::from_response(ENDPOINT, status, body);
     let _ = err.to_string();
-    let _ = err.code();
+    // The code as the status JSON writes it, the server's `error` included: still one token of
+    // printable ASCII (docs/status-schema.md).
+    let code = ErrorCode::Response(Leg::ConnectorGrant, err.kind()).wire(err.oauth_error());
+    assert!(!code.is_empty() && code.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"'), "{code:?}");
 }

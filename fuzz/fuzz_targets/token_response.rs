@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             assert_no_token(&e.to_string(), &secrets);
             assert_no_token(&format!("{e:?}"), &secrets);
-            let _ = e.code();
+            let _ = (e.kind(), e.oauth_error());
         }
     }
     let scopes = vec!["read".to_string()];
