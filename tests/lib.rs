@@ -29,17 +29,10 @@ pub fn require_keyring_session() {
     );
 }
 
-/// A fresh temporary directory (removed by the OS's tmp cleaning; tests leave evidence behind on failure).
+/// A fresh temporary directory, kept after the test (removed by the OS's tmp cleaning): a failed
+/// test leaves its evidence behind (logs, policies, the browser's record).
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ema-e2e-{tag}-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}-{nanos}", std::process::id())
+    tempfile::Builder::new().prefix(&format!("ema-e2e-{tag}-")).tempdir().unwrap().keep()
 }
 
 /// The `ema` binary at `bin` as a user on `org` runs it: the org's policy, the scripted browser

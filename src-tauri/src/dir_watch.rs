@@ -173,16 +173,16 @@ mod tests {
 
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("ema-dir-watch-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh directory, removed with the returned guard.
+    fn temp_dir(tag: &str) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::Builder::new().prefix(&format!("ema-dir-watch-{tag}-")).tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        (tmp, dir)
     }
 
     #[tokio::test]
     async fn reading_a_file_wakes_nothing_and_writing_one_is_reported() {
-        let dir = temp_dir("rw");
+        let (_tmp, dir) = temp_dir("rw");
         let file = dir.join(".claude.json");
         std::fs::write(&file, "{}").unwrap();
         let seen: Arc<Mutex<Vec<Option<PathBuf>>>> = Arc::default();
@@ -218,7 +218,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_deleted_directory_is_no_longer_watched_and_can_be_watched_again() {
-        let parent = temp_dir("gone");
+        let (_tmp, parent) = temp_dir("gone");
         let dir = parent.join(".cursor");
         std::fs::create_dir_all(&dir).unwrap();
         let seen: Arc<Mutex<Vec<Option<PathBuf>>>> = Arc::default();

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::util::Ema;
-use crate::util::text;
+use crate::util::{secrets_in, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -130,23 +130,6 @@ fn no_policy_is_a_clear_error() {
     assert!(t.contains("/nonexistent/policy.json") && t.contains("cannot be read"), "{t}");
 }
 
-fn collect_token_values(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::Object(m) => {
-            for (k, v) in m {
-                if matches!(k.as_str(), "access_token" | "refresh_token" | "id_token")
-                    && let Some(s) = v.as_str()
-                {
-                    out.push(s.to_string());
-                }
-                collect_token_values(v, out);
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|v| collect_token_values(v, out)),
-        _ => {}
-    }
-}
-
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
@@ -173,10 +156,10 @@ async fn canary_no_token_outside_the_keyring() {
     let issuer = org.sandbox.idp_issuer();
     let mut secrets = Vec::new();
     let session = store.get(&format!("session:{issuer}#ema-desktop")).unwrap().expect("session in the keyring");
-    collect_token_values(&serde_json::from_str(&session).unwrap(), &mut secrets);
+    secrets_in(&serde_json::from_str(&session).unwrap(), &mut secrets);
     let connectors =
         store.get(&format!("connectors:{issuer}#ema-desktop")).unwrap().expect("connectors in the keyring");
-    collect_token_values(&serde_json::from_str(&connectors).unwrap(), &mut secrets);
+    secrets_in(&serde_json::from_str(&connectors).unwrap(), &mut secrets);
     assert!(secrets.len() >= 2 + 5, "refresh + id token + dave's five connectors: {}", secrets.len());
     assert_eq!(SERVICE, "dev.ema.desktop");
     for s in &secrets {

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::util::Ema;
-use crate::util::text;
+use crate::util::{secrets_in, text};
 use std::process::Output;
 
 use ema_core::store::SecretStore;
@@ -128,24 +128,6 @@ async fn doctor_names_the_failing_leg_and_the_likely_cause_for_each_fault() {
         }
     }
     assert!(tokens >= 3, "alice's tokens are the positive control");
-}
-
-/// Every string value under a key named like a secret, anywhere in `v`.
-fn secrets_in(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                if matches!(k.as_str(), "client_secret" | "access_token" | "refresh_token" | "id_token" | "private_key")
-                    && let Some(s) = v.as_str()
-                {
-                    out.push(s.to_string());
-                }
-                secrets_in(v, out);
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|v| secrets_in(v, out)),
-        _ => {}
-    }
 }
 
 /// Each form a secret could take in a file: raw, base64 (standard and URL-safe, padded or not)

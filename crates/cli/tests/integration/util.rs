@@ -59,3 +59,21 @@ impl Ema {
         self.0.args(args).output().expect("the ema binary runs")
     }
 }
+
+/// Every string value under a key named like a secret, anywhere in `v`.
+pub fn secrets_in(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                if matches!(k.as_str(), "client_secret" | "access_token" | "refresh_token" | "id_token" | "private_key")
+                    && let Some(s) = v.as_str()
+                {
+                    out.push(s.to_string());
+                }
+                secrets_in(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| secrets_in(v, out)),
+        _ => {}
+    }
+}
