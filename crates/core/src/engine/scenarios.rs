@@ -3,6 +3,9 @@
 //! that follows tokio's paused time. Time-driven behaviour (renewal, backoff, the renewal
 //! floor, the IdP budget) is tested here without sleeping; the sandbox e2e tests cover the
 //! same flows over real HTTP.
+//!
+//! Over 500 lines because each scenario is short but needs its org spelled out; the fakes are
+//! shared by all of them, and splitting by topic would spread the harness over several files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
