@@ -18,7 +18,10 @@ function request(command) {
 /** The window's buttons for a fix the engine offers (`fix_action`, docs/status-schema.md). */
 const FIX_BUTTONS = { sign_in: "Sign in...", refresh: "Refresh now" };
 
-/** What to do about `problem`, naming the button above that does it. */
+/**
+ * What to do about `problem`, naming the button above that does it.
+ * @param {StatusError} problem
+ */
 function fixWords(problem) {
   const button = FIX_BUTTONS[problem.fix_action];
   return button ? `${sentence(problem.fix)} (${button} above)` : sentence(problem.fix);
@@ -29,6 +32,7 @@ const STATE_WORDS = {
   expired: "Expired", not_entitled: "Not entitled", error: "Error",
 };
 
+/** @type {StatusSnapshot | null} */
 let snapshot = null;
 /** @type {PersonalView | null} */
 let personal = null;
@@ -205,6 +209,7 @@ listen("status", (e) => { snapshot = e.payload; render(); renderPersonal(); });
 listen("personal", (e) => { personal = e.payload; renderPersonal(); });
 const undoButton = document.getElementById("undo");
 undoButton.addEventListener("click", () => act(undoButton, { command: "undo-personal" }));
+/** @param {AppSettings} s */
 function showSettings(s) {
   autostart.checked = s.autostart;
   autostart.disabled = s.autostart_locked;
@@ -212,7 +217,9 @@ function showSettings(s) {
   notificationsBox.checked = s.notifications;
   notificationsBox.disabled = s.notifications_locked;
   notificationsBox.title = s.notifications_locked ? "Set by your organisation" : "";
-  for (const [id, on, locked] of [["ob-autostart", s.autostart, s.autostart_locked], ["ob-notifications", s.notifications, s.notifications_locked]]) {
+  /** @type {[string, boolean, boolean][]} */
+  const boxes = [["ob-autostart", s.autostart, s.autostart_locked], ["ob-notifications", s.notifications, s.notifications_locked]];
+  for (const [id, on, locked] of boxes) {
     const box = input(id);
     box.checked = on;
     box.disabled = locked;

@@ -15,8 +15,7 @@ interface Window {
       invoke(cmd: "get_personal"): Promise<PersonalView>;
       invoke(cmd: "get_onboarding"): Promise<OnboardingView | null>;
       invoke(cmd: "get_extras"): Promise<Extras>;
-      // The status snapshot is ema_core's StatusSnapshot (docs/status-schema.md), not yet typed here.
-      invoke(cmd: "get_status"): Promise<any>;
+      invoke(cmd: "get_status"): Promise<StatusSnapshot>;
     };
     event: {
       listen(event: string, handler: (event: TauriEvent) => void): Promise<() => void>;

@@ -18,6 +18,7 @@ pub use code::{DiscoveryCode, ErrorCode, FailedLeg, IDP_UNREACHABLE, KeyringCode
 pub const STATUS_SCHEMA_VERSION: u32 = 1;
 
 /// Who is signed in.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// OIDC `sub` (OIDC Core §2).
@@ -27,6 +28,7 @@ pub struct Identity {
 }
 
 /// The IdP session: the refresh token's life, as far as we can tell.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdpSessionState {
@@ -42,16 +44,20 @@ pub enum IdpSessionState {
     StepUpRequired,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdpStatus {
     pub issuer: String,
     pub state: IdpSessionState,
     pub identity: Option<Identity>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(test, ts(type = "string | null"))]
     pub id_token_expires_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(test, ts(type = "string | null"))]
     pub signed_in_at: Option<OffsetDateTime>,
     /// Why the last renewal at the IdP failed, if it did.
+    #[cfg_attr(test, ts(as = "Option<StatusErrorJson>"))]
     pub last_error: Option<StatusError>,
     /// Whether the IdP gave a refresh token: without one, the session cannot be renewed
     /// silently and ends when the ID token expires.
@@ -59,6 +65,7 @@ pub struct IdpStatus {
 }
 
 /// A connector's state (see `docs/status-schema.md` for the transitions).
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorState {
@@ -109,6 +116,7 @@ pub struct StatusError {
 }
 
 /// A remedy each face offers in its own words and controls.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FixAction {
@@ -130,8 +138,9 @@ impl StatusError {
     }
 }
 
-/// [`StatusError`] as JSON and as stored with the tokens.
+/// [`StatusError`] as JSON and as stored with the tokens (the UI's `StatusError`).
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "StatusError"))]
 struct StatusErrorJson {
     code: String,
     /// Absent from records written before it existed: read from `code` then.
@@ -143,6 +152,7 @@ struct StatusErrorJson {
     #[serde(default)]
     fix_action: Option<FixAction>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(test, ts(type = "string"))]
     at: OffsetDateTime,
 }
 
@@ -174,6 +184,7 @@ impl From<StatusErrorJson> for StatusError {
 }
 
 /// One connector's status.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectorStatus {
     pub id: String,
@@ -185,23 +196,29 @@ pub struct ConnectorStatus {
     /// The authorization server issuer that issued the token.
     pub authorization_server: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(test, ts(type = "string | null"))]
     pub expires_at: Option<OffsetDateTime>,
     pub scopes: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(test, ts(type = "string | null"))]
     pub last_renewal: Option<OffsetDateTime>,
     /// SHA-256 fingerprint of the access token, never the token.
     pub token_fingerprint: Option<String>,
     /// Why the connector is in `error`, `not_entitled` or `expired`.
+    #[cfg_attr(test, ts(as = "Option<StatusErrorJson>"))]
     pub error: Option<StatusError>,
     /// Why the last renewal failed while the current token is still valid.
+    #[cfg_attr(test, ts(as = "Option<StatusErrorJson>"))]
     pub renewal_error: Option<StatusError>,
 }
 
 /// Everything a face of the product shows.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusSnapshot {
     pub schema_version: u32,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(test, ts(type = "string"))]
     pub generated_at: OffsetDateTime,
     pub organization: String,
     /// Where the policy came from.
@@ -362,6 +379,39 @@ mod tests {
         old.as_object_mut().unwrap().remove("oauth_error");
         old.as_object_mut().unwrap().remove("fix_action");
         assert_eq!(serde_json::from_value::<StatusError>(old).unwrap(), StatusError { fix_action: None, ..e });
+    }
+
+    /// The TypeScript declarations of the snapshot, against which tsc checks the status window's
+    /// script (tests/ui-types/run.sh): renaming a field here fails that check, not a user's
+    /// window. `EMA_UPDATE_UI_TYPES=1 cargo test -p ema-core status_types` rewrites the file.
+    #[test]
+    fn status_types_for_the_ui_are_current() {
+        use ts_rs::TS;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ui-types/status.d.ts");
+        let declarations = [
+            StatusSnapshot::decl(),
+            IdpStatus::decl(),
+            Identity::decl(),
+            IdpSessionState::decl(),
+            ConnectorStatus::decl(),
+            ConnectorState::decl(),
+            StatusErrorJson::decl(),
+            FixAction::decl(),
+        ];
+        let generated = format!(
+            "// Written by crates/core/src/status/mod.rs (status_types_for_the_ui_are_current); do not edit.\n\n{}\n",
+            declarations.join("\n\n")
+        );
+        if std::env::var_os("EMA_UPDATE_UI_TYPES").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            current,
+            generated,
+            "{} is out of date: run `EMA_UPDATE_UI_TYPES=1 cargo test -p ema-core status_types` and fix the UI where tsc says",
+            path.display()
+        );
     }
 
     #[test]
