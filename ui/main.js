@@ -23,8 +23,25 @@ const FIX_BUTTONS = { sign_in: "Sign in...", refresh: "Refresh now" };
  * @param {StatusError} problem
  */
 function fixWords(problem) {
+  const fix = sentence(problem.fix);
   const button = FIX_BUTTONS[problem.fix_action];
-  return button ? `${sentence(problem.fix)} (${button} above)` : sentence(problem.fix);
+  if (!button) return fix;
+  // Right after the action, before a follow-up note (as ema_core::status::word_fix).
+  const at = fix.indexOf("; ");
+  const control = ` (the "${button}" button above)`;
+  return at < 0 ? `${fix}${control}` : `${fix.slice(0, at)}${control}${fix.slice(at)}`;
+}
+
+/**
+ * Whether to offer "Sign in...": signed out, the session ended, or a fix asks for it
+ * (as ema_core::status::StatusSnapshot::offers_sign_in).
+ * @param {StatusSnapshot} s
+ */
+function offersSignIn(s) {
+  const asks = (/** @type {StatusError | null} */ e) => !!e && e.fix_action === "sign_in";
+  return ["signed_out", "expired", "step_up_required"].includes(s.idp.state)
+    || asks(s.idp.last_error)
+    || s.connectors.some((c) => asks(c.error) || asks(c.renewal_error));
 }
 
 const STATE_WORDS = {
@@ -70,7 +87,7 @@ function render() {
   const who = s.idp.identity ? (s.idp.identity.email || s.idp.identity.sub) : null;
   const signedIn = s.idp.state !== "signed_out";
   document.getElementById("identity").textContent = signedIn ? `Signed in as ${who || "?"} at ${s.idp.issuer}` : `Not signed in (${s.idp.issuer})`;
-  document.getElementById("sign-in").hidden = signedIn && !["expired", "step_up_required"].includes(s.idp.state);
+  document.getElementById("sign-in").hidden = !offersSignIn(s);
   document.getElementById("refresh").hidden = !signedIn;
   document.getElementById("sign-out").hidden = !signedIn;
   const note = document.getElementById("idp-note");

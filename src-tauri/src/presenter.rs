@@ -2,16 +2,18 @@
 //! tooltip, the identity line, one row per connector and a row for personal connections. Pure functions of the snapshot, so they are unit-tested without a
 //! display; the shell only copies the result into the tray.
 
-use ema_core::status::{ConnectorState, ConnectorStatus, FixAction, IdpSessionState, StatusError, StatusSnapshot};
+use ema_core::status::{
+    ConnectorState, ConnectorStatus, FixAction, IdpSessionState, StatusError, StatusSnapshot, word_fix,
+};
 use time::{OffsetDateTime, UtcOffset};
 
-/// What to do about `e`, with where the tray offers it.
+/// What to do about `e`, with where the tray offers it (the menu has "Sign in..." whenever a
+/// fix offers it: `StatusSnapshot::offers_sign_in`).
 pub fn fix_in_tray(e: &StatusError) -> String {
-    match e.fix_action {
-        Some(FixAction::SignIn) => format!("{} (Sign in... in the EMA menu)", e.fix),
-        Some(FixAction::Refresh) => format!("{} (Refresh now in the EMA menu)", e.fix),
-        None => e.fix.clone(),
-    }
+    word_fix(&e.fix, e.fix_action, |action| match action {
+        FixAction::SignIn => r#"choose "Sign in..." in the EMA menu"#.into(),
+        FixAction::Refresh => r#"choose "Refresh now" in the EMA menu"#.into(),
+    })
 }
 
 /// The four tray icons (files `icons/tray-<name>.png`).
@@ -35,6 +37,8 @@ pub struct TrayView {
     /// "2 personal connections to remove..." when the scan flagged (or wants a look at) some.
     pub personal: Option<String>,
     pub signed_in: bool,
+    /// The menu offers "Sign in...": signed out, the session ended, or a fix asks for it.
+    pub offer_sign_in: bool,
 }
 
 /// How many personal-account findings need the user, from the last scan.
@@ -120,7 +124,7 @@ pub fn tray_view(s: &StatusSnapshot, personal: PersonalCounts, now: OffsetDateTi
         PersonalCounts { flagged: 0, review } => Some(format!("{}...", plural(review, "connection", "to review"))),
         PersonalCounts { flagged, .. } => Some(format!("{}...", plural(flagged, "personal connection", "to remove"))),
     };
-    TrayView { icon, tooltip, identity, rows, personal, signed_in }
+    TrayView { icon, tooltip, identity, rows, personal, signed_in, offer_sign_in: s.offers_sign_in() }
 }
 
 /// "1 personal connection to remove", "2 personal connections to remove".
@@ -220,9 +224,40 @@ mod tests {
             fix_action: Some(FixAction::SignIn),
             at: now(),
         };
-        assert_eq!(fix_in_tray(&e), "sign in again (Sign in... in the EMA menu)");
-        let e = StatusError { fix_action: Some(FixAction::Refresh), fix: "try again".into(), ..e };
-        assert_eq!(fix_in_tray(&e), "try again (Refresh now in the EMA menu)");
-        assert_eq!(fix_in_tray(&StatusError { fix_action: None, ..e }), "try again");
+        assert_eq!(fix_in_tray(&e), r#"sign in again (choose "Sign in..." in the EMA menu)"#);
+        let e = StatusError {
+            fix_action: Some(FixAction::Refresh),
+            fix: "try again; if it persists, export diagnostics".into(),
+            ..e
+        };
+        assert_eq!(
+            fix_in_tray(&e),
+            r#"try again (choose "Refresh now" in the EMA menu); if it persists, export diagnostics"#
+        );
+        assert_eq!(
+            fix_in_tray(&StatusError { fix_action: None, ..e }),
+            "try again; if it persists, export diagnostics"
+        );
+    }
+
+    #[test]
+    fn the_menu_offers_sign_in_when_a_fix_asks_for_it_even_while_signed_in() {
+        let healthy = snapshot(IdpSessionState::Active, vec![connector("Linear", ConnectorState::Active, 52)]);
+        assert!(!tray_view(&healthy, PersonalCounts::default(), now(), UtcOffset::UTC).offer_sign_in);
+        let ended = snapshot(IdpSessionState::Expired, vec![connector("Linear", ConnectorState::Active, 52)]);
+        let v = tray_view(&ended, PersonalCounts::default(), now(), UtcOffset::UTC);
+        assert!(v.signed_in && v.offer_sign_in);
+        // The IdP renewed without an ID token: its state stays active, the fix says to sign in.
+        let mut linear = connector("Linear", ConnectorState::Active, 52);
+        linear.renewal_error = Some(StatusError {
+            code: ema_core::status::ErrorCode::IdTokenNotRenewed,
+            oauth_error: None,
+            message: "m".into(),
+            fix: "sign in again".into(),
+            fix_action: Some(FixAction::SignIn),
+            at: now(),
+        });
+        let s = snapshot(IdpSessionState::Active, vec![linear]);
+        assert!(tray_view(&s, PersonalCounts::default(), now(), UtcOffset::UTC).offer_sign_in);
     }
 }

@@ -54,11 +54,13 @@ pub(crate) fn menu<R: Runtime>(app: &AppHandle<R>, view: &TrayView, autostart: A
         menu.append(&MenuItem::with_id(app, "personal", personal, true, None::<&str>)?)?;
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
+    // "Sign in..." whenever a fix names it (`presenter::fix_in_tray`), signed in or not.
+    if view.offer_sign_in {
+        menu.append(&MenuItem::with_id(app, "sign-in", "Sign in...", true, None::<&str>)?)?;
+    }
     if view.signed_in {
         menu.append(&MenuItem::with_id(app, "refresh", "Refresh now", true, None::<&str>)?)?;
         menu.append(&MenuItem::with_id(app, "sign-out", "Sign out", true, None::<&str>)?)?;
-    } else {
-        menu.append(&MenuItem::with_id(app, "sign-in", "Sign in...", true, None::<&str>)?)?;
     }
     menu.append(&MenuItem::with_id(app, "open", "Open status window", true, None::<&str>)?)?;
     menu.append(&MenuItem::with_id(app, "export", "Export diagnostics...", true, None::<&str>)?)?;

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use ema_core::config::Policy;
 use ema_core::status::{
-    ConnectorState, ConnectorStatus, FixAction, IdpSessionState, StatusError, StatusSnapshot, relative,
+    ConnectorState, ConnectorStatus, FixAction, IdpSessionState, StatusError, StatusSnapshot, relative, word_fix,
 };
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -55,16 +55,20 @@ fn mark(c: &ConnectorStatus) -> &'static str {
     }
 }
 
-/// The `ema status` table.
-/// What to do, with the command that does it.
-fn fix_in_cli(e: &StatusError) -> String {
-    match e.fix_action {
-        Some(FixAction::SignIn) => format!("{} (`ema login`)", e.fix),
-        Some(FixAction::Refresh) => format!("{} (`ema refresh`)", e.fix),
-        None => e.fix.clone(),
+/// The command that does a fix the engine offers.
+fn cli_command(action: FixAction) -> String {
+    match action {
+        FixAction::SignIn => "`ema login`".into(),
+        FixAction::Refresh => "`ema refresh`".into(),
     }
 }
 
+/// What to do, with the command that does it.
+fn fix_in_cli(e: &StatusError) -> String {
+    word_fix(&e.fix, e.fix_action, cli_command)
+}
+
+/// The `ema status` table.
 pub fn status_table(s: &StatusSnapshot, policy: &Policy) -> String {
     let now = s.generated_at;
     let mut out = String::new();
@@ -199,7 +203,7 @@ pub fn doctor_text(d: &ema_core::diagnostics::doctor::Diagnosis) -> String {
         if let Some(fix) = &c.fix
             && c.outcome != Outcome::Pass
         {
-            let _ = writeln!(out, "    - {fix}");
+            let _ = writeln!(out, "    - {}", word_fix(fix, c.fix_action, cli_command));
         }
     }
     if d.needs_attention() {

@@ -68,6 +68,7 @@ fn main() {
                 code: failed.then(|| "connector-grant-oauth-invalid-grant".to_string()),
                 cause: failed.then(|| "the authorization server refused the identity assertion".to_string()),
                 fix: failed.then(|| "export diagnostics for the help desk".to_string()),
+                fix_action: None,
                 trace: vec![
                     step(Leg::Other, i, false),
                     step(Leg::Discovery, i, false),
@@ -81,7 +82,14 @@ fn main() {
         .collect();
     let mut checks: Vec<Check> = ["policy-valid", "keyring-available", "idp-discovery", "idp-jwks", "clock-skew"]
         .iter()
-        .map(|n| Check { name: (*n).into(), outcome: Outcome::Pass, summary: "fine".into(), fix: None, duration_ms: 3 })
+        .map(|n| Check {
+            name: (*n).into(),
+            outcome: Outcome::Pass,
+            summary: "fine".into(),
+            fix: None,
+            fix_action: None,
+            duration_ms: 3,
+        })
         .collect();
     // Two origins per connector (its AS and its MCP server), each a `reach-*` check.
     checks.extend((0..CONNECTORS * 2).map(|i| {
@@ -92,6 +100,7 @@ fn main() {
                   server answered HTTP 404 (40 ms)"
                 .into(),
             fix: None,
+            fix_action: None,
             duration_ms: 55,
         }
     }));
@@ -100,6 +109,7 @@ fn main() {
         outcome: if c.failed_leg.is_some() { Outcome::Fail } else { Outcome::Pass },
         summary: "works".into(),
         fix: c.fix.clone(),
+        fix_action: c.fix_action,
         duration_ms: 160,
     }));
     let diagnosis = Diagnosis {

@@ -110,7 +110,8 @@ pub fn plain_reason(name: &str, code: &ErrorCode, oauth_error: Option<&str>) -> 
         None => words,
     };
     match code {
-        ErrorCode::Response(Leg::Idp | Leg::IdpDiscovery, _) if code.is_unreachable() => {
+        // The exchange happens at the IdP too: the company's sign-in is what could not be reached.
+        ErrorCode::Response(Leg::Idp | Leg::IdpDiscovery | Leg::TokenExchange, _) if code.is_unreachable() => {
             "your company sign-in could not be reached (network, VPN or an outage)".to_string()
         }
         _ if code.is_unreachable() => format!("{name} could not be reached (network, VPN or an outage)"),
@@ -331,6 +332,11 @@ mod tests {
         );
         assert_eq!(said("mcp-unauthorized"), "Linear's server did not accept the company sign-in");
         assert_eq!(said("discovery-timeout"), "Linear could not be reached (network, VPN or an outage)");
+        assert_eq!(said("connector-grant-unreachable"), "Linear could not be reached (network, VPN or an outage)");
+        assert_eq!(
+            said("token-exchange-timeout"),
+            "your company sign-in could not be reached (network, VPN or an outage)"
+        );
         assert_eq!(said("idp-unreachable"), "your company sign-in could not be reached (network, VPN or an outage)");
         assert_eq!(said("idp-session-expired"), "the sign-in at your IdP did not go through");
         assert_eq!(said("something-new"), "Linear could not be set up");

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::status::FixAction;
+
 /// A check's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,7 +26,10 @@ pub struct Check {
     pub outcome: Outcome,
     /// What was found, in plain words.
     pub summary: String,
-    /// What to do (a command where there is one).
+    /// What to do, in words that name no face (`ema doctor` adds its command).
     pub fix: Option<String>,
+    /// The remedy the fix offers, for each face to name its own control
+    /// (`status::word_fix`).
+    pub fix_action: Option<FixAction>,
     pub duration_ms: u64,
 }

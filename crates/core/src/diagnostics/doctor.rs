@@ -23,7 +23,7 @@ use crate::mcp_check::HttpProbe;
 use crate::personal::remedy::client_name;
 use crate::personal::scan::{Finding, Verdict};
 pub use crate::status::FailedLeg;
-use crate::status::{ConnectorState, ConnectorStatus, ErrorCode};
+use crate::status::{ConnectorState, ConnectorStatus, ErrorCode, FixAction};
 use crate::store::SecretStore;
 
 /// Version of the diagnosis JSON (`ema doctor --json`, the bundle's `diagnostics.json`).
@@ -44,6 +44,8 @@ pub struct ConnectorDiagnosis {
     /// Why, in plain words (the likely cause first when the clock is off).
     pub cause: Option<String>,
     pub fix: Option<String>,
+    /// The remedy the fix offers (`StatusError::fix_action`).
+    pub fix_action: Option<FixAction>,
     /// The requests made for it during the check, in order.
     pub trace: Vec<Step>,
     /// The authorization server EMA accepts for it: the policy's pin, or the one of its first
@@ -97,6 +99,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
         outcome: Outcome::Pass,
         summary: format!("policy from {} with {} connectors", policy.source.path().display(), policy.connectors.len()),
         fix: None,
+        fix_action: None,
         duration_ms: 0,
     });
     let started = Instant::now();
@@ -172,6 +175,7 @@ fn check(name: &str, outcome: Outcome, summary: String, fix: Option<String>, sta
         outcome,
         summary,
         fix,
+        fix_action: None,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
@@ -233,7 +237,14 @@ async fn idp_checks(policy: &Policy, transport: &dyn Transport) -> Vec<Check> {
 }
 
 fn skipped(name: &str, why: &str) -> Check {
-    Check { name: name.into(), outcome: Outcome::Skip, summary: format!("not run: {why}"), fix: None, duration_ms: 0 }
+    Check {
+        name: name.into(),
+        outcome: Outcome::Skip,
+        summary: format!("not run: {why}"),
+        fix: None,
+        fix_action: None,
+        duration_ms: 0,
+    }
 }
 
 async fn get_json(transport: &dyn Transport, url: &str) -> Result<Value, String> {
@@ -344,6 +355,7 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
         code: problem.map(|e| e.code_str()),
         cause,
         fix: problem.map(|e| e.fix.clone()),
+        fix_action: problem.and_then(|e| e.fix_action),
         trace,
         trusted_authorization_server: None,
     }
@@ -393,7 +405,7 @@ fn connector_check(d: &ConnectorDiagnosis, signed_in: bool) -> Check {
         (state, None) => (Outcome::Warn, format!("{} is {state:?} with no error recorded", d.display_name)),
     };
     let total: u64 = d.trace.iter().map(|s| s.duration_ms).sum();
-    Check { name, outcome, summary, fix: d.fix.clone(), duration_ms: total }
+    Check { name, outcome, summary, fix: d.fix.clone(), fix_action: d.fix_action, duration_ms: total }
 }
 
 /// `personal-connections`: personal credentials for connectors the company requires to go through
@@ -427,7 +439,7 @@ pub fn personal_check(findings: &[Finding]) -> Check {
             ),
         ),
     };
-    Check { name: "personal-connections".into(), outcome, summary, fix, duration_ms: 0 }
+    Check { name: "personal-connections".into(), outcome, summary, fix, fix_action: None, duration_ms: 0 }
 }
 
 /// `token exchange 12 ms, grant 8 ms, MCP initialize 20 ms`: the last attempt of each leg.

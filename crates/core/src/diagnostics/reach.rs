@@ -99,6 +99,7 @@ pub async fn reach(origin: &Origin, http: &dyn Transport, proxy: Option<&str>) -
         outcome,
         summary: said.join("; "),
         fix,
+        fix_action: None,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     let network_fix = |what: &str| {

@@ -192,8 +192,13 @@ pub const IDP_UNREACHABLE: ErrorCode =
     ErrorCode::Response(Leg::Idp, ResponseKind::Transport(TransportCode::Unreachable));
 
 impl ErrorCode {
-    /// The documented string. `oauth_error` is the server's `error`, for the OAuth kind.
+    /// The documented string. `oauth_error` is the server's `error`, for the OAuth kind (which
+    /// always has one: `OAuthErrorResponse` requires it).
     pub fn wire(&self, oauth_error: Option<&str>) -> String {
+        debug_assert!(
+            oauth_error.is_some() || !matches!(self, ErrorCode::Response(_, ResponseKind::OAuth)),
+            "an OAuth code printed without the server's error"
+        );
         match self {
             ErrorCode::Response(leg, kind) => {
                 let what = match kind {
@@ -399,7 +404,18 @@ impl ErrorCode {
 fn exhaustive(c: &ErrorCode) {
     use ErrorCode::*;
     match c {
-        Response(..) | Discovery(_) | Keyring(_) | Unknown(_) => {}
+        Response(_, ResponseKind::OAuth | ResponseKind::Http(_) | ResponseKind::InvalidResponse)
+        | Response(_, ResponseKind::Transport(_))
+        | Unknown(_) => {}
+        Discovery(
+            DiscoveryCode::HttpError
+            | DiscoveryCode::InvalidMetadata
+            | DiscoveryCode::ResourceMismatch
+            | DiscoveryCode::IssuerMismatch
+            | DiscoveryCode::NoAsMetadata
+            | DiscoveryCode::Transport(_),
+        )
+        | Keyring(KeyringCode::Unavailable | KeyringCode::Denied | KeyringCode::EntryDamaged) => {}
         AsPinMismatch
         | AuthorizationServerChanged
         | NotEntitled

@@ -126,6 +126,18 @@ pub enum FixAction {
     Refresh,
 }
 
+/// `fix` with `control`, the face's own way to do `action` (`` `ema login` ``, "Sign in..."),
+/// right after the action it does: before the first `; `, where a follow-up note starts ("sign in
+/// again (`ema login`); ask IT to allow offline_access for this app").
+pub fn word_fix(fix: &str, action: Option<FixAction>, control: impl FnOnce(FixAction) -> String) -> String {
+    let Some(action) = action else { return fix.to_string() };
+    let control = control(action);
+    match fix.split_once("; ") {
+        Some((act, note)) => format!("{act} ({control}); {note}"),
+        None => format!("{fix} ({control})"),
+    }
+}
+
 impl StatusError {
     /// The same error, offering `action` as its remedy.
     pub fn offering(self, action: FixAction) -> Self {
@@ -228,6 +240,17 @@ pub struct StatusSnapshot {
 }
 
 impl StatusSnapshot {
+    /// True when signing in again is what the user should be offered: no session, an ended one, a
+    /// step-up, or a failure whose remedy is to sign in (`fix_action`), whatever the IdP's state.
+    pub fn offers_sign_in(&self) -> bool {
+        let asks = |e: &Option<StatusError>| e.as_ref().is_some_and(|e| e.fix_action == Some(FixAction::SignIn));
+        matches!(
+            self.idp.state,
+            IdpSessionState::SignedOut | IdpSessionState::Expired | IdpSessionState::StepUpRequired
+        ) || asks(&self.idp.last_error)
+            || self.connectors.iter().any(|c| asks(&c.error) || asks(&c.renewal_error))
+    }
+
     /// True when anything needs the user (the CLI's non-zero exit, the tray's attention icon).
     pub fn needs_attention(&self) -> bool {
         matches!(
@@ -356,6 +379,27 @@ mod tests {
         assert_eq!(relative(at(3 * 3600 + 600), now), "in 3 h 10 min");
         assert_eq!(relative(at(-120), now), "2 min ago");
         assert_eq!(relative(at(5 * 86400), now), "in 5 days");
+    }
+
+    #[test]
+    fn a_face_names_its_control_right_after_the_action_not_after_the_note() {
+        let cli = |a: FixAction| match a {
+            FixAction::SignIn => "`ema login`".to_string(),
+            FixAction::Refresh => "`ema refresh`".to_string(),
+        };
+        assert_eq!(
+            word_fix("sign in again; ask IT to allow offline_access for this app", Some(FixAction::SignIn), cli),
+            "sign in again (`ema login`); ask IT to allow offline_access for this app"
+        );
+        assert_eq!(
+            word_fix("your sign-in has ended: sign in again", Some(FixAction::SignIn), cli),
+            "your sign-in has ended: sign in again (`ema login`)"
+        );
+        assert_eq!(
+            word_fix("try again; if it persists, export diagnostics for IT", Some(FixAction::Refresh), cli),
+            "try again (`ema refresh`); if it persists, export diagnostics for IT"
+        );
+        assert_eq!(word_fix("ask IT", None, cli), "ask IT");
     }
 
     #[test]
