@@ -235,11 +235,14 @@ async fn step_up_sends_the_user_back_to_the_browser() {
     assert!(s.needs_attention());
 }
 
+/// Over real HTTP: the outage as the sandbox IdP shows it (HTTP 503). What the outage does as the
+/// token runs out (expired, not failed, with its reason) is time-driven and is tested on the
+/// virtual clock (`an_idp_outage_through_expiry_...` in the engine's scenarios), not by waiting.
 #[tokio::test]
-async fn idp_down_after_sign_in_keeps_connectors_active_until_expiry_and_says_why() {
+async fn idp_down_after_sign_in_keeps_connectors_active_and_says_why() {
     let mut opts = SandboxOptions::default();
-    // Just over the engine's 30 s minimum lifetime (shorter tokens are refused as unrenewable).
-    opts.knobs.connector_token_ttl_secs = 31;
+    // Inside the warning window from the start, so "expiring soon" shows at once.
+    opts.knobs.connector_token_ttl_secs = 300;
     let org = Org::start_with("idp-down", opts).await;
     let engine = signed_in(&org, "idp-down", "alice").await;
     assert_eq!(states(&engine.snapshot())["linear"], ConnectorState::Active);
@@ -255,21 +258,14 @@ async fn idp_down_after_sign_in_keeps_connectors_active_until_expiry_and_says_wh
     );
     assert_eq!(linear.renewal_error.as_ref().unwrap().code, "idp-unreachable");
     assert!(linear.renewal_error.as_ref().unwrap().fix.contains("keep working until their tokens expire"));
-    // Within the warning window and unable to renew: expiring soon, then expired.
+    // Within the warning window and unable to renew: expiring soon.
     assert_eq!(linear.state, ConnectorState::ExpiringSoon);
-    let left = linear.expires_at.unwrap() - time::OffsetDateTime::now_utc();
-    tokio::time::sleep(Duration::try_from(left).unwrap_or_default() + Duration::from_millis(300)).await;
-    let s = engine.snapshot();
-    assert_eq!(states(&s)["linear"], ConnectorState::Expired);
-    // Renewal retried with the IdP still down: still expired (not "failed"), with the reason, and
-    // a connector alice is not entitled to stays so (the outage says nothing about entitlement).
+    // Retried with the IdP still down: a connector alice is not entitled to stays so (the
+    // outage says nothing about entitlement).
     engine.connect_all(true).await;
     let s = engine.snapshot();
-    assert_eq!(states(&s)["linear"], ConnectorState::Expired);
+    assert_eq!(states(&s)["linear"], ConnectorState::ExpiringSoon);
     assert_eq!(states(&s)["figma"], ConnectorState::NotEntitled);
-    let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap();
-    assert_eq!(linear.renewal_error.as_ref().unwrap().code, "idp-unreachable");
-    assert!(linear.renewal_error.as_ref().unwrap().fix.contains("reconnects by itself"));
     // The IdP comes back: a refresh brings everything back without a browser.
     org.sandbox.knobs().update(|k| k.idp_down = false);
     engine.connect_all(false).await;
@@ -310,64 +306,18 @@ async fn an_ended_idp_session_asks_for_sign_in_and_keeps_valid_tokens() {
     assert!(s.needs_attention());
 }
 
+/// Over real HTTP, what a connector's AS announcing an absurd lifetime does to that connector
+/// alone. That the renewal task keeps renewing the others (issue 14 acceptance) and renews
+/// before expiry without anyone asking is scheduling, tested on the virtual clock in the engine's
+/// scenarios (`an_absurd_lifetime_does_not_stop_...`, `background_renewal_...`), not by waiting.
 #[tokio::test]
-async fn background_renewal_replaces_tokens_before_they_expire() {
-    let mut opts = SandboxOptions::default();
-    // Just over the engine's 30 s minimum lifetime: renewed at the 30 s floor.
-    opts.knobs.connector_token_ttl_secs = 31;
-    let org = Org::start_with("renewal", opts).await;
-    let engine = signed_in(&org, "renewal", "alice").await;
-    let first = engine.snapshot().connectors.iter().find(|c| c.id == "linear").unwrap().clone();
-    let due = engine.next_renewal_at().unwrap();
-    assert!(due > first.last_renewal.unwrap(), "not before half the lifetime");
-    assert!(due < first.expires_at.unwrap(), "before expiry");
-    let mut rx = engine.subscribe();
-    let renewals = tokio::spawn(engine.clone().run_renewals());
-    let renewed = tokio::time::timeout(Duration::from_secs(45), async {
-        loop {
-            rx.changed().await.unwrap();
-            let s = rx.borrow_and_update().clone();
-            let linear = s.connectors.iter().find(|c| c.id == "linear").unwrap().clone();
-            if linear.token_fingerprint != first.token_fingerprint && linear.state == ConnectorState::Active {
-                return linear;
-            }
-        }
-    })
-    .await
-    .expect("renewed without anyone asking");
-    renewals.abort();
-    assert!(renewed.expires_at.unwrap() > first.expires_at.unwrap());
-}
-
-/// Issue 14 acceptance: the renewal task keeps renewing the other connectors whatever one
-/// connector's server answers. Supabase's AS announces an absurd lifetime (it once panicked the
-/// task, which then never renewed again); Linear's is normal and is renewed twice meanwhile.
-#[tokio::test]
-async fn the_renewal_task_keeps_renewing_others_while_one_as_answers_garbage() {
-    let mut opts = SandboxOptions::default();
-    opts.knobs.connector_token_ttl_secs = 31;
-    let org = Org::start_with("garbage-lifetime", opts).await;
+async fn an_absurd_lifetime_from_a_real_authorization_server_fails_that_connector_only() {
+    let org = Org::start("garbage-lifetime").await;
     let engine = signed_in(&org, "garbage-lifetime", "alice").await;
-    let linear_of = |s: &StatusSnapshot| s.connectors.iter().find(|c| c.id == "linear").unwrap().clone();
-    let mut seen = vec![linear_of(&engine.snapshot()).token_fingerprint];
     org.sandbox.knobs().update(|k| {
         k.announced_expires_in.insert("supabase".into(), 1_000_000_000_000_000);
     });
-    let mut rx = engine.subscribe();
-    let renewals = tokio::spawn(engine.clone().run_renewals());
-    tokio::time::timeout(Duration::from_secs(100), async {
-        while seen.len() < 3 {
-            rx.changed().await.unwrap();
-            let linear = linear_of(&rx.borrow_and_update());
-            if linear.state == ConnectorState::Active && !seen.contains(&linear.token_fingerprint) {
-                seen.push(linear.token_fingerprint);
-            }
-        }
-    })
-    .await
-    .expect("Linear renewed twice while Supabase's AS answered garbage");
-    assert!(!renewals.is_finished(), "the renewal task is still running");
-    renewals.abort();
+    engine.connect_all(true).await;
     let s = engine.snapshot();
     let supabase = s.connectors.iter().find(|c| c.id == "supabase").unwrap();
     assert_eq!(
@@ -375,6 +325,7 @@ async fn the_renewal_task_keeps_renewing_others_while_one_as_answers_garbage() {
         Some("connector-grant-invalid-response"),
         "{supabase:?}"
     );
+    assert_eq!(states(&s)["linear"], ConnectorState::Active);
 }
 
 /// The MCP profile makes jti replay rejection mandatory: the engine mints a fresh ID-JAG for

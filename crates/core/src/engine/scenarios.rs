@@ -285,6 +285,81 @@ async fn an_expired_token_during_an_idp_outage_is_retried_on_the_backoff_not_in_
     assert_eq!(connector(&h.engine, "alpha").state, ConnectorState::Expired);
 }
 
+/// The renewal task replaces a token before it expires, without anyone asking (the sandbox e2e
+/// test waited for it in real time).
+#[tokio::test(start_paused = true)]
+async fn background_renewal_replaces_tokens_before_they_expire() {
+    let h = signed_in(&["alpha"], 31).await;
+    h.engine.connect_all(true).await;
+    let first = connector(&h.engine, "alpha");
+    let due = h.engine.next_renewal_at().unwrap();
+    assert!(due > first.last_renewal.unwrap() && due < first.expires_at.unwrap(), "{due} for {first:?}");
+    let renewals = tokio::spawn(h.engine.clone().run_renewals());
+    tokio::time::sleep(Duration::try_from(first.expires_at.unwrap() - t0()).unwrap()).await;
+    renewals.abort();
+    let now = connector(&h.engine, "alpha");
+    assert_eq!(now.state, ConnectorState::Active);
+    assert!(now.last_renewal > first.last_renewal, "renewed: {now:?}");
+    assert!(now.expires_at > first.expires_at);
+    assert!(now.last_renewal.unwrap() < first.expires_at.unwrap(), "before the old token expired");
+    assert_eq!(count(&h.transport, &as_token("alpha")), 2);
+}
+
+/// Issue 14 acceptance, on the virtual clock: the renewal task keeps renewing the other
+/// connectors while one connector's AS announces an absurd lifetime (it once panicked the task).
+#[tokio::test(start_paused = true)]
+async fn an_absurd_lifetime_does_not_stop_the_renewal_task_renewing_the_others() {
+    let h = signed_in(&["alpha", "beta"], 300).await;
+    h.engine.connect_all(true).await;
+    grant_answers(&h.transport, "alpha", 200, &access_token_response("alpha", 1_000_000_000_000_000));
+    let before = count(&h.transport, &as_token("beta"));
+    let renewals = tokio::spawn(h.engine.clone().run_renewals());
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(!renewals.is_finished(), "the renewal task is still running");
+    renewals.abort();
+    let beta_grants = count(&h.transport, &as_token("beta")) - before;
+    assert!(beta_grants >= 18, "beta was renewed {beta_grants} times in an hour");
+    assert_eq!(connector(&h.engine, "beta").state, ConnectorState::Active);
+    let alpha = connector(&h.engine, "alpha");
+    let why = alpha.renewal_error.or(alpha.error).unwrap();
+    assert_eq!(why.code, "connector-grant-invalid-response");
+}
+
+/// An IdP outage through a token's expiry, on the virtual clock (the sandbox e2e test waited 31 s
+/// of real time for it): usable and expiring soon with the reason, then expired (not failed) with
+/// the reason, still expired when retried during the outage, and back without a browser.
+#[tokio::test(start_paused = true)]
+async fn an_idp_outage_through_expiry_is_expiring_then_expired_with_its_reason_then_recovers() {
+    let h = signed_in(&["alpha"], 300).await;
+    h.engine.connect_all(true).await;
+    exchange_answers(&h.transport, 503, "down");
+    h.engine.connect_all(true).await;
+    let s = h.engine.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Unreachable);
+    let alpha = connector(&h.engine, "alpha");
+    // 300 s left, inside the 10-minute warning window, and the renewal failed.
+    assert_eq!(alpha.state, ConnectorState::ExpiringSoon);
+    let why = alpha.renewal_error.unwrap();
+    assert_eq!(why.code, crate::status::IDP_UNREACHABLE);
+    assert!(why.fix.contains("keep working until their tokens expire"), "{}", why.fix);
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let alpha = connector(&h.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Expired);
+    assert_eq!(alpha.renewal_error.unwrap().code, crate::status::IDP_UNREACHABLE);
+    // Retried with the IdP still down: still expired, with the reason, and the advice to wait.
+    h.engine.connect_all(true).await;
+    let alpha = connector(&h.engine, "alpha");
+    assert_eq!(alpha.state, ConnectorState::Expired);
+    let why = alpha.renewal_error.unwrap();
+    assert_eq!(why.code, crate::status::IDP_UNREACHABLE);
+    assert!(why.fix.contains("reconnects by itself"), "{}", why.fix);
+    // The IdP is back: renewed, no browser needed.
+    exchange_answers(&h.transport, 200, &id_jag_response());
+    h.engine.connect_all(false).await;
+    assert_eq!(h.engine.snapshot().idp.state, IdpSessionState::Active);
+    assert_eq!(connector(&h.engine, "alpha").state, ConnectorState::Active);
+}
+
 /// A panic in one connector's leg (a bug) fails that connector; the others connect, and the
 /// renewal task goes on renewing them.
 #[tokio::test(start_paused = true)]
