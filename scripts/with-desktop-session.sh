@@ -10,18 +10,58 @@ if [ -z "${EMA_IN_TEST_SESSION:-}" ]; then
   # cargo and rustup live under the real home: keep them there.
   export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
   export HOME="$base/home" XDG_RUNTIME_DIR="$base/run" EMA_IN_TEST_SESSION=1 EMA_TEST_SESSION_DIR="$base"
-  exec dbus-run-session -- "$0" "$@"
+  # The session bus starts services on demand from our own directory: the system's services, except
+  # that the Secret Service (and the rest of gnome-keyring) is our unlocked keyring. The system's
+  # would come up locked and ask for a password in a dialog that cannot appear here; a CI run saw
+  # that after gnome-keyring-daemon aborted mid-run (a GLib error in its aes_negotiate when a
+  # client vanished with a session request in flight), and the tests then hung on the prompt.
+  mkdir -p "$base/services"
+  for service in /usr/share/dbus-1/services/*.service; do
+    case "$(basename "$service")" in
+      org.freedesktop.secrets.service | org.gnome.keyring*.service | org.freedesktop.impl.portal.Secret.service) ;;
+      *) ln -s "$service" "$base/services/" ;;
+    esac
+  done
+  # The login keyring's password, as the watchdog below sends it (a here-string: with its newline).
+  printf 'test-password\n' >"$base/keyring-password"
+  cat >"$base/keyring-on-demand.sh" <<'SH'
+#!/bin/sh
+echo "with-desktop-session: the Secret Service was started on demand, unlocked" >>"$EMA_TEST_SESSION_DIR/keyring.log"
+echo $$ >>"$EMA_TEST_SESSION_DIR/keyring-on-demand.pids"
+exec gnome-keyring-daemon --foreground --replace --unlock --components=secrets \
+  <"$EMA_TEST_SESSION_DIR/keyring-password" >/dev/null 2>>"$EMA_TEST_SESSION_DIR/keyring.log"
+SH
+  chmod 755 "$base/keyring-on-demand.sh"
+  printf '[D-BUS Service]\nName=org.freedesktop.secrets\nExec=%s\n' "$base/keyring-on-demand.sh" \
+    >"$base/services/org.freedesktop.secrets.service"
+  cat >"$base/session.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>$base/services</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+XML
+  exec dbus-run-session --config-file="$base/session.conf" -- "$0" "$@"
 fi
 # The keyring daemon runs in the foreground as our child for the whole session (not daemonized,
 # so nothing else in the session can replace it), with the login keyring unlocked by the
 # password on its stdin. A keyring that D-Bus would otherwise start on demand is locked and
 # would ask for a password in a dialog that cannot appear here.
 #
-# A watchdog waits on it: if it exits while the command runs (a CI run saw a D-Bus-activated,
-# locked keyring take over in the middle of the tests, the first one gone without a word), the
-# exit status is written to stderr and the keyring log, and it is started again with the same
-# password, which unlocks the same login keyring: the tests after it run on a working keyring,
-# and the log says what happened.
+# A watchdog waits on it: if it exits while the command runs (CI runs saw it abort in the middle
+# of the tests), the exit status is written to stderr and the keyring log, and it is started again
+# with the same password, which unlocks the same login keyring: the tests after it run on a
+# working keyring, and the log says what happened. A request that comes first starts one the same
+# way, on demand (the bus's service file above); whichever starts second replaces the other.
 keyring_log="$EMA_TEST_SESSION_DIR/keyring.log"
 keyring_watchdog() {
   local started=0 status=0 daemon=
@@ -33,7 +73,7 @@ keyring_watchdog() {
       echo "with-desktop-session: gnome-keyring-daemon exited (status $status) during the run; started again, unlocked (log: $keyring_log)" | tee -a "$keyring_log" >&2
     fi
     started=$((started + 1))
-    gnome-keyring-daemon --foreground --replace --unlock --components=secrets <<<'test-password' >/dev/null 2>>"$keyring_log" &
+    gnome-keyring-daemon --foreground --replace --unlock --components=secrets <"$EMA_TEST_SESSION_DIR/keyring-password" >/dev/null 2>>"$keyring_log" &
     daemon=$!
     status=0
     wait "$daemon" || status=$?
@@ -47,6 +87,10 @@ watchdog=$!
 stop_keyring() {
   kill "$watchdog" 2>/dev/null || true
   wait "$watchdog" 2>/dev/null || true
+  # A keyring the bus started on demand is not our child: stopped here too.
+  if [ -f "$EMA_TEST_SESSION_DIR/keyring-on-demand.pids" ]; then
+    xargs kill 2>/dev/null <"$EMA_TEST_SESSION_DIR/keyring-on-demand.pids" || true
+  fi
 }
 # Ctrl-C in the demo ends the command; the keyring goes with it, without a word.
 trap 'stop_keyring; exit 130' INT

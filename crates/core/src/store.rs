@@ -77,6 +77,24 @@ impl KeyringStore {
     }
 }
 
+/// How long to wait before the one retry of a keyring call that failed in the platform.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Runs `op`, and once more after [`RETRY_AFTER`] when it failed in the platform (the keyring
+/// daemon went away with the call in flight: gnome-keyring restarted, or started on demand).
+/// Every operation here is idempotent (read, write the whole value, delete), so a second attempt
+/// cannot double anything. A refusal (`NoStorageAccess`, a locked keyring) is not retried.
+fn retried<T>(op: impl Fn() -> keyring::Result<T>) -> keyring::Result<T> {
+    match op() {
+        Err(keyring::Error::PlatformFailure(e)) => {
+            tracing::debug!("the keyring failed ({e}); trying once more");
+            std::thread::sleep(RETRY_AFTER);
+            op()
+        }
+        other => other,
+    }
+}
+
 fn map_keyring_error(e: keyring::Error) -> StoreError {
     match e {
         keyring::Error::NoStorageAccess(inner) => StoreError::Denied(inner.to_string()),
@@ -87,7 +105,8 @@ fn map_keyring_error(e: keyring::Error) -> StoreError {
 
 impl SecretStore for KeyringStore {
     fn get(&self, account: &str) -> Result<Option<String>, StoreError> {
-        match self.entry(account)?.get_password() {
+        let entry = self.entry(account)?;
+        match retried(|| entry.get_password()) {
             Ok(v) => Ok(Some(v)),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(keyring::Error::BadEncoding(_)) => {
@@ -98,11 +117,13 @@ impl SecretStore for KeyringStore {
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), StoreError> {
-        self.entry(account)?.set_password(value).map_err(map_keyring_error)
+        let entry = self.entry(account)?;
+        retried(|| entry.set_password(value)).map_err(map_keyring_error)
     }
 
     fn delete(&self, account: &str) -> Result<(), StoreError> {
-        match self.entry(account)?.delete_credential() {
+        let entry = self.entry(account)?;
+        match retried(|| entry.delete_credential()) {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(e) => Err(map_keyring_error(e)),
         }
@@ -139,5 +160,42 @@ impl SecretStore for MemoryStore {
     fn delete(&self, account: &str) -> Result<(), StoreError> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(account);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn platform_failure() -> keyring::Error {
+        keyring::Error::PlatformFailure("the Secret Service went away".into())
+    }
+
+    #[test]
+    fn a_call_the_platform_dropped_is_tried_once_more_and_a_refusal_is_not() {
+        let calls = Cell::new(0);
+        let once_down = retried(|| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 { Err(platform_failure()) } else { Ok("value") }
+        });
+        assert_eq!((once_down.ok(), calls.get()), (Some("value"), 2));
+
+        calls.set(0);
+        let always_down = retried(|| -> keyring::Result<()> {
+            calls.set(calls.get() + 1);
+            Err(platform_failure())
+        });
+        assert!(matches!(always_down, Err(keyring::Error::PlatformFailure(_))));
+        assert_eq!(calls.get(), 2, "once more, not in a loop");
+
+        calls.set(0);
+        let locked = retried(|| -> keyring::Result<()> {
+            calls.set(calls.get() + 1);
+            Err(keyring::Error::NoStorageAccess("locked".into()))
+        });
+        assert!(matches!(locked, Err(keyring::Error::NoStorageAccess(_))));
+        assert_eq!(calls.get(), 1, "a refusal is the user's answer: not asked again");
     }
 }
