@@ -143,3 +143,38 @@ impl BrowserOpener for ScriptedBrowser {
         cmd.spawn().map(|_| ()).map_err(|e| e.to_string())
     }
 }
+
+/// An engine for `policy` as `ema login` leaves it, for a peer that hands over the ID token
+/// itself (the conformance suite, a hostile org): the product's transport, MCP check and clock,
+/// and an in-memory store (injected: these peers' processes have no desktop keyring) holding the
+/// session with `id_token`, valid until `expires_at` (Unix seconds). Returns the store too.
+pub async fn engine_with_id_token(
+    policy: Policy,
+    id_token: ema_core::secret::IdToken,
+    expires_at: Option<i64>,
+    timeout: std::time::Duration,
+) -> Result<(Arc<Engine>, Arc<ema_core::store::MemoryStore>), String> {
+    use ema_core::records::{RECORD_VERSION, StoredSession, session_account};
+    use ema_core::store::{MemoryStore, SecretStore};
+    let store = Arc::new(MemoryStore::new());
+    let session = StoredSession {
+        v: RECORD_VERSION,
+        identity: None,
+        id_token: Some(id_token),
+        id_token_expires_at: expires_at,
+        refresh_token: None,
+        signed_in_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    let account = session_account(policy.idp.issuer.as_str(), &policy.idp.client_id);
+    store.set(&account, &serde_json::to_string(&session).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let http = ema_core::http::HttpTransport::new(timeout).map_err(|e| e.to_string())?;
+    let parts = EngineParts {
+        mcp: Arc::new(ema_core::mcp_check::HttpProbe::new(&http, timeout)),
+        transport: Arc::new(http),
+        store: store.clone(),
+        clock: Arc::new(ema_core::clock::SystemClock),
+    };
+    let engine = Engine::new(policy, parts);
+    engine.load().await.map_err(|e| e.to_string())?;
+    Ok((engine, store))
+}

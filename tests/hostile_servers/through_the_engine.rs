@@ -8,12 +8,9 @@
 //! authorization server (RFC 8414 metadata); each test picks the AS's token endpoint.
 
 use super::*;
-use ema_core::clock::SystemClock;
-use ema_core::engine::{Engine, EngineParts};
-use ema_core::mcp_check::HttpProbe;
-use ema_core::records::{RECORD_VERSION, StoredSession, session_account};
+use ema_core::engine::Engine;
 use ema_core::status::{ConnectorState, ConnectorStatus};
-use ema_core::store::{MemoryStore, SecretStore};
+use ema_core::store::MemoryStore;
 
 /// The ID token we hold and the ID-JAG the IdP issues: JWT-shaped, with a canary signature.
 const OUR_JWT: &str =
@@ -80,27 +77,8 @@ async fn engine(server: &Server) -> (Arc<Engine>, Arc<MemoryStore>) {
         }],
     });
     let policy = Policy::parse(&policy.to_string(), ConfigSource::Explicit("hostile.json".into())).unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let session = StoredSession {
-        v: RECORD_VERSION,
-        identity: None,
-        id_token: Some(IdToken::new(OUR_JWT)),
-        id_token_expires_at: Some((OffsetDateTime::now_utc() + time::Duration::hours(1)).unix_timestamp()),
-        refresh_token: None,
-        signed_in_at: OffsetDateTime::now_utc().unix_timestamp(),
-    };
-    let account = session_account(policy.idp.issuer.as_str(), &policy.idp.client_id);
-    store.set(&account, &serde_json::to_string(&session).unwrap()).unwrap();
-    let http = transport();
-    let parts = EngineParts {
-        transport: Arc::new(http.clone()),
-        store: store.clone(),
-        mcp: Arc::new(HttpProbe::new(&http, TIMEOUT)),
-        clock: Arc::new(SystemClock),
-    };
-    let engine = Engine::new(policy, parts);
-    engine.load().await.unwrap();
-    (engine, store)
+    let expires = (OffsetDateTime::now_utc() + time::Duration::hours(1)).unix_timestamp();
+    ema_e2e::engine_with_id_token(policy, IdToken::new(OUR_JWT), Some(expires), TIMEOUT).await.unwrap()
 }
 
 /// Connects, and returns the connector's status after checking what no outcome may do: show

@@ -25,18 +25,12 @@
 //! client secret are never printed, only their fingerprints.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ema_core::clock::SystemClock;
 use ema_core::config::{ConfigSource, Policy};
-use ema_core::engine::{Engine, EngineParts};
 use ema_core::http::HttpTransport;
-use ema_core::mcp_check::HttpProbe;
-use ema_core::records::{RECORD_VERSION, StoredSession, session_account};
 use ema_core::secret::{AccessToken, IdToken};
 use ema_core::status::ConnectorState;
-use ema_core::store::{MemoryStore, SecretStore};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -176,40 +170,19 @@ fn policy(ctx: &Context, issuer: &Url, mcp_url: &Url) -> Result<Policy, String> 
     Policy::parse(&text, ConfigSource::Explicit("conformance-policy.json".into())).map_err(|e| e.to_string())
 }
 
-/// The session `ema login` would have stored: the suite's ID token, valid until its `exp`.
-fn store_session(store: &MemoryStore, policy: &Policy, id_token: &IdToken) -> Result<(), String> {
-    let claims = ema_core::jwt::decode_claims_unverified(id_token.secret()).map_err(|e| e.to_string())?;
-    let expires = claims.get("exp").and_then(serde_json::Value::as_i64);
-    let session = StoredSession {
-        v: RECORD_VERSION,
-        identity: None,
-        id_token: Some(id_token.clone()),
-        id_token_expires_at: expires,
-        refresh_token: None,
-        signed_in_at: time::OffsetDateTime::now_utc().unix_timestamp(),
-    };
-    let account = session_account(policy.idp.issuer.as_str(), &policy.idp.client_id);
-    let json = serde_json::to_string(&session).map_err(|e| e.to_string())?;
-    store.set(&account, &json).map_err(|e| e.to_string())
-}
-
 async fn run() -> Result<(), Failure> {
     let (ctx, mcp_url) = read_context()?;
     eprintln!("MCP server: {mcp_url}");
     let issuer =
         serve_idp_configuration(&ctx.idp_token_endpoint).await.map_err(fail("serving the IdP's configuration"))?;
     let policy = policy(&ctx, &issuer, &mcp_url).map_err(fail("the policy"))?;
-    let store = Arc::new(MemoryStore::new());
-    store_session(&store, &policy, &ctx.idp_id_token).map_err(fail("storing the session"))?;
-    let transport = HttpTransport::new(TIMEOUT).map_err(|e| fail("building the HTTP client")(e.to_string()))?;
-    let parts = EngineParts {
-        transport: Arc::new(transport.clone()),
-        store,
-        mcp: Arc::new(HttpProbe::new(&transport, TIMEOUT)),
-        clock: Arc::new(SystemClock),
-    };
-    let engine = Engine::new(policy, parts);
-    engine.load().await.map_err(|e| fail("loading the session")(e.to_string()))?;
+    // The session `ema login` would have stored: the suite's ID token, valid until its `exp`.
+    let claims = ema_core::jwt::decode_claims_unverified(ctx.idp_id_token.secret())
+        .map_err(|e| fail("reading the suite's ID token")(e.to_string()))?;
+    let expires = claims.get("exp").and_then(serde_json::Value::as_i64);
+    let (engine, _) = ema_e2e::engine_with_id_token(policy, ctx.idp_id_token.clone(), expires, TIMEOUT)
+        .await
+        .map_err(fail("the engine as ema login leaves it"))?;
 
     // Discovery, token exchange, jwt-bearer grant and the MCP check: the engine's own path.
     engine.connect_all(true).await;
@@ -238,7 +211,9 @@ async fn run() -> Result<(), Failure> {
         .fresh_access_token(CONNECTOR, Duration::from_secs(60))
         .await
         .map_err(|e| fail("the engine's token for clients")(e.to_string()))?;
-    mcp_calls(transport.client_for(&mcp_url).clone(), &mcp_url, &token).await
+    // The product's HTTP client settings (no redirects, its proxy rules) for the MCP session too.
+    let http = HttpTransport::new(TIMEOUT).map_err(|e| fail("building the HTTP client")(e.to_string()))?;
+    mcp_calls(http.client_for(&mcp_url).clone(), &mcp_url, &token).await
 }
 
 async fn mcp_calls(client: reqwest::Client, mcp_url: &Url, token: &AccessToken) -> Result<(), Failure> {
