@@ -159,7 +159,7 @@ impl Legs {
             audience,
             resource,
             scopes,
-            subject_token: &self.id_token,
+            subject_token: ema_core::grants::token_exchange::SubjectToken::IdToken(&self.id_token),
         }
         .build(now().unix_timestamp())
         .unwrap();

@@ -36,7 +36,7 @@ async fn token_exchange_call(endpoint: &Url, id_token: &str) -> Result<IssuedIdJ
         audience: "https://as.example.com",
         resource: "https://mcp.example.com/mcp",
         scopes: &scopes,
-        subject_token: &subject,
+        subject_token: ema_core::grants::token_exchange::SubjectToken::IdToken(&subject),
     }
     .build(OffsetDateTime::now_utc().unix_timestamp())
     .unwrap();

@@ -70,6 +70,19 @@ pub struct StoredSession {
     pub id_token_expires_at: Option<i64>,
     pub refresh_token: Option<RefreshToken>,
     pub signed_in_at: i64,
+    /// Whether this IdP took the refresh token as the token exchange's subject when EMA last
+    /// tried (ID-JAG -02 and later); absent until tried. Kept with the session, which belongs
+    /// to one IdP issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_subject: Option<LearnedSubject>,
+}
+
+/// What an IdP answered to a refresh token sent as the exchange's subject, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedSubject {
+    pub accepted: bool,
+    /// Unix seconds.
+    pub at: i64,
 }
 
 /// How a connector's last attempt ended.

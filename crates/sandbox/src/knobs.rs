@@ -83,6 +83,10 @@ pub struct Knobs {
     /// Refresh-token grants answer without an `id_token` (OIDC Core §12.2 allows it; Okta
     /// does so for some configurations); the refresh token is still rotated.
     pub refresh_omits_id_token: bool,
+    /// The token exchange accepts the IdP refresh token as its subject
+    /// (`subject_token_type=urn:ietf:params:oauth:token-type:refresh_token`, ID-JAG -02 and
+    /// later, Okta). Off: such requests get `invalid_request`, as an IdP of the -01 era answers.
+    pub refresh_token_subject: bool,
     /// Connector id → another connector id whose authorization server its protected-resource
     /// metadata names instead of its own (a spoofed or compromised MCP server).
     pub resource_metadata_names_as_of: BTreeMap<String, String>,
@@ -112,6 +116,7 @@ impl Default for Knobs {
             issue_refresh_tokens: true,
             announced_expires_in: BTreeMap::new(),
             refresh_omits_id_token: false,
+            refresh_token_subject: true,
             resource_metadata_names_as_of: BTreeMap::new(),
             authorization_response_omits_iss: false,
             record_issued_secrets: false,

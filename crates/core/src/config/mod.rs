@@ -73,6 +73,36 @@ pub struct IdpConfig {
     /// is for OPs that honour `offline_access` only with `prompt=consent` (§11), as
     /// oidc-provider does: without it they issue no refresh token.
     pub prompt: Vec<String>,
+    /// Which IdP token the token exchange sends as its subject.
+    pub exchange_subject: ExchangeSubject,
+}
+
+/// The subject token of the token exchange (RFC 8693 §2.1 `subject_token_type`).
+///
+/// The ID-JAG draft from -02 on lets the client send the IdP refresh token instead of the ID
+/// token; Okta documents it for renewal (its ID-JAGs live 5 minutes), and it saves the ID-token
+/// refresh when an IdP renews sessions without new ID tokens (OIDC Core §12.2 lets it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExchangeSubject {
+    /// Learn it from the IdP: a live ID token while there is one; after that the refresh token,
+    /// tried once per IdP and remembered, falling back to refreshing the ID token when refused.
+    #[default]
+    Auto,
+    /// Only the ID token (the IdP refuses refresh tokens as subjects).
+    IdToken,
+    /// Always the refresh token (the IdP wants it).
+    RefreshToken,
+}
+
+impl ExchangeSubject {
+    /// The policy's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeSubject::Auto => "auto",
+            ExchangeSubject::IdToken => "id_token",
+            ExchangeSubject::RefreshToken => "refresh_token",
+        }
+    }
 }
 
 impl IdpConfig {

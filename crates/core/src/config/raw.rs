@@ -43,6 +43,7 @@ pub(crate) struct RawIdp {
     pub client_auth: RawClientAuth,
     pub scopes: Option<Vec<String>>,
     pub prompt: Option<Vec<String>>,
+    pub exchange_subject: Option<String>,
 }
 
 /// RFC 7591 §2 names for client authentication methods.

@@ -1230,3 +1230,21 @@ fn the_idp_is_named_by_the_policy_else_told_from_its_host() {
     v["idp"]["display_name"] = json!("two\nlines");
     expect_err(&v, "idp.display_name", "use the name your users know the IdP by, such as \"Okta\"");
 }
+
+#[test]
+fn the_exchange_subject_is_learned_unless_the_policy_says() {
+    assert_eq!(parse_ok(&minimal()).idp.exchange_subject, ExchangeSubject::Auto);
+    for (word, expected) in [
+        ("auto", ExchangeSubject::Auto),
+        ("id_token", ExchangeSubject::IdToken),
+        ("refresh_token", ExchangeSubject::RefreshToken),
+    ] {
+        let mut v = minimal();
+        v["idp"]["exchange_subject"] = json!(word);
+        assert_eq!(parse_ok(&v).idp.exchange_subject, expected);
+        assert_eq!(expected.as_str(), word);
+    }
+    let mut v = minimal();
+    v["idp"]["exchange_subject"] = json!("access_token");
+    expect_err(&v, "idp.exchange_subject", "use \"auto\" (the default), \"id_token\" or \"refresh_token\"");
+}

@@ -95,6 +95,19 @@ fn idp(file: &Path, raw: raw::RawIdp, key_files: KeyFiles) -> Result<IdpConfig, 
             ));
         }
     }
+    let exchange_subject = match raw.exchange_subject.as_deref() {
+        None | Some("auto") => ExchangeSubject::Auto,
+        Some("id_token") => ExchangeSubject::IdToken,
+        Some("refresh_token") => ExchangeSubject::RefreshToken,
+        Some(other) => {
+            return Err(ConfigError::new(
+                file,
+                "idp.exchange_subject",
+                format!("`{}` is not a subject for the token exchange", crate::redact::scrub(other, 40)),
+                "use \"auto\" (the default), \"id_token\" or \"refresh_token\"",
+            ));
+        }
+    };
     let display_name = raw.display_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     if let Some(n) = &display_name
         && (n.chars().count() > 40 || n.chars().any(char::is_control))
@@ -106,7 +119,7 @@ fn idp(file: &Path, raw: raw::RawIdp, key_files: KeyFiles) -> Result<IdpConfig, 
             "use the name your users know the IdP by, such as \"Okta\"",
         ));
     }
-    Ok(IdpConfig { issuer, display_name, client_id: raw.client_id, client_auth, scopes, prompt })
+    Ok(IdpConfig { issuer, display_name, client_id: raw.client_id, client_auth, scopes, prompt, exchange_subject })
 }
 
 fn connector(

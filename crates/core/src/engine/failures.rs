@@ -8,7 +8,7 @@ use crate::records::StoredIdpProblem;
 use crate::signin::SignInError;
 use crate::status::{ErrorCode, FixAction, IDP_UNREACHABLE, IdpSessionState, StatusError};
 
-use super::legs::{RecentIdpFailure, RecentIdpFailureKind};
+use super::idp_pacing::{RecentIdpFailure, RecentIdpFailureKind};
 use super::{Engine, Failure};
 
 impl Engine {

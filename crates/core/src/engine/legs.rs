@@ -1,19 +1,19 @@
-//! The three legs of one connection: a fresh ID token (refreshed at the IdP when needed), the
-//! token exchange at the IdP (RFC 8693, ID-JAG -04 §4.3) and the JWT-bearer grant at the
-//! connector's authorization server (RFC 7523, ID-JAG -04 §4.4), then the MCP check.
+//! The three legs of one connection: the exchange's subject (an ID token or the refresh token,
+//! [`super::subject`]), the token exchange at the IdP (RFC 8693, ID-JAG -04 §4.3) and the
+//! JWT-bearer grant at the connector's authorization server (RFC 7523, ID-JAG -04 §4.4), then
+//! the MCP check.
 
-use time::OffsetDateTime;
 use url::Url;
 
 use crate::config::{ClientAuth, ConnectorConfig};
 use crate::discovery::ConnectorEndpoints;
 use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
-use crate::grants::token_exchange::{self, ExchangeError, TokenExchange};
-use crate::secret::IdToken;
+use crate::grants::token_exchange::{self, ExchangeError, SubjectToken, TokenExchange};
 use crate::signin::SignInError;
-use crate::status::{ErrorCode, FixAction, IdpSessionState, StatusError};
+use crate::status::ErrorCode;
 
-use super::{Engine, Failure, from_unix};
+use super::subject::{Attempt, RefreshSubjectWhy, Subject};
+use super::{Engine, Failure};
 
 /// What one successful connect produced.
 pub(super) struct Obtained {
@@ -53,9 +53,9 @@ impl Engine {
                 ),
             )));
         }
-        let mut retried_session = false;
+        let mut attempt = Attempt::First;
         let issued = loop {
-            let id_token = self.fresh_id_token(retried_session).await?;
+            let subject = self.exchange_subject(attempt).await?;
             let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
             self.spend_idp_budget()?;
             let exchange = TokenExchange {
@@ -65,18 +65,47 @@ impl Engine {
                 audience: &endpoints.issuer,
                 resource: &endpoints.resource,
                 scopes: &cfg.scopes,
-                subject_token: &id_token,
+                subject_token: match &subject {
+                    Subject::IdToken(t) => SubjectToken::IdToken(t),
+                    Subject::RefreshToken { token, .. } => SubjectToken::RefreshToken(token),
+                },
             };
             let req =
                 exchange.build(self.now().unix_timestamp()).map_err(|e| Failure::Other(self.client_key_error(&e)))?;
             let resp = transport.send(req).await.map_err(|e| self.idp_failure(&SignInError::Transport(e)))?;
-            match token_exchange::process_response(idp.token_endpoint(), &resp, &cfg.scopes) {
-                Ok(issued) => {
+            match (token_exchange::process_response(idp.token_endpoint(), &resp, &cfg.scopes), &subject) {
+                (Ok(issued), _) => {
                     self.idp_answered();
+                    if let Subject::RefreshToken { why, .. } = subject
+                        && why != RefreshSubjectWhy::Policy
+                    {
+                        self.learn_refresh_subject(true).await;
+                    }
                     break issued;
                 }
-                Err(ExchangeError::SessionInvalid(_)) if !retried_session => retried_session = true,
-                Err(e) => return Err(self.exchange_failure(cfg, e)),
+                (Err(ExchangeError::SessionInvalid(_)), Subject::IdToken(_)) if attempt == Attempt::First => {
+                    attempt = Attempt::IdTokenRejected;
+                }
+                (Err(e), Subject::RefreshToken { why, .. })
+                    if e.is_refusal() && refusal_means_unsupported(*why, &e) =>
+                {
+                    tracing::info!(
+                        oauth_error = e.oauth_error().map(|s| crate::redact::scrub(s, 40)),
+                        "the IdP refused the refresh token as the exchange's subject; using the ID token"
+                    );
+                    if matches!(e, ExchangeError::Response(_)) {
+                        // `invalid_request` and the like (RFC 8693 §2.2.2) are about the
+                        // request: this IdP does not take the token type. `access_denied`,
+                        // step-up and `invalid_grant` (also what a refresh token spent by a
+                        // concurrent rotation gets) are about the user, so they teach nothing.
+                        self.learn_refresh_subject(false).await;
+                    }
+                    if *why == RefreshSubjectWhy::LastResort {
+                        return Err(self.id_token_not_renewed());
+                    }
+                    attempt = Attempt::RefreshSubjectRefused;
+                }
+                (Err(e), _) => return Err(self.exchange_failure(cfg, e)),
             }
         };
         let grant = JwtBearerGrant {
@@ -117,146 +146,26 @@ impl Engine {
         })?;
         Ok(Obtained { endpoints, grant })
     }
-
-    /// An ID token with at least a minute left, refreshed with the refresh token if needed.
-    /// One refresh serves all connectors waiting on the session lock.
-    pub(super) async fn fresh_id_token(&self, force_refresh: bool) -> Result<IdToken, Failure> {
-        let mut guard = self.session.lock().await;
-        let Some(session) = guard.as_mut() else {
-            return Err(Failure::SignInNeeded(
-                self.error(ErrorCode::SignedOut, "not signed in", "sign in").offering(FixAction::SignIn),
-            ));
-        };
-        if !force_refresh
-            && let (Some(t), Some(exp)) = (&session.id_token, session.id_token_expires_at.and_then(from_unix))
-            && exp - ID_TOKEN_MIN_LIFETIME > self.now()
-        {
-            return Ok(t.clone());
-        }
-        let Some(refresh_token) = session.refresh_token.clone() else {
-            let err = self
-                .error(
-                    ErrorCode::IdpSessionExpired,
-                    "the ID token expired and the IdP gave no refresh token",
-                    "sign in again; ask IT to allow offline_access for this app",
-                )
-                .offering(FixAction::SignIn);
-            self.publish(|s| s.idp.state = IdpSessionState::Expired);
-            return Err(Failure::SignInNeeded(err));
-        };
-        if let Some(recent) = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
-            && recent.kind == RecentIdpFailureKind::RefreshWithoutIdToken
-            && self.now() - recent.at < REFRESH_WITHOUT_ID_TOKEN_QUIET
-        {
-            // The IdP just answered a refresh without an ID token: asking again for every
-            // waiting connector would only spend the IdP's time (and, with rotation, tokens).
-            return Err(Failure::IdpFailed(recent.error));
-        }
-        let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
-        self.spend_idp_budget()?;
-        let tokens =
-            idp.refresh(self.parts.transport.as_ref(), &refresh_token).await.map_err(|e| self.idp_failure(&e))?;
-        if let Some(rt) = tokens.refresh_token {
-            // Refresh-token rotation (RFC 9700 §4.14.2; OAuth 2.1 §4.3.1): the old one is now
-            // spent. Stored before anything else can fail, or the next renewal sends a spent
-            // token and the IdP ends the session (`invalid_grant`).
-            session.refresh_token = Some(rt);
-            if let Err(e) = self.save_session(session) {
-                tracing::warn!(code = e.code().wire(None), "could not store the rotated refresh token");
-            }
-        }
-        let Some(id_token) = tokens.id_token else {
-            let err = self.error(
-                ErrorCode::IdTokenNotRenewed,
-                "the IdP renewed the session but sent no new ID token (OIDC Core §12.2 lets it), and the old one has \
-                 expired",
-                "sign in again; your connectors keep working until their tokens expire",
-            )
-            .offering(FixAction::SignIn);
-            *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(RecentIdpFailure {
-                at: self.now(),
-                kind: RecentIdpFailureKind::RefreshWithoutIdToken,
-                error: err.clone(),
-            });
-            self.idp_problem_now(None, &err);
-            return Err(Failure::IdpFailed(err));
-        };
-        *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        session.id_token = Some(id_token.clone());
-        session.id_token_expires_at = tokens.id_token_expires_at.map(|t| t.unix_timestamp());
-        if tokens.identity.is_some() {
-            session.identity = tokens.identity;
-        }
-        let saved = self.save_session(session);
-        *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let (exp, identity) = (session.id_token_expires_at.and_then(from_unix), session.identity.clone());
-        self.publish(|s| {
-            s.idp.state = IdpSessionState::Active;
-            s.idp.id_token_expires_at = exp;
-            s.idp.identity = identity;
-            s.idp.last_error = saved.err().map(|e| self.error(e.code(), &e.to_string(), e.fix()));
-        });
-        Ok(id_token)
-    }
-
-    /// Takes one request from the IdP budget, or fails the renewal (it goes through backoff).
-    /// When the IdP could not be reached a moment ago, fails at once with that answer.
-    pub(super) fn spend_idp_budget(&self) -> Result<(), Failure> {
-        if let Some(recent) = self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
-            && recent.kind == RecentIdpFailureKind::Unreachable
-            && self.now() - recent.at < UNREACHABLE_QUIET
-        {
-            // The IdP could not be reached a moment ago: the other connectors of this round take
-            // that answer (during an outage, seven connectors sent seven requests per round;
-            // bench/fleet).
-            return Err(Failure::IdpUnreachable(recent.error));
-        }
-        if self.idp_budget.take(self.now()) {
-            return Ok(());
-        }
-        tracing::warn!("IdP request budget spent: a renewal was held back");
-        Err(Failure::IdpFailed(self.error(
-            ErrorCode::IdpRequestBudget,
-            &format!(
-                "EMA held back a request to your company's IdP: it already sent {} in the last minute",
-                self.idp_budget.capacity()
-            ),
-            &format!(
-                "EMA retries by itself in a few minutes; if this keeps happening, export diagnostics for {}",
-                self.help_desk()
-            ),
-        )))
-    }
 }
 
-/// An ID token this close to expiry is refreshed before it is used as a subject token.
-pub(super) const ID_TOKEN_MIN_LIFETIME: time::Duration = time::Duration::seconds(60);
-
-/// After a refresh answered without an ID token, how long other connectors take that answer
-/// instead of refreshing again.
-pub(super) const REFRESH_WITHOUT_ID_TOKEN_QUIET: time::Duration = time::Duration::seconds(60);
-
-/// After the IdP could not be reached, how long the other connectors of the same round take
-/// that answer instead of trying again (a round's connectors come within moments; a new round
-/// always tries again: `Engine::start_round`).
-pub(super) const UNREACHABLE_QUIET: time::Duration = time::Duration::seconds(10);
-
-/// A failure at the IdP a moment ago that makes the next request pointless, so that the
-/// connectors of one round do not each spend a request on it (cleared by a working refresh,
-/// an answer from the IdP, or a sign-in).
-#[derive(Debug, Clone)]
-pub(super) struct RecentIdpFailure {
-    pub(super) at: OffsetDateTime,
-    pub(super) kind: RecentIdpFailureKind,
-    pub(super) error: StatusError,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RecentIdpFailureKind {
-    /// The IdP could not be reached (any request).
-    Unreachable,
-    /// A refresh came back without an ID token (refreshes only).
-    RefreshWithoutIdToken,
+/// Whether the IdP's refusal of a refresh token as the subject only says that it does not take
+/// that token type, so EMA goes back to the ID token, rather than judging the user or the
+/// connector:
+/// - a subject the policy forces: every refusal is a verdict;
+/// - a trial: no refusal is a verdict (an IdP that does not know the type may answer
+///   `access_denied`), the ID-token path gives it;
+/// - the last resort after a refresh without an ID token, or an IdP that took it before:
+///   `access_denied` and step-up are verdicts on the connector (there is no other path to ask,
+///   or the IdP showed it reads the token); `invalid_grant` goes to the ID-token path, whose
+///   refresh grant tells a spent session from a refused token type.
+fn refusal_means_unsupported(why: RefreshSubjectWhy, e: &ExchangeError) -> bool {
+    match why {
+        RefreshSubjectWhy::Policy => false,
+        RefreshSubjectWhy::Trial => true,
+        RefreshSubjectWhy::Learned | RefreshSubjectWhy::LastResort => {
+            !matches!(e, ExchangeError::NotEntitled(_) | ExchangeError::StepUp(_))
+        }
+    }
 }
 
 /// Client authentication at a connector's AS "per its metadata or policy": the policy's

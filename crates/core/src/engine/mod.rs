@@ -47,6 +47,7 @@ mod client_token;
 mod connect;
 mod failures;
 mod idp_budget;
+mod idp_pacing;
 mod legs;
 mod record_store;
 mod renewal;
@@ -54,6 +55,7 @@ mod renewal;
 mod scenarios;
 mod session;
 pub mod skew;
+mod subject;
 mod trust;
 
 pub use client_token::TokenUnavailable;
@@ -159,7 +161,11 @@ pub struct Engine {
     /// A failure at the IdP a moment ago (unreachable, or a refresh without an ID token), so
     /// the connectors of one round do not each spend another request on it (cleared by a
     /// working refresh, an answer from the IdP, or a sign-in). Never held across an await.
-    recent_idp_failure: std::sync::Mutex<Option<legs::RecentIdpFailure>>,
+    recent_idp_failure: std::sync::Mutex<Option<idp_pacing::RecentIdpFailure>>,
+    /// When a refresh last brought no ID token: the connectors that follow within
+    /// [`idp_pacing::REFRESH_WITHOUT_ID_TOKEN_QUIET`] go on with the refresh token it left instead of
+    /// refreshing again (which, with rotation, would spend the token the others are sending).
+    refresh_without_id_token_at: std::sync::Mutex<Option<OffsetDateTime>>,
     /// Clock skew per server, from the `Date` of every response (all traffic goes through it).
     skew: Arc<skew::SkewObserver>,
     /// The cap on requests to the IdP during renewals (its own lock).
@@ -182,6 +188,7 @@ impl Engine {
             idp_problem: std::sync::Mutex::new(None),
             trusted_as: std::sync::Mutex::new(BTreeMap::new()),
             recent_idp_failure: std::sync::Mutex::new(None),
+            refresh_without_id_token_at: std::sync::Mutex::new(None),
             skew,
             idp_budget: idp_budget::IdpBudget::new(policy.connectors.len(), now),
             connector_locks: policy.connectors.iter().map(|c| (c.id.clone(), Mutex::new(()))).collect(),

@@ -163,6 +163,7 @@ fn store_with_id_token_until(expires: OffsetDateTime) -> Arc<MemoryStore> {
         id_token_expires_at: Some(expires.unix_timestamp()),
         refresh_token: Some(RefreshToken::new("rt")),
         signed_in_at: t0().unix_timestamp(),
+        refresh_token_subject: None,
     };
     store.set(&session_key(), &serde_json::to_string(&session).unwrap()).unwrap();
     store

@@ -32,6 +32,8 @@ impl Engine {
         browser.open(url.as_str()).map_err(SignInError::Browser)?;
         let tokens = idp.complete(self.parts.transport.as_ref(), listener, pending, timeout).await?;
         let identity = tokens.identity.clone().ok_or_else(|| SignInError::InvalidResponse("no identity".into()))?;
+        // What this IdP answered to a refresh-token subject outlives a sign-in (same issuer).
+        let learned = self.session.lock().await.as_ref().and_then(|s| s.refresh_token_subject);
         let session = StoredSession {
             v: RECORD_VERSION,
             identity: Some(identity.clone()),
@@ -39,11 +41,13 @@ impl Engine {
             id_token_expires_at: tokens.id_token_expires_at.map(|t| t.unix_timestamp()),
             refresh_token: tokens.refresh_token,
             signed_in_at: self.now().unix_timestamp(),
+            refresh_token_subject: learned,
         };
         self.save_session(&session)?;
         let previous_sub = self.session.lock().await.replace(session.clone()).and_then(|s| s.identity).map(|i| i.sub);
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.refresh_without_id_token_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if previous_sub.as_deref() != Some(identity.sub.as_str()) {
             // Another user: the previous user's connector tokens must not be shown or used.
             self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -89,6 +93,7 @@ impl Engine {
         self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.refresh_without_id_token_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.trusted_as.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
             self.parts.store.delete(&self.connectors_account())?;
         } else {

@@ -12,7 +12,7 @@ use crate::config::ClientAuth;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::oauth::client_auth::ClientAuthError;
 use crate::oauth::{OAuthErrorResponse, ResponseError, TokenRequest, parse_token_response};
-use crate::secret::{IdJag, IdToken};
+use crate::secret::{IdJag, IdToken, RefreshToken};
 use crate::status::{ErrorCode, Leg};
 
 /// RFC 8693 §2.1 `grant_type`.
@@ -21,6 +21,34 @@ pub const GRANT_TYPE_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:to
 pub const TOKEN_TYPE_ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
 /// RFC 8693 §3 token type of an OIDC ID token.
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// RFC 8693 §3 token type of a refresh token: the IdP session itself as the subject
+/// (draft-ietf-oauth-identity-assertion-authz-grant-02 and later; Okta).
+pub const TOKEN_TYPE_REFRESH_TOKEN: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+
+/// The user's token the IdP exchanges (RFC 8693 §2.1 `subject_token`).
+#[derive(Debug, Clone, Copy)]
+pub enum SubjectToken<'a> {
+    IdToken(&'a IdToken),
+    /// The IdP validates it as it would a `refresh_token` grant.
+    RefreshToken(&'a RefreshToken),
+}
+
+impl SubjectToken<'_> {
+    /// RFC 8693 §2.1 `subject_token_type`.
+    pub fn token_type(&self) -> &'static str {
+        match self {
+            SubjectToken::IdToken(_) => TOKEN_TYPE_ID_TOKEN,
+            SubjectToken::RefreshToken(_) => TOKEN_TYPE_REFRESH_TOKEN,
+        }
+    }
+
+    fn secret(&self) -> &str {
+        match self {
+            SubjectToken::IdToken(t) => t.secret(),
+            SubjectToken::RefreshToken(t) => t.secret(),
+        }
+    }
+}
 
 /// OAuth errors that mean "this user is not assigned to this connector" rather than a fault:
 /// RFC 6749 §5.2 `access_denied`/`unauthorized_client`, RFC 8707 §2 `invalid_target`, and
@@ -39,7 +67,7 @@ pub struct TokenExchange<'a> {
     /// The MCP server's canonical URI (RFC 8707 `resource`).
     pub resource: &'a str,
     pub scopes: &'a [String],
-    pub subject_token: &'a IdToken,
+    pub subject_token: SubjectToken<'a>,
 }
 
 impl TokenExchange<'_> {
@@ -55,7 +83,7 @@ impl TokenExchange<'_> {
             params.push(("scope", self.scopes.join(" ")));
         }
         params.push(("subject_token", self.subject_token.secret().to_string()));
-        params.push(("subject_token_type", TOKEN_TYPE_ID_TOKEN.to_string()));
+        params.push(("subject_token_type", self.subject_token.token_type().to_string()));
         TokenRequest {
             token_endpoint: self.token_endpoint,
             client_id: self.client_id,
@@ -117,6 +145,17 @@ impl ExchangeError {
             ExchangeError::SessionInvalid(_) => ErrorCode::IdpSessionInvalid,
             ExchangeError::Response(r) => ErrorCode::Response(Leg::TokenExchange, r.kind()),
             ExchangeError::ClientAuth(_) => ErrorCode::ClientAuthKey,
+        }
+    }
+
+    /// The IdP said no to this request (an OAuth error, or a 4xx without one), as opposed to
+    /// not answering (transport, 5xx) or answering badly.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            ExchangeError::NotEntitled(_) | ExchangeError::StepUp(_) | ExchangeError::SessionInvalid(_) => true,
+            ExchangeError::Response(ResponseError::OAuth { .. }) => true,
+            ExchangeError::Response(ResponseError::Http { status, .. }) => (400..500).contains(status),
+            _ => false,
         }
     }
 
@@ -199,7 +238,7 @@ mod tests {
             audience: "https://as.linear.example",
             resource: "https://mcp.linear.example/mcp",
             scopes: &scopes,
-            subject_token: &id_token,
+            subject_token: SubjectToken::IdToken(&id_token),
         }
         .build(1_700_000_000)
         .unwrap();
@@ -225,6 +264,50 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_token_subject_says_so_and_carries_the_same_client_authentication() {
+        let endpoint = Url::parse("https://idp.example.com/oauth2/v1/token").unwrap();
+        let auth = ClientAuth::ClientSecretBasic(ClientSecret::new("s3cret"));
+        let refresh_token = RefreshToken::new("the-refresh-token");
+        let req = TokenExchange {
+            token_endpoint: &endpoint,
+            client_id: "ema-desktop",
+            client_auth: &auth,
+            audience: "https://as.linear.example",
+            resource: "https://mcp.linear.example/mcp",
+            scopes: &[],
+            subject_token: SubjectToken::RefreshToken(&refresh_token),
+        }
+        .build(1_700_000_000)
+        .unwrap();
+        let pairs: Vec<(String, String)> = [
+            ("grant_type", GRANT_TYPE_TOKEN_EXCHANGE),
+            ("requested_token_type", TOKEN_TYPE_ID_JAG),
+            ("audience", "https://as.linear.example"),
+            ("resource", "https://mcp.linear.example/mcp"),
+            ("subject_token", "the-refresh-token"),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:refresh_token"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(form(&req), pairs, "client_secret_basic puts nothing of the client in the body");
+        let basic = req.headers()["authorization"].to_str().unwrap();
+        assert!(basic.starts_with("Basic "), "{basic}");
+    }
+
+    #[test]
+    fn refusals_are_told_from_failures_to_answer() {
+        let endpoint = Url::parse("https://idp.example.com/token").unwrap();
+        let refusal = |status, body: &str| process_response(&endpoint, &response(status, body), &[]).unwrap_err();
+        assert!(refusal(400, r#"{"error":"invalid_request"}"#).is_refusal());
+        assert!(refusal(400, r#"{"error":"access_denied"}"#).is_refusal());
+        assert!(refusal(400, r#"{"error":"invalid_grant"}"#).is_refusal());
+        assert!(refusal(403, "forbidden").is_refusal());
+        assert!(!refusal(503, "down").is_refusal(), "a 5xx is not an answer");
+        assert!(!refusal(200, r#"{"token_type":"N_A"}"#).is_refusal(), "a broken success is not a refusal");
+    }
+
+    #[test]
     fn no_scope_parameter_when_none_configured() {
         let endpoint = Url::parse("https://idp.example.com/token").unwrap();
         let id_token = IdToken::new("t");
@@ -235,7 +318,7 @@ mod tests {
             audience: "https://as",
             resource: "https://mcp",
             scopes: &[],
-            subject_token: &id_token,
+            subject_token: SubjectToken::IdToken(&id_token),
         }
         .build(0)
         .unwrap();

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::token::IdTokenClaims;
-use super::{TOKEN_TYPE_ID_JAG, TOKEN_TYPE_ID_TOKEN};
+use super::{TOKEN_TYPE_ID_JAG, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_REFRESH_TOKEN};
 use crate::jwt::{TYP_ID_JAG, VerifyError};
-use crate::oauth::{OAuthError, split_scope};
+use crate::oauth::{OAuthError, split_scope, token_hash};
 use crate::state::{LEEWAY_SECS, SandboxState};
-use crate::users::{find_by_subject, is_entitled};
+use crate::users::{DemoUser, find_by_subject, is_entitled};
 
 /// Claims of an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant-04 §3.1).
 #[derive(Debug, Serialize)]
@@ -56,6 +56,32 @@ fn verify_subject_token(state: &SandboxState, token: &str) -> Result<IdTokenClai
     Ok(claims)
 }
 
+/// Verifies a `subject_token` as a live refresh token this IdP issued to the requesting
+/// client, as a refresh grant would (RFC 6749 §6) but without spending it: the refresh token
+/// stays valid and is not rotated (the ID-JAG draft says the exchange SHOULD NOT return a
+/// `refresh_token`). Gives the user and the time they signed in.
+fn verify_refresh_subject(state: &SandboxState, token: &str) -> Result<(&'static DemoUser, i64), OAuthError> {
+    if !state.knobs.get().refresh_token_subject {
+        state.stores().count("exchange-refresh-token-refused");
+        return Err(OAuthError::invalid_request(format!(
+            "subject_token_type must be {TOKEN_TYPE_ID_TOKEN} (sandbox knob refresh_token_subject is off)"
+        )));
+    }
+    let now = state.now();
+    let stores = state.stores();
+    let grant = stores
+        .refresh_tokens
+        .get(&token_hash(token))
+        .ok_or_else(|| OAuthError::invalid_grant("subject_token: unknown, expired or revoked refresh token"))?;
+    if grant.client_id != state.idp_client.client_id {
+        return Err(OAuthError::invalid_grant("subject_token: refresh token was issued to another client"));
+    }
+    if grant.expires_at <= now {
+        return Err(OAuthError::invalid_grant("subject_token: refresh token expired"));
+    }
+    Ok((grant.user, grant.auth_time))
+}
+
 /// Token exchange (RFC 8693 §2.1) issuing an ID-JAG; the client is already authenticated.
 pub(super) fn token_exchange(
     state: &SandboxState,
@@ -65,13 +91,21 @@ pub(super) fn token_exchange(
     if param("requested_token_type") != Some(TOKEN_TYPE_ID_JAG) {
         return Err(OAuthError::invalid_request(format!("requested_token_type must be {TOKEN_TYPE_ID_JAG}")));
     }
-    if param("subject_token_type") != Some(TOKEN_TYPE_ID_TOKEN) {
-        return Err(OAuthError::invalid_request(format!("subject_token_type must be {TOKEN_TYPE_ID_TOKEN}")));
-    }
     let subject_token = param("subject_token").ok_or_else(|| OAuthError::invalid_request("missing subject_token"))?;
-    let id_token = verify_subject_token(state, subject_token)?;
-    let user = find_by_subject(&id_token.sub)
-        .ok_or_else(|| OAuthError::invalid_request("subject_token names an unknown user"))?;
+    let (user, auth_time) = match param("subject_token_type") {
+        Some(TOKEN_TYPE_ID_TOKEN) => {
+            let id_token = verify_subject_token(state, subject_token)?;
+            let user = find_by_subject(&id_token.sub)
+                .ok_or_else(|| OAuthError::invalid_request("subject_token names an unknown user"))?;
+            (user, id_token.auth_time)
+        }
+        Some(TOKEN_TYPE_REFRESH_TOKEN) => verify_refresh_subject(state, subject_token)?,
+        _ => {
+            return Err(OAuthError::invalid_request(format!(
+                "subject_token_type must be {TOKEN_TYPE_ID_TOKEN} or {TOKEN_TYPE_REFRESH_TOKEN}"
+            )));
+        }
+    };
 
     let audience = param("audience")
         .ok_or_else(|| OAuthError::invalid_request("audience (the authorization server issuer) is required"))?;
@@ -124,12 +158,16 @@ pub(super) fn token_exchange(
         resource: target.mcp_url.clone(),
         scope: scopes.join(" "),
         email: user.email.to_owned(),
-        auth_time: id_token.auth_time,
+        auth_time,
     };
     let id_jag = state.key.sign(TYP_ID_JAG, &claims).map_err(OAuthError::server_error)?;
     state.issued(&id_jag);
     tracing::info!(user = user.username, connector = id, "idp: ID-JAG issued");
-    state.stores().count("exchange");
+    let mut stores = state.stores();
+    stores.count("exchange");
+    if param("subject_token_type") == Some(TOKEN_TYPE_REFRESH_TOKEN) {
+        stores.count("exchange-with-refresh-token");
+    }
     Ok(serde_json::json!({
         "access_token": id_jag,
         "issued_token_type": TOKEN_TYPE_ID_JAG,

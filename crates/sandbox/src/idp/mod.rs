@@ -29,6 +29,9 @@ pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-e
 pub const TOKEN_TYPE_ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
 /// Token type of an OIDC ID token (RFC 8693 §3).
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// Token type of a refresh token (RFC 8693 §3), accepted as a subject token since
+/// draft-ietf-oauth-identity-assertion-authz-grant-02 (as Okta does).
+pub const TOKEN_TYPE_REFRESH_TOKEN: &str = "urn:ietf:params:oauth:token-type:refresh_token";
 
 /// Scopes the IdP knows; others in an authorization request are dropped.
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access", "groups"];

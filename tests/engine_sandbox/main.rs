@@ -11,6 +11,8 @@ use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
 use ema_e2e::{Org, ScriptedBrowser, require_keyring_session};
 use ema_sandbox::{ConnectorFailure, IdTokenFault, SandboxOptions};
 
+mod refresh_token_subject;
+
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn states(s: &StatusSnapshot) -> BTreeMap<String, ConnectorState> {
@@ -278,6 +280,7 @@ async fn idp_down_after_sign_in_keeps_connectors_active_and_says_why() {
 async fn an_expired_id_token_is_refreshed_silently_before_the_exchange() {
     let mut opts = SandboxOptions::default();
     opts.knobs.id_token_ttl_secs = 30; // under the engine's 60 s minimum: always refreshed
+    opts.knobs.refresh_token_subject = false; // an IdP of the ID-JAG -01 era
     let org = Org::start_with("refresh", opts).await;
     let engine = signed_in(&org, "refresh", "alice").await;
     let before = engine.snapshot().idp.id_token_expires_at.unwrap();
@@ -351,7 +354,7 @@ async fn a_replayed_id_jag_is_refused_and_reported() {
         audience: &endpoints.issuer,
         resource: &endpoints.resource,
         scopes: &linear.scopes,
-        subject_token: &id_token,
+        subject_token: ema_core::grants::token_exchange::SubjectToken::IdToken(&id_token),
     }
     .build(now().unix_timestamp())
     .unwrap();
