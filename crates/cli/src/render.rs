@@ -205,6 +205,9 @@ pub fn doctor_text(d: &ema_core::diagnostics::doctor::Diagnosis) -> String {
         {
             let _ = writeln!(out, "    - {}", word_fix(fix, c.fix_action, cli_command));
         }
+        for hint in &c.hints {
+            let _ = writeln!(out, "    hint: {hint}");
+        }
     }
     if d.needs_attention() {
         let desk = d.help_desk.as_ref().map_or_else(|| "your help desk".to_string(), |h| h.name.clone());

@@ -89,6 +89,7 @@ fn main() {
             fix: None,
             fix_action: None,
             duration_ms: 3,
+            hints: Vec::new(),
         })
         .collect();
     // Two origins per connector (its AS and its MCP server), each a `reach-*` check.
@@ -102,6 +103,7 @@ fn main() {
             fix: None,
             fix_action: None,
             duration_ms: 55,
+            hints: Vec::new(),
         }
     }));
     checks.extend(connectors.iter().map(|c| Check {
@@ -111,6 +113,7 @@ fn main() {
         fix: c.fix.clone(),
         fix_action: c.fix_action,
         duration_ms: 160,
+        hints: Vec::new(),
     }));
     let diagnosis = Diagnosis {
         version: 1,

@@ -2,8 +2,11 @@
 //!
 //! 1. Ask the MCP server without a token: a 401 with `WWW-Authenticate: Bearer
 //!    resource_metadata="..."` names the protected-resource metadata (RFC 9728 §5.1); otherwise
-//!    use the well-known location (RFC 9728 §3.1, path inserted after the host).
-//! 2. The metadata's `resource` must be the MCP URL we asked about (RFC 9728 §3.3), and its
+//!    use the well-known location (RFC 9728 §3.1, path inserted after the host), and when that
+//!    answers 404, the root `/.well-known/oauth-protected-resource` (MCP 2025-11-25,
+//!    "Protected Resource Metadata Discovery Requirements").
+//! 2. The metadata's `resource` must be the MCP URL we asked about (RFC 9728 §3.3); at the root
+//!    location it may also be the server's origin, the identifier that location stands for. Its
 //!    `authorization_servers` name the AS issuer. An AS pinned by policy must be among them.
 //! 3. The AS metadata at `/.well-known/oauth-authorization-server` with the issuer's path
 //!    inserted (RFC 8414 §3.1), falling back to OpenID Connect discovery; its `issuer` must
@@ -37,7 +40,13 @@ pub struct ConnectorEndpoints {
     pub token_endpoint_auth_methods: Vec<String>,
     /// RFC 8414 §2 `grant_types_supported`, if the AS lists them.
     pub grant_types: Option<Vec<String>>,
+    /// `authorization_grant_profiles_supported` (ID-JAG -04 §7), if the AS lists them: a hint
+    /// for diagnostics ([`ID_JAG_GRANT_PROFILE`]), never a gate.
+    pub grant_profiles: Option<Vec<String>>,
 }
+
+/// The ID-JAG grant profile an AS lists in `authorization_grant_profiles_supported`.
+pub const ID_JAG_GRANT_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 
 /// Why discovery failed. Each variant names the document at fault.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +195,9 @@ fn string_list(obj: &serde_json::Map<String, Value>, name: &str) -> Option<Vec<S
 #[derive(Debug, Default)]
 pub struct Discovery {
     cache: Mutex<HashMap<String, (ConnectorEndpoints, Instant)>>,
+    /// What each connector's last successful discovery found, kept when the cache entry is
+    /// dropped after a failed grant: diagnostics need it most then.
+    last: Mutex<HashMap<String, ConnectorEndpoints>>,
 }
 
 /// How long discovered metadata is trusted before it is fetched again.
@@ -194,6 +206,11 @@ pub const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 impl Discovery {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A connector's endpoints as its last successful discovery found them (for diagnostics).
+    pub fn last_discovered(&self, connector_id: &str) -> Option<ConnectorEndpoints> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).get(connector_id).cloned()
     }
 
     /// Forgets a connector's endpoints (after a failed grant).
@@ -215,6 +232,7 @@ impl Discovery {
             return Ok(e.clone());
         }
         let e = discover(transport, mcp_url, pin).await?;
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).insert(connector_id.to_string(), e.clone());
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -229,14 +247,37 @@ pub async fn discover(
     mcp_url: &Url,
     pin: Option<&Url>,
 ) -> Result<ConnectorEndpoints, DiscoveryError> {
-    let prm_url = find_resource_metadata_url(transport, mcp_url).await?;
-    let (resource, servers) = fetch_resource_metadata(transport, &prm_url, mcp_url).await?;
+    let (resource, servers) = match find_resource_metadata_url(transport, mcp_url).await? {
+        MetadataLocation::Hinted(url) => fetch_resource_metadata(transport, &url, mcp_url, false).await?,
+        MetadataLocation::WellKnown(url) => match fetch_resource_metadata(transport, &url, mcp_url, false).await {
+            Err(DiscoveryError::Status { status: 404, .. }) if url.path() != ROOT_RESOURCE_METADATA_PATH => {
+                let mut root = url.clone();
+                root.set_path(ROOT_RESOURCE_METADATA_PATH);
+                fetch_resource_metadata(transport, &root, mcp_url, true).await?
+            }
+            other => other?,
+        },
+    };
     let issuer = choose_issuer(&servers, pin)?;
     fetch_as_metadata(transport, &issuer, resource).await
 }
 
+/// The protected-resource metadata of a host as a whole (MCP 2025-11-25 fallback).
+const ROOT_RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Where the protected-resource metadata is looked for first.
+enum MetadataLocation {
+    /// Named by the MCP server's 401 (RFC 9728 §5.1): no other place is tried.
+    Hinted(Url),
+    /// The RFC 9728 §3.1 location for the MCP URL; the root one follows a 404.
+    WellKnown(Url),
+}
+
 /// Step 1: an unauthenticated MCP request; its 401 may carry the metadata URL.
-async fn find_resource_metadata_url(transport: &dyn Transport, mcp_url: &Url) -> Result<Url, DiscoveryError> {
+async fn find_resource_metadata_url(
+    transport: &dyn Transport,
+    mcp_url: &Url,
+) -> Result<MetadataLocation, DiscoveryError> {
     // MCP Streamable HTTP: a client's first message is an `initialize` POST.
     let probe = http::Request::builder()
         .method(http::Method::POST)
@@ -260,16 +301,18 @@ async fn find_resource_metadata_url(transport: &dyn Transport, mcp_url: &Url) ->
             problem: "it is not an absolute URL".into(),
         })?;
         check_endpoint_url(&url).map_err(TransportError::UrlRefused)?;
-        return Ok(url);
+        return Ok(MetadataLocation::Hinted(url));
     }
-    Ok(protected_resource_metadata_url(mcp_url))
+    Ok(MetadataLocation::WellKnown(protected_resource_metadata_url(mcp_url)))
 }
 
-/// Step 2: RFC 9728 metadata, checked against the URL we asked about.
+/// Step 2: RFC 9728 metadata, checked against the URL we asked about (or, from the root
+/// location, `at_root`, against its origin too).
 async fn fetch_resource_metadata(
     transport: &dyn Transport,
     prm_url: &Url,
     mcp_url: &Url,
+    at_root: bool,
 ) -> Result<(String, Vec<String>), DiscoveryError> {
     const WHAT: &str = "protected-resource metadata";
     let resp = transport.send(get(prm_url, WHAT)?).await?;
@@ -280,7 +323,8 @@ async fn fetch_resource_metadata(
     let invalid =
         |problem: &str| DiscoveryError::Invalid { url: display_url(prm_url), what: WHAT, problem: problem.into() };
     let resource = string_field(&obj, "resource").ok_or_else(|| invalid("`resource` is missing"))?;
-    if !same_uri(&resource, mcp_url.as_str()) {
+    let for_origin = at_root && same_uri(&resource, &mcp_url.origin().ascii_serialization());
+    if !same_uri(&resource, mcp_url.as_str()) && !for_origin {
         return Err(DiscoveryError::ResourceMismatch {
             url: display_url(prm_url),
             expected: mcp_url.to_string(),
@@ -352,6 +396,7 @@ async fn fetch_as_metadata(
             token_endpoint_auth_methods: string_list(&obj, "token_endpoint_auth_methods_supported")
                 .unwrap_or_else(|| vec!["client_secret_basic".into()]),
             grant_types: string_list(&obj, "grant_types_supported"),
+            grant_profiles: string_list(&obj, "authorization_grant_profiles_supported"),
         });
     }
     Err(DiscoveryError::NoAsMetadata { issuer: issuer_str.to_string(), tried })
@@ -425,5 +470,75 @@ mod tests {
         let mcp = Url::parse("https://mcp.example.com/mcp").unwrap();
         let err = discover(&t, &mcp, None).await.unwrap_err();
         assert_eq!(err.code(), "discovery-invalid-metadata", "{err}");
+    }
+
+    /// A host whose protected-resource metadata is only at the root location (the conformance
+    /// suite's `auth/metadata-var2`), with `resource` as `resource_at_root` says.
+    fn root_metadata_only(resource_at_root: &str, hint: bool) -> crate::testing::FakeTransport {
+        let t = crate::testing::FakeTransport::new();
+        if hint {
+            t.with_headers(
+                "https://mcp.example.com/v1/mcp",
+                401,
+                &[(
+                    "www-authenticate",
+                    r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp""#,
+                )],
+                "",
+            );
+        } else {
+            t.json("https://mcp.example.com/v1/mcp", 401, "");
+        }
+        t.json("https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp", 404, "{}");
+        t.json(
+            "https://mcp.example.com/.well-known/oauth-protected-resource",
+            200,
+            &format!(r#"{{"resource":"{resource_at_root}","authorization_servers":["https://as.example.com"]}}"#),
+        );
+        t.json(
+            "https://as.example.com/.well-known/oauth-authorization-server",
+            200,
+            r#"{"issuer":"https://as.example.com","token_endpoint":"https://as.example.com/token"}"#,
+        );
+        t
+    }
+
+    #[tokio::test]
+    async fn without_path_metadata_or_a_hint_the_root_location_is_used() {
+        let mcp = Url::parse("https://mcp.example.com/v1/mcp").unwrap();
+        for resource in ["https://mcp.example.com", "https://mcp.example.com/v1/mcp"] {
+            let t = root_metadata_only(resource, false);
+            let found = discover(&t, &mcp, None).await.unwrap();
+            assert_eq!(found.resource, resource, "the resource is sent as the metadata publishes it");
+            assert_eq!(found.issuer, "https://as.example.com");
+            assert_eq!(t.requests_to("https://mcp.example.com/.well-known/oauth-protected-resource").len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_root_location_is_not_tried_after_a_hint_or_for_another_resource() {
+        let mcp = Url::parse("https://mcp.example.com/v1/mcp").unwrap();
+        let t = root_metadata_only("https://mcp.example.com", true);
+        let err = discover(&t, &mcp, None).await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::Status { status: 404, .. }), "the server named its metadata: {err}");
+        assert!(t.requests_to("https://mcp.example.com/.well-known/oauth-protected-resource").is_empty());
+
+        let t = root_metadata_only("https://other.example.com/mcp", false);
+        let err = discover(&t, &mcp, None).await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::ResourceMismatch { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_origin_stands_for_the_server_only_at_the_root_location() {
+        let t = crate::testing::FakeTransport::new();
+        t.json("https://mcp.example.com/v1/mcp", 401, "");
+        t.json(
+            "https://mcp.example.com/.well-known/oauth-protected-resource/v1/mcp",
+            200,
+            r#"{"resource":"https://mcp.example.com","authorization_servers":["https://as.example.com"]}"#,
+        );
+        let mcp = Url::parse("https://mcp.example.com/v1/mcp").unwrap();
+        let err = discover(&t, &mcp, None).await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::ResourceMismatch { .. }), "{err}");
     }
 }

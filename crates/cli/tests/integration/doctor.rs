@@ -74,6 +74,11 @@ async fn doctor_names_the_failing_leg_and_the_likely_cause_for_each_fault() {
     assert!(last["detail"].as_str().unwrap().contains("(MCP 20"), "{last}");
     let summary = check(&d, "connector-linear")["summary"].as_str().unwrap();
     assert!(summary.contains("token exchange") && summary.contains("ms, MCP initialize"), "timings per leg: {summary}");
+    // Hints from the metadata (ID-JAG -04 §7): the sandbox advertises ID-JAG at both ends.
+    let hints = |name: &str, d: &Value| check(d, name)["hints"].to_string();
+    assert!(hints("idp-discovery", &d).contains("lists ID-JAG in identity_chaining_requested_token_types_supported"));
+    assert!(hints("connector-linear", &d).contains("lists the ID-JAG grant profile"), "{d:#}");
+    assert_eq!(connector(&d, "linear")["hints"], check(&d, "connector-linear")["hints"]);
 
     // The AS refuses Linear's grant: the leg, the code and the fix.
     org.sandbox.knobs().update(|k| {
@@ -86,9 +91,11 @@ async fn doctor_names_the_failing_leg_and_the_likely_cause_for_each_fault() {
     assert_eq!(linear["failed_leg"], "grant", "{linear:#}");
     assert_eq!(linear["code"], "connector-grant-oauth-invalid-grant");
     assert_ne!(check(&d, "connector-linear")["outcome"], "pass");
+    assert!(hints("connector-linear", &d).contains("grant profile"), "a failed grant keeps its hints: {d:#}");
     let human = ema(&org, "-", &["doctor"]);
     outputs.push_str(&text(&human));
     let t = text(&human);
+    assert!(t.contains("    hint: the IdP lists ID-JAG"), "{t}");
     assert!(t.contains("the grant at the connector's authorization server"), "{t}");
     assert!(t.contains("Sandbox Help Desk") && t.contains("support ID EMA-"), "{t}");
     org.sandbox.knobs().update(|k| k.failing_connectors.clear());

@@ -32,4 +32,9 @@ pub struct Check {
     /// (`status::word_fix`).
     pub fix_action: Option<FixAction>,
     pub duration_ms: u64,
+    /// What the metadata advertises that bears on the flow without deciding it (ID-JAG -04
+    /// §7: the IdP's `identity_chaining_requested_token_types_supported`, an AS's
+    /// `authorization_grant_profiles_supported`). Never changes the outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }

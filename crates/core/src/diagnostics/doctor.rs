@@ -51,6 +51,8 @@ pub struct ConnectorDiagnosis {
     /// The authorization server EMA accepts for it: the policy's pin, or the one of its first
     /// successful connection (a later change is refused).
     pub trusted_authorization_server: Option<crate::engine::AuthorizationServerTrust>,
+    /// What its authorization server's metadata advertises about ID-JAG (never a verdict).
+    pub hints: Vec<String>,
 }
 
 /// Everything `ema doctor` found.
@@ -101,6 +103,7 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
         fix: None,
         fix_action: None,
         duration_ms: 0,
+        hints: Vec::new(),
     });
     let started = Instant::now();
     checks.push(match store.get("ema-doctor-probe") {
@@ -151,6 +154,9 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
         let trace: Vec<Step> = steps.iter().filter(|s| belongs(s, c)).cloned().collect();
         let mut d = diagnose_connector(c, trace, skew.clone());
         d.trusted_authorization_server = engine.authorization_server_trust(&c.id);
+        if let Some(endpoints) = engine.discovered_endpoints(&c.id) {
+            d.hints = authorization_server_hints(&c.display_name, &endpoints);
+        }
         checks.push(connector_check(&d, signed_in));
         connectors.push(d);
     }
@@ -177,6 +183,7 @@ fn check(name: &str, outcome: Outcome, summary: String, fix: Option<String>, sta
         fix,
         fix_action: None,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        hints: Vec::new(),
     }
 }
 
@@ -214,7 +221,9 @@ async fn idp_checks(policy: &Policy, transport: &dyn Transport) -> Vec<Check> {
             ];
         }
     };
-    let mut out = vec![check("idp-discovery", Outcome::Pass, format!("{url} answers for {issuer}"), None, started)];
+    let mut discovered = check("idp-discovery", Outcome::Pass, format!("{url} answers for {issuer}"), None, started);
+    discovered.hints.push(idp_hint(&metadata));
+    let mut out = vec![discovered];
     let started = Instant::now();
     out.push(match metadata.get("jwks_uri").and_then(Value::as_str) {
         None => check("idp-jwks", Outcome::Fail, "the IdP's metadata has no jwks_uri".into(), None, started),
@@ -244,6 +253,7 @@ fn skipped(name: &str, why: &str) -> Check {
         fix: None,
         fix_action: None,
         duration_ms: 0,
+        hints: Vec::new(),
     }
 }
 
@@ -358,6 +368,57 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
         fix_action: problem.and_then(|e| e.fix_action),
         trace,
         trusted_authorization_server: None,
+        hints: Vec::new(),
+    }
+}
+
+/// What a connector's AS metadata says of the ID-JAG grant (ID-JAG -04 §7: it SHOULD list the
+/// grant profile, and then jwt-bearer among its grant types). Hints only: many servers accept
+/// the grant without saying so.
+pub fn authorization_server_hints(name: &str, e: &crate::discovery::ConnectorEndpoints) -> Vec<String> {
+    use crate::discovery::ID_JAG_GRANT_PROFILE;
+    use crate::grants::jwt_bearer::GRANT_TYPE_JWT_BEARER;
+    let mut hints = vec![match &e.grant_profiles {
+        Some(p) if p.iter().any(|p| p == ID_JAG_GRANT_PROFILE) => {
+            format!(
+                "{name}'s authorization server lists the ID-JAG grant profile in authorization_grant_profiles_supported"
+            )
+        }
+        Some(_) => format!(
+            "{name}'s authorization server lists grant profiles, but not ID-JAG ({ID_JAG_GRANT_PROFILE}); if its grants \
+             fail, ask its vendor whether ID-JAG is enabled for your organisation"
+        ),
+        None => format!(
+            "{name}'s authorization server does not list authorization_grant_profiles_supported (ID-JAG -04 §7 says it \
+             should); only its answer to the grant tells whether it takes ID-JAGs"
+        ),
+    }];
+    if let Some(types) = &e.grant_types
+        && !types.iter().any(|t| t == GRANT_TYPE_JWT_BEARER)
+    {
+        hints.push(format!(
+            "{name}'s authorization server lists grant_types_supported without {GRANT_TYPE_JWT_BEARER} (RFC 7523)"
+        ));
+    }
+    hints
+}
+
+/// What the IdP's metadata says of ID-JAG (ID-JAG -04 §7, through the identity-chaining
+/// draft's `identity_chaining_requested_token_types_supported`). A hint: Okta, for one, issues
+/// ID-JAGs without listing them.
+fn idp_hint(metadata: &Value) -> String {
+    use crate::grants::token_exchange::TOKEN_TYPE_ID_JAG;
+    match metadata.get("identity_chaining_requested_token_types_supported").and_then(Value::as_array) {
+        Some(types) if types.iter().any(|t| t.as_str() == Some(TOKEN_TYPE_ID_JAG)) => {
+            "the IdP lists ID-JAG in identity_chaining_requested_token_types_supported".to_string()
+        }
+        Some(_) => format!(
+            "the IdP lists identity_chaining_requested_token_types_supported without ID-JAG ({TOKEN_TYPE_ID_JAG}); if \
+             token exchanges fail, ask IT whether cross-app access is enabled for this app"
+        ),
+        None => "the IdP does not list identity_chaining_requested_token_types_supported; only its answer to the \
+                 token exchange tells whether it issues ID-JAGs"
+            .to_string(),
     }
 }
 
@@ -405,7 +466,15 @@ fn connector_check(d: &ConnectorDiagnosis, signed_in: bool) -> Check {
         (state, None) => (Outcome::Warn, format!("{} is {state:?} with no error recorded", d.display_name)),
     };
     let total: u64 = d.trace.iter().map(|s| s.duration_ms).sum();
-    Check { name, outcome, summary, fix: d.fix.clone(), fix_action: d.fix_action, duration_ms: total }
+    Check {
+        name,
+        outcome,
+        summary,
+        fix: d.fix.clone(),
+        fix_action: d.fix_action,
+        duration_ms: total,
+        hints: d.hints.clone(),
+    }
 }
 
 /// `personal-connections`: personal credentials for connectors the company requires to go through
@@ -439,7 +508,15 @@ pub fn personal_check(findings: &[Finding]) -> Check {
             ),
         ),
     };
-    Check { name: "personal-connections".into(), outcome, summary, fix, fix_action: None, duration_ms: 0 }
+    Check {
+        name: "personal-connections".into(),
+        outcome,
+        summary,
+        fix,
+        fix_action: None,
+        duration_ms: 0,
+        hints: Vec::new(),
+    }
 }
 
 /// `token exchange 12 ms, grant 8 ms, MCP initialize 20 ms`: the last attempt of each leg.
@@ -484,5 +561,41 @@ mod tests {
         assert!(a.starts_with("EMA-"));
         assert!(!a.contains(['I', 'L', 'O', 'U']), "{a}");
         assert_ne!(a, support_id());
+    }
+
+    #[test]
+    fn metadata_hints_say_what_is_listed_and_never_echo_it() {
+        let endpoints = |profiles: Option<&[&str]>, grants: Option<&[&str]>| crate::discovery::ConnectorEndpoints {
+            resource: "https://mcp.example.com/mcp".into(),
+            issuer: "https://as.example.com".into(),
+            token_endpoint: url::Url::parse("https://as.example.com/token").unwrap(),
+            token_endpoint_auth_methods: vec![],
+            grant_types: grants.map(|g| g.iter().map(|s| s.to_string()).collect()),
+            grant_profiles: profiles.map(|p| p.iter().map(|s| s.to_string()).collect()),
+        };
+        let listed =
+            authorization_server_hints("Linear", &endpoints(Some(&[crate::discovery::ID_JAG_GRANT_PROFILE]), None));
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].contains("lists the ID-JAG grant profile"), "{listed:?}");
+        let other = authorization_server_hints(
+            "Linear",
+            &endpoints(Some(&["<script>other</script>"]), Some(&["authorization_code"])),
+        );
+        assert!(other[0].contains("but not ID-JAG"), "{other:?}");
+        assert!(other[1].contains("without urn:ietf:params:oauth:grant-type:jwt-bearer"), "{other:?}");
+        assert!(!other.join(" ").contains("<script>"), "what the server listed is not echoed");
+        let silent = authorization_server_hints("Linear", &endpoints(None, None));
+        assert!(silent[0].contains("does not list authorization_grant_profiles_supported"), "{silent:?}");
+
+        let jag = crate::grants::token_exchange::TOKEN_TYPE_ID_JAG;
+        assert!(
+            idp_hint(&serde_json::json!({"identity_chaining_requested_token_types_supported": [jag]}))
+                .contains("lists ID-JAG")
+        );
+        assert!(
+            idp_hint(&serde_json::json!({"identity_chaining_requested_token_types_supported": ["x"]}))
+                .contains("without ID-JAG")
+        );
+        assert!(idp_hint(&serde_json::json!({})).contains("does not list"));
     }
 }

@@ -101,6 +101,7 @@ pub async fn reach(origin: &Origin, http: &dyn Transport, proxy: Option<&str>) -
         fix,
         fix_action: None,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        hints: Vec::new(),
     };
     let network_fix = |what: &str| {
         Some(format!(

@@ -3,8 +3,6 @@
 //! JWT-bearer grant at the connector's authorization server (RFC 7523, ID-JAG -04 §4.4), then
 //! the MCP check.
 
-use url::Url;
-
 use crate::config::{ClientAuth, ConnectorConfig};
 use crate::discovery::ConnectorEndpoints;
 use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
@@ -136,8 +134,9 @@ impl Engine {
             };
             Failure::Other(self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), &fix))
         })?;
-        let url = Url::parse(&endpoints.resource).unwrap_or_else(|_| cfg.mcp_url.clone());
-        self.parts.mcp.check(&url, &grant.access_token).await.map_err(|e| {
+        // The MCP URL itself: the metadata's `resource` may be the server's origin (published at
+        // the root location, MCP 2025-11-25), which is no MCP endpoint.
+        self.parts.mcp.check(&cfg.mcp_url, &grant.access_token).await.map_err(|e| {
             Failure::Other(self.error(
                 e.code(),
                 &e.to_string(),

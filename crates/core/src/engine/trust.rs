@@ -26,6 +26,11 @@ impl Engine {
         );
     }
 
+    /// A connector's endpoints as its last discovery found them (for `ema doctor`'s hints).
+    pub fn discovered_endpoints(&self, id: &str) -> Option<crate::discovery::ConnectorEndpoints> {
+        self.discovery.last_discovered(id)
+    }
+
     /// Which authorization server EMA trusts for a connector, and why (for `ema doctor` and the
     /// diagnostics bundle): the policy's pin, else the one of its first successful connection.
     pub fn authorization_server_trust(&self, id: &str) -> Option<AuthorizationServerTrust> {
