@@ -98,25 +98,25 @@ async fn idp_plain_http_endpoints_elsewhere_are_refused() {
 // MCP initialize (ema_core::mcp_check): the connector check after each grant
 // ---------------------------------------------------------------------------------------------
 
-use ema_core::mcp_check::{HttpProbe, McpCheckError, McpProbe, McpServerInfo};
+pub(crate) use ema_core::mcp_check::{HttpProbe, McpCheckError, McpProbe, McpServerInfo};
 use ema_core::secret::AccessToken;
 
 /// A token whose every occurrence in an error would be a leak.
-const MCP_TOKEN: &str = "at-canary-7b1e0c9d4f2a48e6b3c5d7e9f1a3b5c7";
+pub(crate) const MCP_TOKEN: &str = "at-canary-7b1e0c9d4f2a48e6b3c5d7e9f1a3b5c7";
 
-/// Every request an MCP test server received: method, JSON-RPC method (or ""), and the
-/// `mcp-session-id`, `mcp-protocol-version`, `accept` and `authorization` headers.
+/// Every request an MCP test server received: method, JSON-RPC method (or ""), the
+/// `mcp-session-id`, `mcp-protocol-version`, `accept` and `authorization` headers, and the body.
 #[derive(Debug, Clone, Default)]
-struct McpLog(Arc<Mutex<Vec<[String; 6]>>>);
+pub(crate) struct McpLog(Arc<Mutex<Vec<[String; 7]>>>);
 
 impl McpLog {
-    fn calls(&self) -> Vec<[String; 6]> {
+    pub(crate) fn calls(&self) -> Vec<[String; 7]> {
         self.0.lock().unwrap().clone()
     }
 }
 
 /// An MCP endpoint at `/mcp`: `answer(jsonrpc_method)` makes each response; every request is logged.
-async fn mcp_server(answer: impl Fn(&str) -> Response + Clone + Send + Sync + 'static) -> (Server, McpLog) {
+pub(crate) async fn mcp_server(answer: impl Fn(&str) -> Response + Clone + Send + Sync + 'static) -> (Server, McpLog) {
     let log = McpLog::default();
     let recorded = log.clone();
     let server = start(move |_| {
@@ -142,7 +142,8 @@ async fn mcp_server(answer: impl Fn(&str) -> Response + Clone + Send + Sync + 's
                         .ok()
                         .and_then(|v| v["method"].as_str().map(String::from))
                         .unwrap_or_default();
-                    recorded.0.lock().unwrap().push([method, rpc.clone(), session, version, accept, auth]);
+                    let body = String::from_utf8_lossy(&body).into_owned();
+                    recorded.0.lock().unwrap().push([method, rpc.clone(), session, version, accept, auth, body]);
                     answer(&rpc)
                 }
             }),
@@ -152,13 +153,13 @@ async fn mcp_server(answer: impl Fn(&str) -> Response + Clone + Send + Sync + 's
     (server, log)
 }
 
-fn initialize_result(version: &str) -> Value {
+pub(crate) fn initialize_result(version: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "result": {
         "protocolVersion": version, "capabilities": {"tools": {}},
         "serverInfo": {"name": "hostile-linear", "version": "9.1"}}})
 }
 
-fn json_response(status: StatusCode, headers: &[(&'static str, &'static str)], body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, headers: &[(&'static str, &'static str)], body: &Value) -> Response {
     let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
     for (k, v) in headers {
         r.headers_mut().insert(*k, v.parse().unwrap());
@@ -176,13 +177,13 @@ fn mcp_json(rpc: &str) -> Response {
 }
 
 /// An event-stream answer with these raw bytes, then (if `open`) a stream that never ends.
-fn sse_response(bytes: String, open: bool) -> Response {
+pub(crate) fn sse_response(bytes: String, open: bool) -> Response {
     let first = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(bytes)) });
     let body = if open { Body::from_stream(first.chain(futures::stream::pending())) } else { Body::from_stream(first) };
     ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
 
-async fn probe(server: &Server, timeout: Duration) -> Result<McpServerInfo, McpCheckError> {
+pub(crate) async fn probe(server: &Server, timeout: Duration) -> Result<McpServerInfo, McpCheckError> {
     ema_core::http::install_tls_provider();
     let probe = HttpProbe::new(&transport(), timeout);
     probe.check(&server.url("/mcp"), &AccessToken::new(MCP_TOKEN)).await
@@ -210,6 +211,8 @@ async fn mcp_control_initialize_notifies_initialized_with_the_session_and_versio
     assert_eq!(
         summary,
         vec![
+            // MCP 2026-07-28 first; this server answers it as a notification (202, no body).
+            ("POST", "server/discover", "", "2026-07-28"),
             ("POST", "initialize", "", ""),
             ("POST", "notifications/initialized", "s-123", "2025-06-18"),
             ("DELETE", "", "s-123", "2025-06-18"),
@@ -218,7 +221,9 @@ async fn mcp_control_initialize_notifies_initialized_with_the_session_and_versio
     for call in &calls {
         assert_eq!(call[5], format!("Bearer {MCP_TOKEN}"), "every request carries the token");
     }
-    assert!(calls[0][4].contains("application/json") && calls[0][4].contains("text/event-stream"), "{:?}", calls[0]);
+    for call in calls.iter().filter(|c| c[0] == "POST") {
+        assert!(call[4].contains("application/json") && call[4].contains("text/event-stream"), "{call:?}");
+    }
 }
 
 #[tokio::test]
@@ -241,7 +246,7 @@ async fn mcp_event_stream_answer_after_a_notification_on_a_stream_that_stays_ope
     assert!(started.elapsed() < Duration::from_secs(5), "the answer is taken without waiting for the stream's end");
     // No session id given: none sent back, and no DELETE.
     let methods: Vec<_> = log.calls().iter().map(|c| (c[0].clone(), c[2].clone())).collect();
-    assert_eq!(methods, vec![("POST".into(), String::new()), ("POST".into(), String::new())]);
+    assert_eq!(methods, vec![("POST".into(), String::new()); 3], "discover, initialize, initialized");
 }
 
 #[tokio::test]

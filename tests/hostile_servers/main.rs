@@ -15,6 +15,7 @@
 
 mod connector_discovery;
 mod idp_discovery;
+mod mcp_2026;
 mod through_the_engine;
 mod token_endpoints;
 

@@ -77,6 +77,7 @@ fn main() {
                     step(Leg::McpInitialize, i, false),
                 ],
                 trusted_authorization_server: None,
+                hints: vec![format!("Connector {i}'s authorization server lists the ID-JAG grant profile")],
             }
         })
         .collect();
