@@ -7,6 +7,9 @@
 //! its ID token, exchanges it (RFC 8693, the grant `tests/interop/oidc-provider/provider.mjs`
 //! registers with `registerGrantType`) for ID-JAGs signed by oidc-provider's keys, and redeems
 //! those at the sandbox's authorization servers, which trust only oidc-provider for this test.
+//! The exchange also takes oidc-provider's refresh token as its subject (ID-JAG -02 and later),
+//! or refuses it as an IdP of the -01 era does (`EMA_OP_REFRESH_SUBJECT=refuse`); the provider's
+//! counters (`GET /ema-test/counters`) show which subject went on the wire.
 //!
 //! Needs Node 22, the pinned npm packages and Chromium: run `tests/interop/oidc-provider/run.sh`,
 //! which installs them and runs this file in a desktop session with an unlocked keyring.
@@ -105,6 +108,15 @@ impl OidcProvider {
     }
 }
 
+impl OidcProvider {
+    /// What `provider.mjs` counted so far (`GET /ema-test/counters`): ID-JAGs issued by kind of
+    /// subject token, refresh-token subjects refused or invalid, refresh grants, refresh tokens
+    /// saved and consumed.
+    async fn counts(&self) -> BTreeMap<String, usize> {
+        serde_json::from_value(get_json(&format!("{}/ema-test/counters", self.issuer)).await).unwrap()
+    }
+}
+
 impl Drop for OidcProvider {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -188,6 +200,14 @@ async fn start_world(tag: &str, env: &[(&str, &str)]) -> (OidcProvider, Org) {
     (provider, org)
 }
 
+/// Rewrites the org's policy with `idp.exchange_subject` (before the engine reads it).
+fn force_subject(org: &Org, subject: &str) {
+    let text = std::fs::read_to_string(&org.policy_path).unwrap();
+    let mut policy: Value = serde_json::from_str(&text).unwrap();
+    policy["idp"]["exchange_subject"] = subject.into();
+    std::fs::write(&org.policy_path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+}
+
 fn service(tag: &str) -> String {
     format!("dev.ema.e2e.oidc-provider.{tag}.{}", std::process::id())
 }
@@ -210,10 +230,13 @@ fn states(s: &StatusSnapshot) -> BTreeMap<String, ConnectorState> {
 
 #[tokio::test]
 async fn oidc_provider_signs_in_in_chromium_and_its_id_jags_open_every_entitled_connector() {
-    let (_provider, org) = start_world("alice", &[]).await;
+    let (provider, org) = start_world("alice", &[]).await;
     let engine = sign_in(&org, "alice", "alice").await;
     let s = engine.snapshot();
     assert_eq!(s.idp.state, IdpSessionState::Active);
+    let n = provider.counts().await;
+    assert_eq!(n["exchange-with-id-token"], CONNECTORS.len(), "auto sends a fresh ID token: {n:?}");
+    assert_eq!(n["exchange-with-refresh-token"], 0, "{n:?}");
     let identity = s.idp.identity.as_ref().unwrap();
     assert_eq!(identity.email.as_deref(), Some("alice@example.com"), "{identity:?}");
     assert_eq!(s.connectors.len(), CONNECTORS.len());
@@ -254,11 +277,16 @@ async fn oidc_provider_refusing_the_exchange_is_not_entitled() {
 
 #[tokio::test]
 async fn oidc_provider_refresh_token_renews_short_lived_id_tokens_before_each_exchange() {
-    // ID tokens live 30 s, under the engine's one-minute minimum: every exchange needs a
-    // refresh at oidc-provider first (with refresh-token rotation), and the renewed identity
-    // still has the email (from UserInfo: oidc-provider keeps it out of the ID token).
-    let (_provider, org) = start_world("refresh", &[("EMA_OIDC_ID_TOKEN_TTL", "30")]).await;
+    // ID tokens live 30 s, under the engine's one-minute minimum, and this oidc-provider refuses
+    // the refresh token as the exchange's subject (`invalid_request`, as IdPs of the ID-JAG -01
+    // era do). With `exchange_subject` at `auto`, the engine tries the refresh token once,
+    // remembers the refusal and falls back: every exchange needs a refresh at oidc-provider
+    // first, and the renewed identity still has the email (from UserInfo: oidc-provider keeps it
+    // out of the ID token).
+    let env = [("EMA_OIDC_ID_TOKEN_TTL", "30"), ("EMA_OP_REFRESH_SUBJECT", "refuse")];
+    let (provider, org) = start_world("refresh", &env).await;
     let engine = sign_in(&org, "refresh", "alice").await;
+    let (mut refused, mut refreshes) = (0, 0);
     for round in 0..2 {
         if round > 0 {
             engine.connect_all(true).await;
@@ -270,6 +298,132 @@ async fn oidc_provider_refresh_token_renews_short_lived_id_tokens_before_each_ex
         assert!(exp > s.generated_at && exp <= s.generated_at + time::Duration::seconds(31), "round {round}: {exp}");
         for c in &s.connectors {
             assert_eq!(c.state, ConnectorState::Active, "round {round}, {}: {:?}", c.id, c.error);
+            assert!(c.error.is_none() && c.renewal_error.is_none(), "round {round}, {}: {c:?}", c.id);
         }
+        let n = provider.counts().await;
+        assert_eq!(n["exchange-with-refresh-token"], 0, "round {round}: {n:?}");
+        assert_eq!(n["exchange-with-id-token"], (round + 1) * CONNECTORS.len(), "round {round}: {n:?}");
+        if round == 0 {
+            refused = n["exchange-refresh-token-refused"];
+            assert!(refused >= 1, "auto tried the refresh token: {n:?}");
+        } else {
+            assert_eq!(n["exchange-refresh-token-refused"], refused, "the refusal was remembered: {n:?}");
+        }
+        assert!(n["refresh"] >= refreshes + CONNECTORS.len(), "round {round}: a refresh before each exchange: {n:?}");
+        refreshes = n["refresh"];
     }
+}
+
+#[tokio::test]
+async fn oidc_provider_takes_its_refresh_token_as_the_subject_when_the_policy_says_so() {
+    // ID tokens live an hour: `auto` would send them. Forced, every exchange sends the refresh
+    // token, which oidc-provider validates as its refresh grant does but neither consumes nor
+    // rotates, so the same one serves every round; entitlement is still judged, for the
+    // refresh token's account.
+    let (provider, org) = start_world("rt-forced", &[]).await;
+    force_subject(&org, "refresh_token");
+    let engine = sign_in(&org, "rt-forced", "alice").await;
+    for round in 1..=2 {
+        if round > 1 {
+            engine.connect_all(true).await;
+        }
+        let s = engine.snapshot();
+        assert_eq!(s.idp.state, IdpSessionState::Active, "round {round}: {:?}", s.idp.last_error);
+        for c in &s.connectors {
+            assert_eq!(c.state, ConnectorState::Active, "round {round}, {}: {:?}", c.id, c.error);
+            assert!(c.error.is_none() && c.renewal_error.is_none(), "round {round}, {}: {c:?}", c.id);
+            assert_eq!(c.identity.as_ref().unwrap().email.as_deref(), Some("alice@example.com"));
+        }
+        let n = provider.counts().await;
+        assert_eq!(n["exchange-with-refresh-token"], round * CONNECTORS.len(), "round {round}: {n:?}");
+        assert_eq!(n["exchange"], n["exchange-with-refresh-token"], "only refresh-token exchanges: {n:?}");
+        assert_eq!(n["exchange-refresh-token-invalid"], 0, "{n:?}");
+        assert_eq!(n["refresh"], 0, "no ID-token refresh: {n:?}");
+        assert_eq!(
+            (n["refresh-token-saved"], n["refresh-token-consumed"]),
+            (1, 0),
+            "the sign-in's refresh token, neither consumed nor rotated: {n:?}"
+        );
+    }
+
+    // It is validated, not just taken: one it never issued gets its refresh grant's answer.
+    ema_core::http::install_tls_provider();
+    let linear_as = org.sandbox.as_issuer("linear");
+    let forged = random_hex();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/token", provider.issuer))
+        .basic_auth("ema-desktop", Some(&provider.client_secret))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("requested_token_type", "urn:ietf:params:oauth:token-type:id-jag"),
+            ("subject_token", forged.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:refresh_token"),
+            ("audience", linear_as.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(provider.counts().await["exchange-refresh-token-invalid"], 1);
+
+    let bob = sign_in(&org, "rt-forced-bob", "bob").await.snapshot();
+    let got = states(&bob);
+    assert_eq!(got["linear"], ConnectorState::Active, "{bob:#?}");
+    for id in ["figma", "supabase"] {
+        assert_eq!(got[id], ConnectorState::NotEntitled, "{id}: {bob:#?}");
+        let c = bob.connectors.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(c.error.as_ref().unwrap().code, "not-entitled");
+    }
+    let n = provider.counts().await;
+    assert_eq!(n["exchange-with-refresh-token"], 2 * CONNECTORS.len() + 1, "bob's linear: {n:?}");
+    assert_eq!(n["exchange"], n["exchange-with-refresh-token"], "{n:?}");
+}
+
+#[tokio::test]
+async fn oidc_provider_refusing_a_forced_refresh_token_subject_is_the_connectors_error() {
+    // Forced, the IdP's refusal is its verdict: no quiet fallback to the ID token.
+    let (provider, org) = start_world("rt-refused", &[("EMA_OP_REFRESH_SUBJECT", "refuse")]).await;
+    force_subject(&org, "refresh_token");
+    let s = sign_in(&org, "rt-refused", "alice").await.snapshot();
+    for c in &s.connectors {
+        assert_eq!(c.state, ConnectorState::Error, "{}: {c:?}", c.id);
+        let err = c.error.as_ref().unwrap();
+        assert_eq!(err.code_str(), "token-exchange-oauth-invalid-request", "{}: {err:?}", c.id);
+        assert_eq!(err.oauth_error.as_deref(), Some("invalid_request"));
+    }
+    let n = provider.counts().await;
+    assert_eq!(n["exchange-refresh-token-refused"], CONNECTORS.len(), "{n:?}");
+    assert_eq!((n["exchange"], n["refresh"]), (0, 0), "{n:?}");
+}
+
+#[tokio::test]
+async fn oidc_provider_taking_the_refresh_token_is_learned_and_spares_the_id_token_refresh() {
+    // ID tokens live 30 s: with `auto`, the expired ID token makes the engine try the refresh
+    // token, oidc-provider takes it, and from then on (also in another process) no ID-token
+    // refresh is needed.
+    let (provider, org) = start_world("rt-auto", &[("EMA_OIDC_ID_TOKEN_TTL", "30")]).await;
+    let engine = sign_in(&org, "rt-auto", "alice").await;
+    let s = engine.snapshot();
+    for c in &s.connectors {
+        assert_eq!(c.state, ConnectorState::Active, "{}: {:?}", c.id, c.error);
+    }
+    let n = provider.counts().await;
+    assert_eq!(n["exchange-with-refresh-token"], CONNECTORS.len(), "{n:?}");
+    assert_eq!((n["exchange-with-id-token"], n["refresh"]), (0, 0), "{n:?}");
+
+    engine.connect_all(true).await;
+    let again = org.engine(&service("rt-auto"));
+    again.load().await.unwrap();
+    again.connect_all(true).await;
+    let s = again.snapshot();
+    for c in &s.connectors {
+        assert_eq!(c.state, ConnectorState::Active, "{}: {:?}", c.id, c.error);
+        assert!(c.renewal_error.is_none(), "{}: {:?}", c.id, c.renewal_error);
+    }
+    let n = provider.counts().await;
+    assert_eq!(n["exchange-with-refresh-token"], 3 * CONNECTORS.len(), "{n:?}");
+    assert_eq!((n["exchange-with-id-token"], n["refresh"]), (0, 0), "learned: no ID-token refresh: {n:?}");
+    assert_eq!((n["refresh-token-saved"], n["refresh-token-consumed"]), (1, 0), "{n:?}");
 }

@@ -2,10 +2,17 @@
 // (tests/interop_oidc_provider.rs). It serves the browser sign-in (authorization code + PKCE S256,
 // devInteractions login/consent pages, refresh tokens) and, through `registerGrantType`, the
 // RFC 8693 token exchange of draft-ietf-oauth-identity-assertion-authz-grant that turns the
-// user's ID token into an ID-JAG for one connector's authorization server.
+// user's ID token, or (draft -02 and later, §4.3) the refresh token it issued to EMA, into an
+// ID-JAG for one connector's authorization server.
 //
 // Usage: EMA_OIDC_CLIENT_SECRET=... EMA_CONNECTORS_FILE=/path/connectors.json node provider.mjs
 // Listens on 127.0.0.1 (port 0 unless EMA_OIDC_PORT) and prints `READY <issuer>` on stdout.
+//
+// EMA_OP_REFRESH_SUBJECT=accept (default) takes a refresh token as the exchange's subject;
+// `refuse` answers it `invalid_request`, as an IdP of the draft -01 era does.
+//
+// GET /ema-test/counters answers what happened so far as a JSON object of counts (the names
+// are those of COUNTERS below), so that the test can tell which subject went on the wire.
 //
 // EMA_CONNECTORS_FILE (read at every exchange: the test writes it after the sandbox starts) is a
 // JSON array of {id?, as_issuer, client_id, mcp_url, scopes}: the connectors' authorization
@@ -20,6 +27,7 @@ import Provider, { errors } from 'oidc-provider';
 const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const TOKEN_TYPE_ID_JAG = 'urn:ietf:params:oauth:token-type:id-jag';
 const TOKEN_TYPE_ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
+const TOKEN_TYPE_REFRESH_TOKEN = 'urn:ietf:params:oauth:token-type:refresh_token';
 const ID_JAG_TTL = 300;
 const LEEWAY = 30;
 
@@ -30,6 +38,32 @@ if (!CLIENT_SECRET) {
   process.exit(2);
 }
 const CONNECTORS_FILE = process.env.EMA_CONNECTORS_FILE;
+const REFRESH_SUBJECT = process.env.EMA_OP_REFRESH_SUBJECT || 'accept';
+if (!['accept', 'refuse'].includes(REFRESH_SUBJECT)) {
+  console.error(`provider.mjs: EMA_OP_REFRESH_SUBJECT must be accept or refuse, not ${REFRESH_SUBJECT}`);
+  process.exit(2);
+}
+
+// What the test reads at COUNTERS_PATH.
+const COUNTERS_PATH = '/ema-test/counters';
+const COUNTERS = {
+  // ID-JAGs issued, in all and by the kind of subject token.
+  exchange: 0,
+  'exchange-with-id-token': 0,
+  'exchange-with-refresh-token': 0,
+  // Refresh tokens as the subject refused by EMA_OP_REFRESH_SUBJECT=refuse (`invalid_request`).
+  'exchange-refresh-token-refused': 0,
+  // Refresh tokens as the subject that failed validation (`invalid_grant`).
+  'exchange-refresh-token-invalid': 0,
+  // Successful refresh_token grants (a new ID token).
+  refresh: 0,
+  // Refresh tokens stored (issued or rotated) and consumed (rotated away) by oidc-provider.
+  'refresh-token-saved': 0,
+  'refresh-token-consumed': 0,
+};
+const count = (name) => {
+  COUNTERS[name] += 1;
+};
 
 // Demo users (account id = login typed on the devInteractions page).
 const USERS = {
@@ -143,19 +177,10 @@ const provider = new Provider(issuer, {
 });
 
 // --- RFC 8693 token exchange issuing ID-JAGs (draft-ietf-oauth-identity-assertion-authz-grant §4.3) ---
-async function tokenExchange(ctx) {
-  const { client, params } = ctx.oidc;
-  const log = (msg) => console.error(`token-exchange: ${msg}`);
-  if (params.requested_token_type !== TOKEN_TYPE_ID_JAG) {
-    throw new errors.InvalidRequest(`requested_token_type must be ${TOKEN_TYPE_ID_JAG}`);
-  }
-  if (params.subject_token_type !== TOKEN_TYPE_ID_TOKEN) {
-    throw new errors.InvalidRequest(`subject_token_type must be ${TOKEN_TYPE_ID_TOKEN}`);
-  }
-  if (!params.subject_token) throw new errors.InvalidRequest('missing subject_token');
-  if (!params.audience) throw new errors.InvalidRequest('missing audience (REQUIRED for ID-JAG)');
 
-  // The subject token: an ID token this provider issued to this very client, still valid.
+// The subject an ID token: one this provider issued to this very client, still valid.
+async function idTokenSubject(ctx) {
+  const { client, params } = ctx.oidc;
   let claims;
   try {
     ({ payload: claims } = await jwtVerify(params.subject_token, ownJwks, {
@@ -166,13 +191,87 @@ async function tokenExchange(ctx) {
       requiredClaims: ['sub', 'iat', 'exp'],
     }));
   } catch (e) {
-    log(`subject_token refused: ${e.code ?? ''} ${e.message}`);
+    console.error(`token-exchange: subject_token refused: ${e.code ?? ''} ${e.message}`);
     throw new errors.InvalidGrant(`subject_token is not a valid ID token from this provider for this client (${e.message})`);
   }
   if (claims.azp && claims.azp !== client.clientId) throw new errors.InvalidGrant('subject_token azp is another client');
   const account = await findAccount(ctx, claims.sub);
   if (!account) throw new errors.InvalidGrant('subject_token subject is unknown');
   const userClaims = await account.claims();
+  return { kind: 'id-token', sub: claims.sub, authTime: claims.auth_time, email: userClaims.email };
+}
+
+// The subject a refresh token (draft -02 and later): validated as oidc-provider's own
+// refresh_token grant validates one (lib/actions/grants/refresh_token.js): found (and, bound to
+// a session, that session still alive: RefreshToken.find checks it), issued to this client,
+// unexpired, its grant still there, unexpired and this client's, its account known and the
+// grant's, and not consumed (a consumed one is a replay: like the refresh grant, the token and
+// everything of its grant are revoked). It is neither consumed nor rotated: the exchange does
+// not spend it, so EMA goes on using it. Its claims are assembled as for a new ID token: from
+// the account now, filtered by the grant's OpenID scopes. The draft's "the requested scopes and
+// audience remain within the authorization context of the Refresh Token" cannot be read
+// literally here: the refresh token's scopes are this IdP's OpenID scopes and it names no
+// audience, while the exchange asks for a connector AS's scopes; those are judged by the same
+// entitlement policy as with an ID token.
+async function refreshTokenSubject(ctx) {
+  const { client, params } = ctx.oidc;
+  const invalid = (why) => {
+    count('exchange-refresh-token-invalid');
+    console.error(`token-exchange: refresh token refused: ${why}`);
+    return new errors.InvalidGrant(why);
+  };
+  const refreshToken = await provider.RefreshToken.find(params.subject_token, { ignoreExpiration: true });
+  if (!refreshToken) throw invalid('refresh token not found');
+  if (refreshToken.clientId !== client.clientId) throw invalid('client mismatch');
+  if (refreshToken.isExpired) throw invalid('refresh token is expired');
+  const grant = await provider.Grant.find(refreshToken.grantId, { ignoreExpiration: true });
+  if (!grant) throw invalid('grant not found');
+  if (grant.isExpired) throw invalid('grant is expired');
+  if (grant.clientId !== client.clientId) throw invalid('grant client mismatch');
+  // The ID-JAG asserts the user's identity: the refresh token must have been granted `openid`.
+  if (!refreshToken.scopes.has('openid')) throw invalid('refresh token was not granted openid');
+  const account = await findAccount(ctx, refreshToken.accountId, refreshToken);
+  if (!account) throw invalid('refresh token invalid (referenced account not found)');
+  if (refreshToken.accountId !== grant.accountId) throw invalid('accountId mismatch');
+  if (refreshToken.consumed) {
+    await Promise.all([
+      refreshToken.destroy(),
+      provider.AccessToken.revokeByGrantId(refreshToken.grantId),
+      provider.RefreshToken.revokeByGrantId(refreshToken.grantId),
+      provider.AuthorizationCode.revokeByGrantId(refreshToken.grantId),
+      grant.destroy(),
+    ]);
+    throw invalid('refresh token already used');
+  }
+  const scopes = grant.getOIDCScopeFiltered(refreshToken.scopes);
+  const userClaims = await account.claims();
+  return {
+    kind: 'refresh-token',
+    sub: account.accountId,
+    authTime: refreshToken.authTime,
+    email: scopes.split(' ').includes('email') ? userClaims.email : undefined,
+  };
+}
+
+async function tokenExchange(ctx) {
+  const { params } = ctx.oidc;
+  const log = (msg) => console.error(`token-exchange: ${msg}`);
+  if (params.requested_token_type !== TOKEN_TYPE_ID_JAG) {
+    throw new errors.InvalidRequest(`requested_token_type must be ${TOKEN_TYPE_ID_JAG}`);
+  }
+  const refreshSubject = params.subject_token_type === TOKEN_TYPE_REFRESH_TOKEN && REFRESH_SUBJECT === 'accept';
+  if (params.subject_token_type === TOKEN_TYPE_REFRESH_TOKEN && !refreshSubject) {
+    count('exchange-refresh-token-refused');
+    log('refresh token as the subject refused (EMA_OP_REFRESH_SUBJECT=refuse)');
+  }
+  if (params.subject_token_type !== TOKEN_TYPE_ID_TOKEN && !refreshSubject) {
+    // What an IdP of the draft -01 era answers: it knows no other subject token type.
+    throw new errors.InvalidRequest(`subject_token_type must be ${TOKEN_TYPE_ID_TOKEN}`);
+  }
+  if (!params.subject_token) throw new errors.InvalidRequest('missing subject_token');
+  if (!params.audience) throw new errors.InvalidRequest('missing audience (REQUIRED for ID-JAG)');
+
+  const subject = refreshSubject ? await refreshTokenSubject(ctx) : await idTokenSubject(ctx);
 
   const connectors = readConnectors();
   const connector = connectors.find((c) => sameUri(c.as_issuer, params.audience));
@@ -183,9 +282,9 @@ async function tokenExchange(ctx) {
   if (params.resource !== undefined && !sameUri(params.resource, connector.mcp_url)) {
     throw new errors.InvalidTarget('resource is not the MCP server of this audience');
   }
-  if (!entitled(claims.sub, connector)) {
-    log(`${claims.sub} is not entitled to ${connector.id ?? connector.as_issuer}`);
-    throw new errors.AccessDenied(`${claims.sub} is not assigned to this connector`);
+  if (!entitled(subject.sub, connector)) {
+    log(`${subject.sub} is not entitled to ${connector.id ?? connector.as_issuer}`);
+    throw new errors.AccessDenied(`${subject.sub} is not assigned to this connector`);
   }
   const known = connector.scopes ?? [];
   const requested = params.scope ? [...new Set(params.scope.split(' ').filter(Boolean))] : known;
@@ -195,12 +294,12 @@ async function tokenExchange(ctx) {
 
   const now = Math.floor(Date.now() / 1000);
   const payload = {
-    sub: claims.sub,
+    sub: subject.sub,
     client_id: connector.client_id,
     jti: randomUUID(),
     resource: connector.mcp_url,
-    email: userClaims.email,
-    auth_time: claims.auth_time,
+    email: subject.email,
+    auth_time: subject.authTime,
   };
   if (scope) payload.scope = scope;
   const idJag = await new SignJWT(payload)
@@ -210,7 +309,9 @@ async function tokenExchange(ctx) {
     .setIssuedAt(now)
     .setExpirationTime(now + ID_JAG_TTL)
     .sign(idJagKey);
-  log(`issued an ID-JAG for ${claims.sub} -> ${connector.as_issuer} (scope "${scope}")`);
+  count('exchange');
+  count(`exchange-with-${subject.kind}`);
+  log(`issued an ID-JAG for ${subject.sub} -> ${connector.as_issuer} (scope "${scope}", subject: ${subject.kind})`);
   ctx.body = {
     access_token: idJag,
     issued_token_type: TOKEN_TYPE_ID_JAG,
@@ -232,16 +333,30 @@ provider.registerGrantType(GRANT_TOKEN_EXCHANGE, tokenExchange, [
 ]);
 
 provider.on('revocation.error', (ctx, err) => console.error(`revocation.error: ${err.error ?? ''} ${err.error_description ?? err.message}`));
-provider.on('refresh_token.saved', (token) => console.error(`refresh token issued to ${token.clientId} for ${token.accountId}`));
+provider.on('refresh_token.saved', (token) => {
+  count('refresh-token-saved');
+  console.error(`refresh token issued to ${token.clientId} for ${token.accountId}`);
+});
+provider.on('refresh_token.consumed', () => count('refresh-token-consumed'));
 provider.on('grant.success', (ctx) => {
-  if (ctx.oidc.params.grant_type === 'refresh_token') console.error(`refresh grant: new ID token for ${ctx.oidc.entities.Account?.accountId}`);
+  if (ctx.oidc.params.grant_type !== 'refresh_token') return;
+  count('refresh');
+  console.error(`refresh grant: new ID token for ${ctx.oidc.entities.Account?.accountId}`);
 });
 provider.on('refresh_token.destroyed', (token) => console.error(`refresh token revoked (${token.accountId})`));
 provider.on('server_error', (ctx, err) => console.error('server_error:', err));
 provider.on('grant.error', (ctx, err) => console.error(`grant.error: ${err.error ?? ''} ${err.error_description ?? err.message}`));
 provider.on('authorization.error', (ctx, err) => console.error(`authorization.error: ${err.error ?? ''} ${err.error_description ?? err.message}`));
 
-server.on('request', provider.callback());
+const callback = provider.callback();
+server.on('request', (req, res) => {
+  if (req.method === 'GET' && req.url === COUNTERS_PATH) {
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(COUNTERS));
+    return;
+  }
+  callback(req, res);
+});
 process.stdout.write(`READY ${issuer}\n`);
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', stop);
