@@ -12,6 +12,7 @@ use ema_e2e::{Org, ScriptedBrowser, require_keyring_session};
 use ema_sandbox::{ConnectorFailure, IdTokenFault, SandboxOptions};
 
 mod refresh_token_subject;
+mod unassigned;
 
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(30);
 

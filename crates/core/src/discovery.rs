@@ -43,6 +43,9 @@ pub struct ConnectorEndpoints {
     /// `authorization_grant_profiles_supported` (ID-JAG -04 §7), if the AS lists them: a hint
     /// for diagnostics ([`ID_JAG_GRANT_PROFILE`]), never a gate.
     pub grant_profiles: Option<Vec<String>>,
+    /// RFC 8414 §2 `revocation_endpoint` (RFC 7009), if the AS has one and it is a URL EMA
+    /// may send to (https, or http on loopback).
+    pub revocation_endpoint: Option<Url>,
 }
 
 /// The ID-JAG grant profile an AS lists in `authorization_grant_profiles_supported`.
@@ -397,6 +400,9 @@ async fn fetch_as_metadata(
                 .unwrap_or_else(|| vec!["client_secret_basic".into()]),
             grant_types: string_list(&obj, "grant_types_supported"),
             grant_profiles: string_list(&obj, "authorization_grant_profiles_supported"),
+            revocation_endpoint: string_field(&obj, "revocation_endpoint")
+                .and_then(|u| Url::parse(&u).ok())
+                .filter(|u| check_endpoint_url(u).is_ok()),
         });
     }
     Err(DiscoveryError::NoAsMetadata { issuer: issuer_str.to_string(), tried })

@@ -87,6 +87,9 @@ pub struct Knobs {
     /// (`subject_token_type=urn:ietf:params:oauth:token-type:refresh_token`, ID-JAG -02 and
     /// later, Okta). Off: such requests get `invalid_request`, as an IdP of the -01 era answers.
     pub refresh_token_subject: bool,
+    /// Username → connector ids the directory no longer assigns to that user (offboarding, a
+    /// group change): the token exchange answers `access_denied` for them from now on.
+    pub unassigned: BTreeMap<String, BTreeSet<String>>,
     /// Connector id → another connector id whose authorization server its protected-resource
     /// metadata names instead of its own (a spoofed or compromised MCP server).
     pub resource_metadata_names_as_of: BTreeMap<String, String>,
@@ -117,6 +120,7 @@ impl Default for Knobs {
             announced_expires_in: BTreeMap::new(),
             refresh_omits_id_token: false,
             refresh_token_subject: true,
+            unassigned: BTreeMap::new(),
             resource_metadata_names_as_of: BTreeMap::new(),
             authorization_response_omits_iss: false,
             record_issued_secrets: false,

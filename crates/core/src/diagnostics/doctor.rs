@@ -572,6 +572,7 @@ mod tests {
             token_endpoint_auth_methods: vec![],
             grant_types: grants.map(|g| g.iter().map(|s| s.to_string()).collect()),
             grant_profiles: profiles.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            revocation_endpoint: None,
         };
         let listed =
             authorization_server_hints("Linear", &endpoints(Some(&[crate::discovery::ID_JAG_GRANT_PROFILE]), None));

@@ -82,6 +82,7 @@ impl Engine {
             error: None,
             renewal_error: None,
         };
+        let mut unassigned_token = None;
         let record = match result {
             Ok(o) => {
                 self.trust_authorization_server(cfg, &o.endpoints.issuer);
@@ -95,6 +96,10 @@ impl Engine {
                 }
             }
             Err(Failure::NotEntitled(e)) => {
+                // No longer assigned: the record below holds no token, so the old one is gone
+                // from the store at once; then the AS is asked to revoke it.
+                unassigned_token =
+                    self.records.lock().unwrap_or_else(|p| p.into_inner()).get(id).and_then(|r| r.access_token.clone());
                 StoredConnector { outcome: StoredOutcome::NotEntitled, error: Some(e), ..base }
             }
             Err(
@@ -160,6 +165,9 @@ impl Engine {
                 c.renewal_error = Some(self.error(e.code(), &e.to_string(), e.fix()));
             }
         });
+        if let Some(token) = unassigned_token {
+            self.revoke_unassigned(cfg, &token).await;
+        }
     }
 }
 

@@ -57,6 +57,7 @@ mod session;
 pub mod skew;
 mod subject;
 mod trust;
+mod unassigned;
 
 pub use client_token::TokenUnavailable;
 use connect::Failure;

@@ -599,3 +599,40 @@ async fn overdue_renewals_are_spread_over_a_window_not_sent_at_once() {
     assert!(first_second < 10, "{first_second} of 20 trays renewed in the first second");
     assert_eq!(all, 20, "every tray renewed within the window");
 }
+
+/// Item 3 of issue 16: the exact revocation request (RFC 7009 §2.1) when the IdP stops assigning
+/// a connector whose AS advertises a revocation endpoint: the last token, its type hint, and the
+/// connector's client authentication; the stored token is gone before it is sent.
+#[tokio::test(start_paused = true)]
+async fn an_unassigned_connector_s_token_is_deleted_then_revoked_with_the_connector_s_client() {
+    let h = signed_in(&["alpha"], 3600).await;
+    let revoke = "https://as.alpha.example/revoke";
+    h.transport.json(
+        "https://as.alpha.example/.well-known/oauth-authorization-server",
+        200,
+        &serde_json::json!({"issuer": as_issuer("alpha"), "token_endpoint": as_token("alpha"), "revocation_endpoint": revoke})
+            .to_string(),
+    );
+    h.transport.json(revoke, 200, "");
+    h.engine.connect_all(true).await;
+    assert_eq!(connector(&h.engine, "alpha").state, ConnectorState::Active);
+    assert_eq!(count(&h.transport, revoke), 0, "nothing revoked while assigned");
+
+    exchange_answers(&h.transport, 400, r#"{"error":"access_denied","error_description":"not assigned"}"#);
+    h.engine.connect_all(true).await;
+    let c = connector(&h.engine, "alpha");
+    assert_eq!(c.state, ConnectorState::NotEntitled);
+    assert!(c.token_fingerprint.is_none());
+    let stored = h.store.get(&h.engine.connectors_account()).unwrap().unwrap_or_default();
+    assert!(!stored.contains("at-alpha"), "the token left the store: {stored}");
+    let sent = h.transport.requests_to(revoke);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        crate::testing::form(&sent[0]),
+        [("token", "at-alpha"), ("token_type_hint", "access_token"), ("client_id", "ema-alpha")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+
+    h.engine.connect_all(true).await;
+    assert_eq!(count(&h.transport, revoke), 1, "revoked once");
+}

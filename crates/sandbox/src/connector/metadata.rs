@@ -52,6 +52,7 @@ pub(super) async fn authorization_server(State(state): State<Arc<SandboxState>>,
     axum::Json(serde_json::json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/token"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
         "grant_types_supported": [GRANT_JWT_BEARER],
         "token_endpoint_auth_methods_supported": [connector.client.method.as_str()],
         "authorization_grant_profiles_supported": [ID_JAG_GRANT_PROFILE],

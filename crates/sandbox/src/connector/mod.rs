@@ -30,4 +30,5 @@ pub fn router() -> Router<Arc<SandboxState>> {
         // OIDC-style fallback location some clients try (issuer + /.well-known/...).
         .route("/connectors/{id}/as/.well-known/openid-configuration", get(metadata::authorization_server))
         .route("/connectors/{id}/as/token", post(token::jwt_bearer))
+        .route("/connectors/{id}/as/revoke", post(token::revoke))
 }

@@ -19,6 +19,31 @@ use crate::knobs::ConnectorFailure;
 use crate::oauth::{OAuthError, no_store, parse_form, random_token, split_scope, token_hash};
 use crate::state::{ConnectorState, ConnectorToken, LEEWAY_SECS, SandboxState};
 
+/// `POST /connectors/{id}/as/revoke`: RFC 7009 §2.1 revocation of an access token this AS
+/// issued, with the client authenticated as at the token endpoint. 200 whether or not the token
+/// was known (§2.2); counted as `connector-revoke` when one was revoked.
+pub(super) async fn revoke(
+    State(state): State<Arc<SandboxState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthError> {
+    let Some(connector) = state.connectors.get(&id) else {
+        return Err(OAuthError::invalid_request(format!("no connector {id}")));
+    };
+    let form = parse_form(&headers, &body)?;
+    connector.client.authenticate(&headers, &form)?;
+    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+    let mut stores = state.stores();
+    let hash = token_hash(token);
+    if stores.connector_tokens.get(&hash).is_some_and(|t| t.connector_id == id) {
+        stores.connector_tokens.remove(&hash);
+        stores.count("connector-revoke");
+        tracing::info!(connector = id, "connector: access token revoked");
+    }
+    Ok(axum::http::StatusCode::OK.into_response())
+}
+
 /// `POST /connectors/{id}/as/token`.
 pub(super) async fn jwt_bearer(
     State(state): State<Arc<SandboxState>>,

@@ -126,7 +126,8 @@ pub(super) fn token_exchange(
             )
         });
     }
-    if !is_entitled(user, id, target.everyone) {
+    let unassigned = state.knobs.get().unassigned.get(user.username).is_some_and(|ids| ids.contains(id));
+    if unassigned || !is_entitled(user, id, target.everyone) {
         tracing::info!(user = user.username, connector = id, "idp: not entitled");
         return Err(OAuthError::new("access_denied", format!("user is not assigned to {id}")));
     }
