@@ -105,12 +105,13 @@ use ema_core::secret::AccessToken;
 pub(crate) const MCP_TOKEN: &str = "at-canary-7b1e0c9d4f2a48e6b3c5d7e9f1a3b5c7";
 
 /// Every request an MCP test server received: method, JSON-RPC method (or ""), the
-/// `mcp-session-id`, `mcp-protocol-version`, `accept` and `authorization` headers, and the body.
+/// `mcp-session-id`, `mcp-protocol-version`, `accept` and `authorization` headers, the body, and
+/// the `mcp-method` header.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct McpLog(Arc<Mutex<Vec<[String; 7]>>>);
+pub(crate) struct McpLog(Arc<Mutex<Vec<[String; 8]>>>);
 
 impl McpLog {
-    pub(crate) fn calls(&self) -> Vec<[String; 7]> {
+    pub(crate) fn calls(&self) -> Vec<[String; 8]> {
         self.0.lock().unwrap().clone()
     }
 }
@@ -125,7 +126,7 @@ pub(crate) async fn mcp_server(answer: impl Fn(&str) -> Response + Clone + Send 
             any(move |req: Request| {
                 let (answer, recorded) = (answer.clone(), recorded.clone());
                 async move {
-                    let (method, session, version, accept, auth) = {
+                    let (method, session, version, accept, auth, mcp_method) = {
                         let header = |name: &str| {
                             req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
                         };
@@ -135,6 +136,7 @@ pub(crate) async fn mcp_server(answer: impl Fn(&str) -> Response + Clone + Send 
                             header("mcp-protocol-version"),
                             header("accept"),
                             header("authorization"),
+                            header("mcp-method"),
                         )
                     };
                     let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
@@ -143,7 +145,16 @@ pub(crate) async fn mcp_server(answer: impl Fn(&str) -> Response + Clone + Send 
                         .and_then(|v| v["method"].as_str().map(String::from))
                         .unwrap_or_default();
                     let body = String::from_utf8_lossy(&body).into_owned();
-                    recorded.0.lock().unwrap().push([method, rpc.clone(), session, version, accept, auth, body]);
+                    recorded.0.lock().unwrap().push([
+                        method,
+                        rpc.clone(),
+                        session,
+                        version,
+                        accept,
+                        auth,
+                        body,
+                        mcp_method,
+                    ]);
                     answer(&rpc)
                 }
             }),

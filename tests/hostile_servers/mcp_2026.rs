@@ -37,10 +37,11 @@ async fn a_strict_2026_server_is_checked_with_one_stateless_request_carrying_the
     );
     let calls = log.calls();
     assert_eq!(calls.len(), 1, "no initialize, no session, no DELETE: {calls:?}");
-    let [method, rpc, session, version, _, auth, body] = &calls[0];
+    let [method, rpc, session, version, _, auth, body, _] = &calls[0];
     assert_eq!((method.as_str(), rpc.as_str(), session.as_str()), ("POST", "server/discover", ""));
     assert_eq!(version, "2026-07-28");
     assert_eq!(auth, &format!("Bearer {MCP_TOKEN}"));
+    assert_eq!(calls[0][7], "server/discover", "the Mcp-Method header names the method");
     let body: Value = serde_json::from_str(body).unwrap();
     let meta = &body["params"]["_meta"];
     assert_eq!(meta["io.modelcontextprotocol/protocolVersion"], "2026-07-28", "header and _meta agree");

@@ -1,11 +1,13 @@
 //! MCP 2026-07-28: stateless requests. There is no `initialize` handshake; every request carries
-//! the `MCP-Protocol-Version` header and, in `params._meta`, the same version
-//! (`io.modelcontextprotocol/protocolVersion`) and the client's capabilities
-//! (`io.modelcontextprotocol/clientCapabilities`). `server/discover` (which servers MUST
-//! implement) answers with the versions the server speaks, its capabilities and its
-//! information. A server refuses a request without the header, or with a header that differs
-//! from `_meta` (HTTP 400, JSON-RPC -32020), and a version it does not speak (HTTP 400,
-//! -32022, with `data.supported`).
+//! the `MCP-Protocol-Version` header and the `Mcp-Method` header (the JSON-RPC method) and, in
+//! `params._meta`, the same version (`io.modelcontextprotocol/protocolVersion`) and the
+//! client's capabilities (`io.modelcontextprotocol/clientCapabilities`). `server/discover`
+//! (which servers MUST implement) answers with the versions the server speaks, its capabilities
+//! and, in `_meta`, its information. A server refuses headers that disagree with the body (HTTP
+//! 400, JSON-RPC -32020; the conformance suite's server also refuses a missing version header
+//! so, while the MCP Python SDK serves such a request as an earlier revision), `_meta` without
+//! those keys (-32602), and a version it does not speak (HTTP 400, -32022, with
+//! `data.supported`).
 //!
 //! The check asks the server this way first, as a client offers its latest revision; a server
 //! of an earlier revision (which answers with an error, a 404 or anything but a discover result)
@@ -31,6 +33,10 @@ const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabiliti
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 /// JSON-RPC error: the server does not speak the requested version.
 const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// JSON-RPC error: the request's headers disagree with its body.
+const HEADER_MISMATCH: i64 = -32020;
+/// The header naming the request's JSON-RPC method (MCP 2026-07-28).
+pub(super) const METHOD_HEADER: &str = "mcp-method";
 /// The id of the discover request.
 const DISCOVER_ID: u64 = 0;
 
@@ -66,7 +72,10 @@ pub(super) fn discover_request() -> Value {
 impl HttpProbe {
     /// `server/discover` with the token; what the answer says of the server's revision.
     pub(super) async fn discover(&self, mcp_url: &Url, token: &AccessToken) -> Result<Discovered, McpCheckError> {
-        let header = vec![(VERSION_HEADER, HeaderValue::from_static(PROTOCOL_VERSION))];
+        let header = vec![
+            (VERSION_HEADER, HeaderValue::from_static(PROTOCOL_VERSION)),
+            (METHOD_HEADER, HeaderValue::from_static("server/discover")),
+        ];
         let response = self.post(mcp_url, token, &discover_request(), Some(header)).await?;
         let status = response.status();
         if !(status.is_success() || status.as_u16() == 400) {
@@ -87,6 +96,15 @@ impl HttpProbe {
 /// What a JSON-RPC answer to `server/discover` says.
 pub(super) fn judge(answer: &Value) -> Result<Discovered, McpCheckError> {
     if let Some(error) = answer.get("error") {
+        if error.get("code").and_then(Value::as_i64) == Some(HEADER_MISMATCH) {
+            // Only a 2026-07-28 server says this, about headers EMA sent: going on with the
+            // handshake works, but the mismatch is ours to fix, so it is said in the log.
+            let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
+            tracing::warn!(
+                server_said = %scrub(message, 200),
+                "an MCP 2026-07-28 server refused our request's headers; falling back to initialize"
+            );
+        }
         if error.get("code").and_then(Value::as_i64) != Some(UNSUPPORTED_PROTOCOL_VERSION) {
             // -32601 (no such method), -32600, a missing session: a server of an earlier revision.
             return Ok(Discovered::Handshake(LEGACY_VERSIONS[0]));
