@@ -9,7 +9,7 @@ cargo fmt --all -- --check
 # `--all-targets` leaves out the tests with `test = false` (the interop runs start them by name):
 # named here, so a change that breaks them fails now, not in the interop stage. In the same run: on
 # their own they resolve features differently and check a third of the tree again (3 min cold).
-cargo clippy --workspace --all-targets --test interop_authlib --test interop_oidc_provider --locked -- -D warnings
+cargo clippy --workspace --all-targets --test interop_authlib --test interop_oidc_provider --test interop_mcp_python --locked -- -D warnings
 # The packaged tray is built without the embedded sandbox org (feature `sandbox`): clippy proves it
 # builds, lint-clean, tests included. Its tests are not run here: a third build of tauri's tree (8
 # minutes cold) for the one test that differs, whose answer is tested in every build
