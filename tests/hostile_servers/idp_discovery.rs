@@ -43,6 +43,36 @@ async fn idp_control_a_well_behaved_idp_is_discovered() {
     assert_eq!(s.log.requests(), vec![format!("GET {OIDC_CONFIG}"), "GET /jwks".to_string()]);
 }
 
+/// Found by the conformance suite's IdP, whose configuration lacks the OIDC Discovery §3 fields:
+/// the error said "`.` is invalid" instead of naming the missing field.
+#[tokio::test]
+async fn idp_openid_configuration_missing_a_required_field_names_it() {
+    let s = idp(
+        |base| {
+            let mut c = good_oidc(base, base);
+            c.as_object_mut().unwrap().remove("subject_types_supported");
+            c
+        },
+        json_get(json!({ "keys": [] })),
+    )
+    .await;
+    let err = idp_discover(&s).await.unwrap_err();
+    assert_eq!(err.code(), "idp-discovery-invalid-response");
+    let msg = err.to_string();
+    assert!(msg.contains("missing field `subject_types_supported`"), "{msg}");
+    let s = idp(
+        |base| {
+            let mut c = good_oidc(base, base);
+            c["response_types_supported"] = json!("code");
+            c
+        },
+        json_get(json!({ "keys": [] })),
+    )
+    .await;
+    let msg = idp_discover(&s).await.unwrap_err().to_string();
+    assert!(msg.contains("`response_types_supported` is invalid: invalid type"), "{msg}");
+}
+
 #[tokio::test]
 async fn idp_openid_configuration_with_another_issuer_is_refused() {
     let s = idp(|base| good_oidc("https://evil.example.com", base), json_get(json!({ "keys": [] }))).await;

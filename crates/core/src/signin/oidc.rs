@@ -150,8 +150,15 @@ impl IdpClient {
         let body = get_json(transport, &url).await.map_err(SignInError::Discovery)?;
         let value: Value = serde_json::from_slice(&body).map_err(|_| invalid("the body is not JSON".into()))?;
         let de = value.clone();
-        let mut metadata: CoreProviderMetadata =
-            serde_path_to_error::deserialize(de).map_err(|e| invalid(format!("`{}` is invalid", e.path())))?;
+        let mut metadata: CoreProviderMetadata = serde_path_to_error::deserialize(de).map_err(|e| {
+            // A missing field has the document itself as its path: the parser's words name it
+            // ("missing field `jwks_uri`"), scrubbed since a wrong value may be quoted in them.
+            let why = scrub(&e.inner().to_string(), 160);
+            match e.path().to_string().as_str() {
+                "." => invalid(format!("the document is incomplete: {why}")),
+                path => invalid(format!("`{path}` is invalid: {why}")),
+            }
+        })?;
         // OIDC Discovery §4.3: the issuer in the document must be the one we asked.
         if !same_uri(metadata.issuer().as_str(), config.issuer.as_str()) {
             return Err(invalid(format!(
