@@ -10,8 +10,12 @@
 //! the sandbox starts with the fixture as an external connector, and the test then tells the
 //! fixture which IdP to trust with a `POST <base_url>/_config` (test-only, accepted once).
 //!
+//! Our client authenticates at Authlib with `client_secret_basic`, or, in the `private_key_jwt`
+//! tests, with a client assertion (RFC 7523 §2.2) that Authlib's own `JWTBearerClientAssertion`
+//! verifies against the public key the fixture registered (`--client-jwk`).
+//!
 //! Run with `tests/interop/authlib/run.sh` (it builds the Python venv and sets
-//! `EMA_AUTHLIB_PYTHON`). Only the end-to-end test needs the keyring session.
+//! `EMA_AUTHLIB_PYTHON`). Only the end-to-end tests need the keyring session.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,11 +27,14 @@ use ema_core::config::{ClientAuth, ConnectorConfig, Policy};
 use ema_core::discovery::ConnectorEndpoints;
 use ema_core::grants::jwt_bearer::{self, ConnectorGrant, GrantError, JwtBearerGrant};
 use ema_core::grants::token_exchange::{self, IssuedIdJag, TokenExchange};
+use ema_core::http::{HttpRequest, HttpResponse};
 use ema_core::http::{HttpTransport, Transport};
-use ema_core::secret::{ClientSecret, IdToken};
+use ema_core::oauth::TokenRequest;
+use ema_core::oauth::client_auth::{self, AssertionAudience};
+use ema_core::secret::{ClientSecret, IdToken, PrivateKeyPem};
 use ema_core::status::ConnectorState;
 use ema_e2e::{Org, ScriptedBrowser, require_keyring_session, temp_dir};
-use ema_sandbox::{ExternalConnector, SandboxOptions};
+use ema_sandbox::{ClientKey, ExternalConnector, SandboxOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,17 +48,27 @@ fn random_secret() -> String {
     (0..2).map(|i| format!("{:016x}", RandomState::new().hash_one(i))).collect()
 }
 
+/// How our client authenticates at the fixture.
+enum OwnAuth {
+    /// `client_secret_basic` with this secret.
+    Secret(String),
+    /// `private_key_jwt` with this key, its private half in `file` for the policy's `key_file`.
+    Key { key: ClientKey, file: PathBuf },
+}
+
 /// The running Python fixture; killed when dropped.
 struct Fixture {
     _child: tokio::process::Child,
     base: String,
-    client_secret: String,
+    own: OwnAuth,
     other_client_secret: String,
     log: PathBuf,
 }
 
 impl Fixture {
-    async fn start(dir: &Path) -> Fixture {
+    /// Starts the fixture with our client on `client_secret_basic`, or on `private_key_jwt` with a
+    /// fresh P-256 key when `with_key`.
+    async fn start(dir: &Path, with_key: bool) -> Fixture {
         let python = std::env::var_os("EMA_AUTHLIB_PYTHON").unwrap_or_else(|| {
             panic!(
                 "EMA_AUTHLIB_PYTHON is not set: run these tests with `tests/interop/authlib/run.sh` \
@@ -61,11 +78,24 @@ impl Fixture {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/authlib/fixture.py");
         // other-client's secret has a space, `+` and `@`: Authlib percent-decodes Basic credentials
         // with `unquote`, so it checks that our client_secret_basic encoding survives that.
-        let (client_secret, other_client_secret) = (random_secret(), format!("{} a+b c@d", random_secret()));
+        let other_client_secret = format!("{} a+b c@d", random_secret());
+        let own = if with_key {
+            let key = ClientKey::generate().unwrap();
+            let file = dir.join("ema-authlib-key.pem");
+            std::fs::write(&file, key.private_pem()).unwrap();
+            OwnAuth::Key { key, file }
+        } else {
+            OwnAuth::Secret(random_secret())
+        };
+        let own_arg = match &own {
+            OwnAuth::Secret(secret) => ["--client-secret".to_owned(), secret.clone()],
+            OwnAuth::Key { key, .. } => ["--client-jwk".to_owned(), key.public_jwk().to_string()],
+        };
         let log = dir.join("authlib-fixture.log");
         let mut child = tokio::process::Command::new(python)
             .arg(&script)
-            .args(["--client-secret", &client_secret, "--other-client-secret", &other_client_secret])
+            .args(own_arg)
+            .args(["--other-client-secret", &other_client_secret])
             .args(["--scope", "read"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -82,7 +112,7 @@ impl Fixture {
                 std::fs::read_to_string(&log).unwrap_or_default()
             ),
         };
-        Fixture { _child: child, base, client_secret, other_client_secret, log }
+        Fixture { _child: child, base, own, other_client_secret, log }
     }
 
     /// The connector as the sandbox IdP issues ID-JAGs for it and the policy lists it.
@@ -94,7 +124,17 @@ impl Fixture {
             as_issuer: self.base.clone(),
             client_id: CLIENT_ID.into(),
             scopes: vec!["read".into()],
-            client_auth: serde_json::json!({ "method": "client_secret_basic", "client_secret": self.client_secret }),
+            client_auth: match &self.own {
+                OwnAuth::Secret(secret) => {
+                    serde_json::json!({ "method": "client_secret_basic", "client_secret": secret })
+                }
+                OwnAuth::Key { key, file } => serde_json::json!({
+                    "method": "private_key_jwt",
+                    "key_file": file,
+                    "key_id": key.kid(),
+                    "alg": "ES256",
+                }),
+            },
         }
     }
 
@@ -117,7 +157,12 @@ impl Fixture {
 
 /// The fixture, then the sandbox org with it as the external connector `authlib`.
 async fn start(tag: &str) -> (Fixture, Org) {
-    let fixture = Fixture::start(&temp_dir(&format!("authlib-fixture-{tag}"))).await;
+    start_with(tag, false).await
+}
+
+/// [`start`], with our client at Authlib on `private_key_jwt` when `with_key`.
+async fn start_with(tag: &str, with_key: bool) -> (Fixture, Org) {
+    let fixture = Fixture::start(&temp_dir(&format!("authlib-fixture-{tag}")), with_key).await;
     let mut opts = SandboxOptions { external_connectors: vec![fixture.external_connector()], ..Default::default() };
     opts.knobs.latency_ms = 0;
     let org = Org::start_with(&format!("authlib-{tag}"), opts).await;
@@ -198,6 +243,47 @@ impl Legs {
         let cfg = self.authlib_config();
         self.present(&cfg.client_id, &cfg.client_auth, issued).await
     }
+
+    /// The jwt-bearer grant request for `issued`, our client authenticated with a client
+    /// assertion naming `audience` and signed with `auth`'s key.
+    fn grant_request(&self, auth: &ClientAuth, audience: AssertionAudience<'_>, issued: &IssuedIdJag) -> HttpRequest {
+        let params = vec![
+            ("grant_type", jwt_bearer::GRANT_TYPE_JWT_BEARER.to_string()),
+            ("assertion", issued.id_jag.secret().to_string()),
+            ("scope", issued.scopes.join(" ")),
+            ("resource", self.authlib.resource.clone()),
+        ];
+        let mut req = TokenRequest {
+            token_endpoint: &self.authlib.token_endpoint,
+            client_id: CLIENT_ID,
+            client_auth: &ClientAuth::None,
+            params,
+        }
+        .build(now().unix_timestamp())
+        .unwrap();
+        // `none` put `client_id` in the body; add the assertion fields after it.
+        let parts = client_auth::authenticate_with(CLIENT_ID, auth, audience, now().unix_timestamp()).unwrap();
+        let mut form = url::form_urlencoded::Serializer::new(String::from_utf8(req.body().clone()).unwrap());
+        for (name, value) in parts.form.iter().filter(|(name, _)| *name != "client_id") {
+            form.append_pair(name, value);
+        }
+        *req.body_mut() = form.finish().into_bytes();
+        req
+    }
+
+    async fn send_grant(&self, req: HttpRequest, issued: &IssuedIdJag) -> Result<ConnectorGrant, GrantError> {
+        let resp: HttpResponse = self.transport.send(req).await.unwrap();
+        jwt_bearer::process_response(&self.authlib.token_endpoint, &resp, &issued.scopes, now())
+    }
+}
+
+/// The same request again, byte for byte (a replay).
+fn duplicate(req: &HttpRequest) -> HttpRequest {
+    let mut copy = HttpRequest::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
 
 fn now() -> time::OffsetDateTime {
@@ -238,6 +324,76 @@ async fn sign_in_makes_the_authlib_connector_active_through_its_mcp_server() {
         let expected = if entitled.contains(&c.id) { ConnectorState::Active } else { ConnectorState::NotEntitled };
         assert_eq!(c.state, expected, "{}: {:?}", c.id, c.error);
     }
+}
+
+/// A refusal of our client authentication: `invalid_client` with Authlib's reason.
+fn assert_client_refused(result: Result<ConnectorGrant, GrantError>, description: &str, fixture: &Fixture) {
+    let err = match result {
+        Ok(_) => panic!("Authlib issued a token; expected invalid_client\n{}", fixture.log()),
+        Err(e) => e,
+    };
+    assert_eq!(err.code().wire(err.oauth_error()), "connector-grant-oauth-invalid-client", "{err}\n{}", fixture.log());
+    assert!(err.to_string().contains(description), "{err}\n{}", fixture.log());
+}
+
+#[tokio::test]
+async fn sign_in_with_private_key_jwt_makes_the_authlib_connector_active() {
+    require_keyring_session();
+    let (fixture, org) = start_with("pkjwt-e2e", true).await;
+    let policy = org.policy();
+    assert_eq!(policy.connector(CONNECTOR).unwrap().client_auth.method_name(), "private_key_jwt");
+    let engine = org.engine(&format!("dev.ema.e2e.authlib-pkjwt.{}", std::process::id()));
+    let browser = ScriptedBrowser::new("alice", org.dir.join("browser.log"));
+    engine.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap();
+    let s = engine.snapshot();
+    let authlib = s.connectors.iter().find(|c| c.id == CONNECTOR).unwrap();
+    assert_eq!(authlib.state, ConnectorState::Active, "{:?}\n{}", authlib.error, fixture.log());
+    let log = fixture.log();
+    // The token endpoint URL as the audience (RFC 7523 §3, OIDC Core §9), checked by Authlib.
+    let aud = format!("client ema-authlib authenticated with private_key_jwt (aud '{}/token')", fixture.base);
+    assert!(log.contains(&aud), "{log}");
+    assert!(log.contains("issued an access token to ema-authlib"), "{log}");
+}
+
+/// Authlib's `JWTBearerClientAssertion` takes the token endpoint URL and the issuer (rfc7523bis,
+/// explicitly typed) as the audience, and refuses another audience, another key and a replay.
+#[tokio::test]
+async fn authlib_checks_our_client_assertion() {
+    let (fixture, org) = start_with("pkjwt", true).await;
+    let legs = Legs::new(&org).await;
+    assert_eq!(legs.authlib.token_endpoint_auth_methods, ["client_secret_basic", "private_key_jwt"]);
+    let ours = legs.authlib_config().client_auth.clone();
+    // What the engine sends: the policy's key, the token endpoint as the audience.
+    let token = legs.present_as_ema(&legs.authlib_id_jag().await).await;
+    assert!(token.is_ok(), "{:?}\n{}", token.err(), fixture.log());
+    // The issuer alone, typed client-authentication+jwt (draft-ietf-oauth-rfc7523bis §4).
+    let issued = legs.authlib_id_jag().await;
+    let by_issuer = legs.grant_request(&ours, AssertionAudience::issuer(&legs.authlib.issuer), &issued);
+    legs.send_grant(by_issuer, &issued).await.unwrap_or_else(|e| panic!("{e}\n{}", fixture.log()));
+
+    // Another audience: the MCP server.
+    let issued = legs.authlib_id_jag().await;
+    let wrong_aud = legs.grant_request(&ours, AssertionAudience::endpoint(&legs.authlib.resource), &issued);
+    assert_client_refused(legs.send_grant(wrong_aud, &issued).await, "Invalid claim: 'aud'", &fixture);
+    // Another key under our key id.
+    let OwnAuth::Key { key, .. } = &fixture.own else { unreachable!("started with a key") };
+    let other_key = ClientAuth::PrivateKeyJwt {
+        key: PrivateKeyPem::new(include_str!("../crates/core/tests/data/test-client-key.pem")),
+        key_id: Some(key.kid().to_owned()),
+        alg: jsonwebtoken::Algorithm::ES256,
+    };
+    let issued = legs.authlib_id_jag().await;
+    let forged =
+        legs.grant_request(&other_key, AssertionAudience::endpoint(legs.authlib.token_endpoint.as_str()), &issued);
+    // Authlib says no more than `invalid_client` here (joserfc's BadSignatureError has no description).
+    assert_client_refused(legs.send_grant(forged, &issued).await, "(HTTP 400): invalid_client", &fixture);
+    assert!(fixture.log().contains("BadSignatureError"), "{}", fixture.log());
+    // The same request twice: the client assertion's jti is spent by the first.
+    let issued = legs.authlib_id_jag().await;
+    let request = legs.grant_request(&ours, AssertionAudience::endpoint(legs.authlib.token_endpoint.as_str()), &issued);
+    let replay = duplicate(&request);
+    legs.send_grant(request, &issued).await.unwrap_or_else(|e| panic!("{e}\n{}", fixture.log()));
+    assert_client_refused(legs.send_grant(replay, &issued).await, "JWT ID is used before", &fixture);
 }
 
 #[tokio::test]

@@ -165,6 +165,7 @@ pub async fn engine_with_id_token(
         refresh_token: None,
         signed_in_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         refresh_token_subject: None,
+        idp_issuer: None,
     };
     let account = session_account(policy.idp.issuer.as_str(), &policy.idp.client_id);
     store.set(&account, &serde_json::to_string(&session).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;

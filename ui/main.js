@@ -47,6 +47,7 @@ function offersSignIn(s) {
 const STATE_WORDS = {
   needs_sign_in: "Sign-in needed", connecting: "Connecting...", active: "Active", expiring_soon: "Expiring soon",
   expired: "Expired", not_entitled: "Not entitled", error: "Error",
+  step_up_required: "Sign in again to confirm it's you",
 };
 
 /** @type {StatusSnapshot | null} */

@@ -42,7 +42,11 @@ fn causes(s: &StatusSnapshot, now: OffsetDateTime, offset: UtcOffset) -> Vec<Cau
     match s.idp.state {
         IdpSessionState::Expired | IdpSessionState::StepUpRequired => out.push(Cause {
             key: "sign-in-needed".into(),
-            summary: "Sign in to keep your connectors".into(),
+            summary: if s.idp.state == IdpSessionState::StepUpRequired {
+                "Sign in again to confirm it's you".into()
+            } else {
+                "Sign in to keep your connectors".into()
+            },
             body: match &s.idp.last_error {
                 Some(e) => format!("{} {}", e.message, fix_in_tray(e)),
                 None => format!("Your sign-in at {} has ended. Open EMA and sign in again.", s.idp.issuer),
@@ -301,5 +305,15 @@ mod tests {
         let out = alerts.update(&ended, &[], now(), UtcOffset::UTC);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].summary, "Sign in to keep your connectors");
+    }
+
+    #[test]
+    fn a_step_up_asks_the_user_to_confirm_it_is_them_once() {
+        let mut alerts = Alerts::default();
+        let s = snapshot(IdpSessionState::StepUpRequired, vec![connector("Linear", ConnectorState::StepUpRequired)]);
+        let out = alerts.update(&s, &[], now(), UtcOffset::UTC);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].summary, "Sign in again to confirm it's you");
+        assert!(alerts.update(&s, &[], now(), UtcOffset::UTC).is_empty(), "told once, not on every update");
     }
 }

@@ -72,6 +72,7 @@ fn state_words(c: &ConnectorStatus, now: OffsetDateTime, offset: UtcOffset) -> S
         ConnectorState::Expired => "expired".into(),
         ConnectorState::NotEntitled => "not entitled".into(),
         ConnectorState::NeedsSignIn => "sign-in needed".into(),
+        ConnectorState::StepUpRequired => "sign in again to confirm it's you".into(),
         ConnectorState::Connecting => "connecting...".into(),
         ConnectorState::Error => "error".into(),
     }

@@ -11,6 +11,8 @@ use ema_core::status::{ConnectorState, IdpSessionState, StatusSnapshot};
 use ema_e2e::{Org, ScriptedBrowser, require_keyring_session};
 use ema_sandbox::{ConnectorFailure, IdTokenFault, SandboxOptions};
 
+mod issuer_keyed;
+mod private_key_jwt;
 mod refresh_token_subject;
 mod unassigned;
 
@@ -228,14 +230,41 @@ async fn step_up_sends_the_user_back_to_the_browser() {
     org.sandbox.knobs().update(|k| {
         k.step_up_required.insert("linear".into());
     });
-    let s = signed_in(&org, "stepup", "alice").await.snapshot();
+    let engine = signed_in(&org, "stepup", "alice").await;
+    let s = engine.snapshot();
     assert_eq!(s.idp.state, IdpSessionState::StepUpRequired);
-    assert_eq!(states(&s)["linear"], ConnectorState::NeedsSignIn);
-    assert_eq!(
-        s.connectors.iter().find(|c| c.id == "linear").unwrap().error.as_ref().unwrap().code,
-        "step-up-required"
-    );
+    assert_eq!(states(&s)["linear"], ConnectorState::StepUpRequired, "a state of its own");
+    assert_eq!(states(&s)["atlassian"], ConnectorState::Active, "the others are not held back");
+    let error = s.connectors.iter().find(|c| c.id == "linear").unwrap().error.clone().unwrap();
+    assert_eq!(error.code, "step-up-required");
+    assert!(error.message.contains("Linear needs you to sign in again to confirm it's you"), "{}", error.message);
+    assert_eq!(error.fix_action, Some(ema_core::status::FixAction::SignIn));
     assert!(s.needs_attention());
+
+    // Renewals do not open a browser or loop: the state stays until the user signs in.
+    let exchanges = org.sandbox.count("exchange");
+    engine.connect_all(false).await;
+    assert_eq!(states(&engine.snapshot())["linear"], ConnectorState::StepUpRequired);
+    assert!(org.sandbox.count("exchange") <= exchanges + 1, "at most one more try of the exchange");
+
+    // Another process sees the same state from the store.
+    let other = org.engine(&service("stepup"));
+    other.load().await.unwrap();
+    assert_eq!(states(&other.snapshot())["linear"], ConnectorState::StepUpRequired);
+
+    // The user signs in again (here, through the other process): the sign-in asks the IdP for
+    // what it wanted (acr_values, max_age), which the sandbox IdP honours, and Linear connects.
+    let browser = ScriptedBrowser::new("alice", org.dir.join("browser.log"));
+    other.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap();
+    let s = other.snapshot();
+    assert_eq!(s.idp.state, IdpSessionState::Active, "{:?}", s.idp.last_error);
+    assert_eq!(states(&s)["linear"], ConnectorState::Active, "{:?}", s.connectors);
+
+    // Without the step-up asked for, a plain sign-in would not have met it: the sandbox demands
+    // the class, so a sign-in that left it out is refused again.
+    let plain = org.engine(&service("stepup-plain"));
+    plain.sign_in(&browser, SIGN_IN_TIMEOUT).await.unwrap();
+    assert_eq!(states(&plain.snapshot())["linear"], ConnectorState::StepUpRequired);
 }
 
 /// Over real HTTP: the outage as the sandbox IdP shows it (HTTP 503). What the outage does as the

@@ -47,7 +47,7 @@ error: StatusError | null,
  */
 renewal_error: StatusError | null, };
 
-type ConnectorState = "needs_sign_in" | "connecting" | "active" | "expiring_soon" | "expired" | "not_entitled" | "error";
+type ConnectorState = "needs_sign_in" | "connecting" | "active" | "expiring_soon" | "expired" | "not_entitled" | "step_up_required" | "error";
 
 type StatusError = { code: string, 
 /**

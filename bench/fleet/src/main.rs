@@ -83,6 +83,7 @@ async fn tray(employee: u32, start: Duration, org: Arc<Org>, policy: Policy) {
         refresh_token: Some(RefreshToken::new(format!("rt-{employee}"))),
         signed_in_at: yesterday.unix_timestamp(),
         refresh_token_subject: None,
+        idp_issuer: None,
     };
     let account = session_account(url::Url::parse(IDP).expect("a URL").as_str(), CLIENT_ID);
     store.set(&account, &serde_json::to_string(&session).expect("serialises")).expect("memory store");

@@ -42,6 +42,7 @@ fn state_word(c: &ConnectorStatus) -> &'static str {
         ConnectorState::ExpiringSoon => "expiring soon",
         ConnectorState::Expired => "expired",
         ConnectorState::NotEntitled => "not entitled",
+        ConnectorState::StepUpRequired => "sign in again to confirm it's you",
         ConnectorState::Error => "error",
     }
 }

@@ -98,7 +98,7 @@ fn phase(c: &ConnectorStatus) -> Phase {
         ConnectorState::NeedsSignIn | ConnectorState::Connecting => Phase::Connecting,
         ConnectorState::Active | ConnectorState::ExpiringSoon => Phase::Ready,
         ConnectorState::NotEntitled => Phase::NotEntitled,
-        ConnectorState::Expired | ConnectorState::Error => Phase::Failed,
+        ConnectorState::Expired | ConnectorState::Error | ConnectorState::StepUpRequired => Phase::Failed,
     }
 }
 
@@ -128,7 +128,7 @@ pub fn plain_reason(name: &str, code: &ErrorCode, oauth_error: Option<&str>) -> 
         ErrorCode::Response(Leg::TokenExchange, _) => {
             format!("your IdP did not answer the request for {name} as expected")
         }
-        ErrorCode::StepUpRequired => format!("your IdP asks you to sign in again before using {name}"),
+        ErrorCode::StepUpRequired => format!("{name} needs you to sign in again to confirm it's you"),
         ErrorCode::Discovery(_) | ErrorCode::AsPinMismatch => {
             format!("{name}'s sign-in settings could not be read or are not the expected ones")
         }

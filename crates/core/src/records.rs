@@ -16,6 +16,23 @@ pub fn session_account(issuer: &str, client_id: &str) -> String {
     format!("session:{issuer}#{client_id}")
 }
 
+/// The store account naming the IdP (issuer and client) of the last sign-in under the policy
+/// at `policy_source`, whatever that policy says now: when it moves to another IdP, the app can
+/// say why the user must sign in again and clear the other IdP's tokens (MCP SEP-2352:
+/// credentials are keyed by issuer, and another issuer's are never used). Keyed by the policy's
+/// place, so that two policies in use side by side (two orgs, or tests) never clear each other's.
+/// No secret in it.
+pub fn idp_in_use_account(policy_source: &str) -> String {
+    format!("idp-in-use:{policy_source}")
+}
+
+/// What [`idp_in_use_account`] holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpInUse {
+    pub issuer: String,
+    pub client_id: String,
+}
+
 /// The store account of all connector records for a policy's IdP and client: one entry, so a
 /// round of renewals costs one or two keyring writes instead of one per connector (the Secret
 /// Service serialises writes and rewrites its keyring file on each).
@@ -30,6 +47,9 @@ pub fn connectors_account(issuer: &str, client_id: &str) -> String {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StoredConnectors {
     pub v: u32,
+    /// The IdP issuer whose session these records belong to (SEP-2352).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_issuer: Option<String>,
     pub records: std::collections::BTreeMap<String, StoredConnector>,
     /// The IdP session's last renewal problem, until a renewal or sign-in succeeds.
     #[serde(default)]
@@ -47,6 +67,9 @@ pub struct StoredIdpProblem {
     /// `unreachable`, `expired` or `step_up_required`.
     pub state: crate::status::IdpSessionState,
     pub error: StatusError,
+    /// What the IdP asked of the next sign-in, when it asked for a step-up (RFC 9470 §3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<crate::oauth::StepUp>,
 }
 
 /// The authorization server a connector was first connected through.
@@ -70,6 +93,10 @@ pub struct StoredSession {
     pub id_token_expires_at: Option<i64>,
     pub refresh_token: Option<RefreshToken>,
     pub signed_in_at: i64,
+    /// The IdP issuer that issued these tokens (SEP-2352); absent in records of earlier
+    /// versions, which the account's name keys by issuer all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_issuer: Option<String>,
     /// Whether this IdP took the refresh token as the token exchange's subject when EMA last
     /// tried (ID-JAG -02 and later); absent until tried. Kept with the session, which belongs
     /// to one IdP issuer.

@@ -37,7 +37,9 @@ mod server;
 mod state;
 mod users;
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -45,7 +47,7 @@ use tokio::task::JoinHandle;
 
 pub use catalog::{BUILTIN_CONNECTORS, ConnectorDef, ExternalConnector, TrustedIdp};
 pub use knobs::{ConnectorFailure, IdTokenFault, Knobs, KnobsHandle};
-pub use oauth::ClientAuthMethod;
+pub use oauth::{ClientAssertionAudience, ClientAuthMethod, ClientKey};
 pub use users::{DEMO_PASSWORD, DemoUser, EMAIL_DOMAIN, USERS, entitled_connectors, find_user};
 
 use connector::McpServers;
@@ -60,6 +62,16 @@ pub struct SandboxOptions {
     pub idp_client_auth: ClientAuthMethod,
     /// How the app authenticates at each connector's AS (client `ema-<id>`).
     pub connector_client_auth: ClientAuthMethod,
+    /// Connector id → how the app authenticates at that connector's AS, instead of
+    /// `connector_client_auth` (e.g. one connector on `private_key_jwt`).
+    pub client_auth_by_connector: BTreeMap<String, ClientAuthMethod>,
+    /// Which `aud` the connectors' ASs take in a `private_key_jwt` client assertion.
+    pub client_assertion_audience: ClientAssertionAudience,
+    /// Where the private keys of `private_key_jwt` clients are written for the policy's
+    /// `key_file` (0600 files). `None`: a fresh directory under the system's temporary
+    /// directory, removed when the sandbox stops (a given directory is kept; the key files in it
+    /// are removed).
+    pub key_dir: Option<PathBuf>,
     /// Adds `synthetic-01` ... connectors entitled to every user (benchmarks).
     pub extra_connectors: usize,
     /// Restricts the built-in connectors to these ids (`None`: all of them).
@@ -78,6 +90,9 @@ impl Default for SandboxOptions {
             port: 0,
             idp_client_auth: ClientAuthMethod::ClientSecretBasic,
             connector_client_auth: ClientAuthMethod::ClientSecretBasic,
+            client_auth_by_connector: BTreeMap::new(),
+            client_assertion_audience: ClientAssertionAudience::default(),
+            key_dir: None,
             extra_connectors: 0,
             only_connectors: None,
             external_connectors: Vec::new(),
@@ -103,6 +118,9 @@ pub enum SandboxError {
     /// The signing key could not be generated.
     #[error("cannot create the IdP signing key: {0}")]
     Key(String),
+    /// A `private_key_jwt` client's key could not be made or written for the policy.
+    #[error("cannot create the client key file {path}: {problem}")]
+    ClientKey { path: PathBuf, problem: String },
 }
 
 /// A running sandbox organisation. Dropping it stops the server too;
@@ -114,6 +132,7 @@ pub struct Sandbox {
     mcp: McpServers,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    keys: KeyFiles,
 }
 
 impl Sandbox {
@@ -129,18 +148,35 @@ impl Sandbox {
         let base_url =
             url::Url::parse(&format!("{origin}/")).map_err(|e| SandboxError::Key(format!("bad base URL: {e}")))?;
         let key = jwt::SigningKeyPair::generate().map_err(SandboxError::Key)?;
-        let connectors = defs
-            .into_iter()
-            .map(|def| ConnectorState {
-                client: oauth::RegisteredClient::new(format!("ema-{}", def.id), opts.connector_client_auth),
-                def,
-            })
-            .collect();
+        let knobs = KnobsHandle::new(opts.knobs);
+        let mut keys = KeyFiles::new(opts.key_dir);
+        let idp_issuer = format!("{origin}/idp");
+        // The IdP takes what Keycloak, Spring and oidc-provider take (its behaviour is not a knob).
+        let idp_client = keys.register(
+            oauth::RegisteredClient::new(IDP_CLIENT_ID, opts.idp_client_auth),
+            format!("{idp_issuer}/token"),
+            idp_issuer,
+            ClientAssertionAudience::IssuerOrEndpoint,
+            &knobs,
+        )?;
+        let mut connectors = Vec::with_capacity(defs.len());
+        for def in defs {
+            let method = opts.client_auth_by_connector.get(&def.id).copied().unwrap_or(opts.connector_client_auth);
+            let issuer = format!("{origin}/connectors/{}/as", def.id);
+            let client = keys.register(
+                oauth::RegisteredClient::new(format!("ema-{}", def.id), method),
+                format!("{issuer}/token"),
+                issuer,
+                opts.client_assertion_audience,
+                &knobs,
+            )?;
+            connectors.push(ConnectorState { client, def });
+        }
         let state = Arc::new(SandboxState::new(
             origin,
-            KnobsHandle::new(opts.knobs),
+            knobs,
             key,
-            oauth::RegisteredClient::new(IDP_CLIENT_ID, opts.idp_client_auth),
+            idp_client,
             connectors,
             opts.external_connectors,
             opts.trusted_idp,
@@ -159,7 +195,7 @@ impl Sandbox {
             }
         });
         tracing::info!(%base_url, "sandbox organisation started");
-        Ok(Sandbox { state, base_url, mcp, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Sandbox { state, base_url, mcp, shutdown: Some(shutdown), task: Some(task), keys })
     }
 
     /// `http://127.0.0.1:PORT/`.
@@ -213,6 +249,12 @@ impl Sandbox {
         self.state.connectors.get(connector_id).map(|c| (c.client.client_id.clone(), c.client.secret.clone()))
     }
 
+    /// The app's key pair at a connector's AS, when that client is registered for
+    /// `private_key_jwt` (the policy's `key_file` holds its private half).
+    pub fn connector_client_key(&self, connector_id: &str) -> Option<Arc<ClientKey>> {
+        self.state.connectors.get(connector_id).and_then(|c| c.client.key.clone())
+    }
+
     /// The connectors of this sandbox `username` is entitled to (built-ins by group,
     /// plus every synthetic connector), in catalog order.
     pub fn entitled_connectors(&self, username: &str) -> Vec<String> {
@@ -223,7 +265,7 @@ impl Sandbox {
     /// For tests and tools that skip the browser (the conformance suite does too).
     pub fn issue_id_token(&self, username: &str) -> Option<String> {
         let user = find_user(username)?;
-        idp::id_token_for(&self.state, user, self.state.now(), None).ok()
+        idp::id_token_for(&self.state, user, self.state.now(), None, None).ok()
     }
 
     /// The managed policy document pointing at this sandbox, in the format of
@@ -261,7 +303,105 @@ impl Sandbox {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        self.keys.remove();
     }
+}
+
+/// The private keys of `private_key_jwt` clients, written where the policy's `key_file` points,
+/// and removed when the sandbox stops.
+#[derive(Debug)]
+struct KeyFiles {
+    /// The directory; `None` until a key is written.
+    dir: Option<PathBuf>,
+    /// The directory the options named, if any (kept; only the files are removed).
+    given: Option<PathBuf>,
+    written: Vec<PathBuf>,
+}
+
+impl KeyFiles {
+    fn new(given: Option<PathBuf>) -> Self {
+        KeyFiles { dir: None, given, written: Vec::new() }
+    }
+
+    /// For a `private_key_jwt` client: writes its private key and makes its AS (`issuer`,
+    /// `token_endpoint`) check its assertions. Other clients pass unchanged.
+    fn register(
+        &mut self,
+        client: oauth::RegisteredClient,
+        token_endpoint: String,
+        issuer: String,
+        audience: ClientAssertionAudience,
+        knobs: &KnobsHandle,
+    ) -> Result<oauth::RegisteredClient, SandboxError> {
+        if client.method != ClientAuthMethod::PrivateKeyJwt {
+            return Ok(client);
+        }
+        let dir = self.dir()?;
+        let path = dir.join(format!("{}.pem", client.client_id));
+        let fail = |problem: String| SandboxError::ClientKey { path: path.clone(), problem };
+        let pem = client.key.as_ref().ok_or_else(|| fail("no P-256 key could be generated".into()))?.private_pem();
+        write_private(&path, pem).map_err(|e| fail(e.to_string()))?;
+        self.written.push(path.clone());
+        let mut client = client.with_assertion_check(issuer, token_endpoint, audience, knobs.clone());
+        client.key_file = Some(path);
+        Ok(client)
+    }
+
+    fn dir(&mut self) -> Result<PathBuf, SandboxError> {
+        if let Some(dir) = &self.dir {
+            return Ok(dir.clone());
+        }
+        let dir = match &self.given {
+            Some(given) => given.clone(),
+            None => std::env::temp_dir().join(format!("ema-sandbox-keys-{}", uuid::Uuid::new_v4().simple())),
+        };
+        create_private_dir(&dir).map_err(|e| SandboxError::ClientKey {
+            path: dir.clone(),
+            problem: format!("cannot create the folder: {e}"),
+        })?;
+        self.dir = Some(dir.clone());
+        Ok(dir)
+    }
+
+    fn remove(&mut self) {
+        for file in self.written.drain(..) {
+            let _ = std::fs::remove_file(file);
+        }
+        if self.given.is_none()
+            && let Some(dir) = self.dir.take()
+        {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file readable by its owner only (a private key).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(text.as_bytes())
 }
 
 impl Drop for Sandbox {

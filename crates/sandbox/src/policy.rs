@@ -2,7 +2,8 @@
 //!
 //! It has exactly the shape of `examples/policy.example.json` (what an MDM would
 //! deliver), so the app can be pointed at the sandbox with no other configuration.
-//! It necessarily contains the per-start client secrets: the sandbox is a demo.
+//! It necessarily contains the per-start client secrets: the sandbox is a demo. A client
+//! registered for `private_key_jwt` gets the path of its per-start private key instead.
 
 use serde_json::{Value, json};
 
@@ -13,6 +14,15 @@ use crate::state::SandboxState;
 pub const SCHEMA_VERSION: u32 = 1;
 
 fn client_auth(client: &RegisteredClient) -> Value {
+    if let (Some(key_file), Some(key)) = (&client.key_file, &client.key) {
+        // The key file is this start's own (an absolute path the sandbox wrote, 0600).
+        return json!({
+            "method": client.method.as_str(),
+            "key_file": key_file.to_string_lossy(),
+            "key_id": key.kid(),
+            "alg": "ES256",
+        });
+    }
     match &client.secret {
         Some(secret) => json!({ "method": client.method.as_str(), "client_secret": secret }),
         None => json!({ "method": client.method.as_str() }),

@@ -39,6 +39,8 @@ pub struct AuthCode {
     pub scopes: Vec<String>,
     pub user: &'static DemoUser,
     pub auth_time: i64,
+    /// The authentication context class the sign-in met (OIDC Core §2 `acr`), if asked for.
+    pub acr: Option<String>,
     pub expires_at: i64,
 }
 
@@ -49,6 +51,7 @@ pub struct RefreshGrant {
     pub scopes: Vec<String>,
     pub user: &'static DemoUser,
     pub auth_time: i64,
+    pub acr: Option<String>,
     pub expires_at: i64,
 }
 

@@ -60,6 +60,9 @@ impl Org {
                 form.push(("client_secret", secret.unwrap_or_default()));
             }
             ClientAuthMethod::None => form.push(("client_id", client_id)),
+            ClientAuthMethod::PrivateKeyJwt => {
+                panic!("private_key_jwt clients sign an assertion: see tests/private_key_jwt.rs")
+            }
         }
         let response = request.form(&form).send().await?;
         let status = response.status().as_u16();
@@ -536,7 +539,10 @@ async fn token_exchange_issues_id_jag_for_entitled_connectors_only() -> TestResu
     });
     let (status, body) = org.exchange(&id_token, "linear").await?;
     assert_eq!((status, body["error"].as_str()), (400, Some("insufficient_user_authentication")));
-    assert_eq!(body["max_age"], 0);
+    assert_eq!(body["max_age"], 300, "RFC 9470 §3: how recent the sign-in must be");
+    assert_eq!(body["acr_values"], "urn:ema:sandbox:acr:mfa", "and which class it must meet");
+    let (status, _) = org.exchange(&id_token, "atlassian").await?;
+    assert_eq!(status, 200, "only the connector the knob names asks for it");
     org.sandbox.knobs().reset();
 
     // Expired ID token (sandbox clock moved past it).

@@ -21,8 +21,12 @@ Application choices (Authlib's hooks):
 
 - trusted IdP: one issuer, keys from its JWKS URL (fetched lazily, again on an unknown ``kid``);
 - ``aud`` must be exactly this AS's issuer (``get_audiences``);
-- clients: ``ema-authlib`` and ``other-client``, confidential, ``client_secret_basic`` only
-  (Authlib's IDJAGGrant default), both allowed the jwt-bearer grant type;
+- clients: ``ema-authlib`` and ``other-client``, confidential, ``client_secret_basic`` (Authlib's
+  IDJAGGrant default), both allowed the jwt-bearer grant type; with ``--client-jwk``, ``ema-authlib``
+  is registered for ``private_key_jwt`` with that public key instead (Authlib's
+  ``JWTBearerClientAssertion``, RFC 7523 §3, its method name ``client_assertion_jwt``): the
+  assertion's ``aud`` must be the token endpoint URL or the issuer (its ``get_audiences``, as
+  Authlib's own docstring example lists them), its ``jti`` is single-use;
 - jti replay check ON: ``(iss, jti)`` is kept in memory until the assertion's ``exp`` + leeway;
 - users are provisioned just in time from ``sub`` (federated from the trusted IdP);
 - policy (``check_id_jag_permission``): when the ID-JAG or the request carries ``resource``,
@@ -35,8 +39,8 @@ and this server must know the IdP. So the IdP may be given later: start this ser
 ``POST /_config`` with ``{"idp_issuer": ..., "idp_jwks_url": ...}`` (once; 409 afterwards).
 Until then ``/token`` refuses every assertion (``invalid_grant``: no trusted IdP).
 
-Usage: fixture.py --client-secret S --other-client-secret S2 [--port 0] [--scope read ...]
-                  [--idp-issuer URL --idp-jwks-url URL] [--token-ttl 3600]
+Usage: fixture.py (--client-secret S | --client-jwk JWK) --other-client-secret S2 [--port 0]
+                  [--scope read ...] [--idp-issuer URL --idp-jwks-url URL] [--token-ttl 3600]
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.drafts import IDJAGGrant
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749 import InvalidGrantError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7523.jwt_bearer import JWT_BEARER_GRANT_TYPE
 from flask import Flask
 from flask import Response
@@ -85,6 +90,8 @@ class Settings:
         self.idp_jwks_url: str | None = None
         self.jwks: KeySet | None = None
         self.used_jtis: dict[tuple[str, str], float] = {}
+        # Client assertions (private_key_jwt): (client_id, jti) -> exp, apart from the ID-JAGs'.
+        self.used_client_jtis: dict[tuple[str, str], float] = {}
         self.tokens: dict[str, dict] = {}
 
     def configure_idp(self, issuer: str, jwks_url: str) -> bool:
@@ -111,20 +118,25 @@ class Settings:
 
 
 class Client(ClientMixin):
-    """A confidential client registered for client_secret_basic and the jwt-bearer grant."""
+    """A confidential client registered for the jwt-bearer grant and one authentication method:
+    client_secret_basic with ``secret``, or private_key_jwt with the public key ``jwk``."""
 
-    def __init__(self, client_id: str, secret: str):
+    def __init__(self, client_id: str, secret: str | None = None, jwk: dict | None = None):
         self.client_id = client_id
         self.secret = secret
+        self.public_keys = KeySet.import_key_set({"keys": [jwk]}) if jwk else None
+        # Authlib's name for both JWT methods (private_key_jwt, client_secret_jwt).
+        self.auth_method = JWTBearerClientAssertion.CLIENT_AUTH_METHOD if jwk else "client_secret_basic"
+        self.metadata_method = "private_key_jwt" if jwk else "client_secret_basic"
 
     def get_client_id(self):
         return self.client_id
 
     def check_client_secret(self, client_secret):
-        return hmac.compare_digest(self.secret.encode(), client_secret.encode())
+        return self.secret is not None and hmac.compare_digest(self.secret.encode(), client_secret.encode())
 
     def check_endpoint_auth_method(self, method, endpoint):
-        return endpoint == "token" and method == "client_secret_basic"
+        return endpoint == "token" and method == self.auth_method
 
     def check_grant_type(self, grant_type):
         return grant_type == JWT_BEARER_GRANT_TYPE
@@ -138,9 +150,38 @@ class User:
         self.issuer, self.sub, self.email = issuer, sub, email
 
 
+def make_client_assertion(settings: Settings):
+    class FixtureClientAssertion(JWTBearerClientAssertion):
+        """Authlib's private_key_jwt verifier with this fixture's answers to its required hooks."""
+
+        def get_audiences(self):
+            return [f"{settings.base}/token", settings.issuer]
+
+        def resolve_client_public_key(self, client):
+            return client.public_keys
+
+        def validate_jti(self, claims, jti):
+            now = time.time()
+            key = (claims["sub"], jti)
+            with settings.lock:
+                settings.used_client_jtis = {
+                    k: exp for k, exp in settings.used_client_jtis.items() if exp + self.leeway >= now
+                }
+                if key in settings.used_client_jtis:
+                    log.info("client assertion jti replay refused: %s", jti)
+                    return False
+                settings.used_client_jtis[key] = float(claims["exp"])
+            log.info("client %s authenticated with private_key_jwt (aud %r)", claims["sub"], claims["aud"])
+            return True
+
+    return FixtureClientAssertion
+
+
 def make_grant(settings: Settings):
     class FixtureIDJAGGrant(IDJAGGrant):
         """Authlib's IDJAGGrant with this fixture's answers to its required hooks."""
+
+        TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", JWTBearerClientAssertion.CLIENT_AUTH_METHOD]
 
         def get_audiences(self):
             return [settings.issuer]
@@ -201,7 +242,9 @@ def create_app(settings: Settings, clients: dict[str, Client]) -> Flask:
                  token.get("scope"))
 
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
+    server.register_client_auth_method(JWTBearerClientAssertion.CLIENT_AUTH_METHOD, make_client_assertion(settings)())
     server.register_grant(make_grant(settings))
+    auth_methods = sorted({c.metadata_method for c in clients.values()})
 
     @app.get("/.well-known/oauth-protected-resource/mcp")
     def resource_metadata():
@@ -219,7 +262,9 @@ def create_app(settings: Settings, clients: dict[str, Client]) -> Flask:
             "issuer": settings.issuer,
             "token_endpoint": f"{settings.base}/token",
             "grant_types_supported": [JWT_BEARER_GRANT_TYPE],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            **({"token_endpoint_auth_signing_alg_values_supported": ["ES256"]} if "private_key_jwt" in auth_methods
+               else {}),
             "scopes_supported": settings.scopes,
             "response_types_supported": [],
             "authorization_grant_profiles_supported": ["urn:ietf:params:oauth:grant-profile:id-jag"],
@@ -315,7 +360,9 @@ def jsonrpc_error(msg_id, code: int, message: str, status: int) -> Response:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: ephemeral)")
-    parser.add_argument("--client-secret", required=True, help=f"secret of {EMA_CLIENT_ID}")
+    own = parser.add_mutually_exclusive_group(required=True)
+    own.add_argument("--client-secret", help=f"secret of {EMA_CLIENT_ID} (client_secret_basic)")
+    own.add_argument("--client-jwk", type=json.loads, help=f"public JWK of {EMA_CLIENT_ID} (private_key_jwt)")
     parser.add_argument("--other-client-secret", required=True, help=f"secret of {OTHER_CLIENT_ID}")
     parser.add_argument("--scope", action="append", dest="scopes", help="a scope this AS knows (repeatable; default read)")
     parser.add_argument("--idp-issuer", help="the trusted IdP's issuer (or POST /_config later)")
@@ -328,7 +375,7 @@ def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("authlib").setLevel(logging.DEBUG)
     clients = {
-        EMA_CLIENT_ID: Client(EMA_CLIENT_ID, args.client_secret),
+        EMA_CLIENT_ID: Client(EMA_CLIENT_ID, secret=args.client_secret, jwk=args.client_jwk),
         OTHER_CLIENT_ID: Client(OTHER_CLIENT_ID, args.other_client_secret),
     }
     # Bind first: the issuer contains the port.

@@ -5,6 +5,8 @@
 # (RFC 9728 + RFC 8414 metadata, Authlib's token endpoint, a minimal MCP server) and trusts the
 # sandbox IdP; tests/interop_authlib.rs signs in end to end through it and checks that Authlib's
 # refusals (wrong audience, another client, a replayed jti) reach our status with Authlib's reason.
+# It also registers our client for private_key_jwt (Authlib's JWTBearerClientAssertion) and checks
+# that Authlib takes our client assertion and refuses a wrong audience, another key and a replay.
 #
 # Usage: tests/interop/authlib/run.sh [extra cargo test args, e.g. a test name]
 # Idempotent: creates tests/interop/authlib/.venv (gitignored) once, reinstalls when

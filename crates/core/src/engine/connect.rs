@@ -117,7 +117,17 @@ impl Engine {
                 });
                 return;
             }
-            Err(Failure::StepUp(e) | Failure::SignInNeeded(e)) => {
+            Err(Failure::StepUp(e)) => {
+                // No valid token and the IdP wants a step-up: a state of its own, kept across
+                // processes (the expired token is dropped with the record).
+                StoredConnector {
+                    authorization_server: current.authorization_server.clone(),
+                    last_renewal: current.last_renewal.map(|t| t.unix_timestamp()),
+                    error: Some(e),
+                    ..base
+                }
+            }
+            Err(Failure::SignInNeeded(e)) => {
                 self.keep_record_with_renewal_error(id, &e).await;
                 self.publish_connector(id, |c| {
                     c.state = ConnectorState::NeedsSignIn;

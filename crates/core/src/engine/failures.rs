@@ -20,11 +20,21 @@ impl Engine {
                 &format!("your organisation has not assigned {} to you ({e})", cfg.display_name),
                 &format!("ask {} for access if you need it", self.help_desk()),
             )),
-            ExchangeError::StepUp(_) => {
+            ExchangeError::StepUp(refusal) => {
                 let err = self
-                    .oauth_error(e.code(), e.oauth_error(), &e.to_string(), "sign in again")
+                    .oauth_error(
+                        e.code(),
+                        e.oauth_error(),
+                        &format!("{} needs you to sign in again to confirm it's you ({e})", cfg.display_name),
+                        "sign in again; your company's sign-in page may ask for a second factor",
+                    )
                     .offering(FixAction::SignIn);
                 self.idp_problem_now(Some(IdpSessionState::StepUpRequired), &err);
+                // Kept with the problem (and stored), so that the next sign-in, in whichever
+                // process, asks the IdP for what it wants (RFC 9470 §3).
+                if let Some(problem) = self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    problem.step_up = Some(refusal.step_up());
+                }
                 Failure::StepUp(err)
             }
             ExchangeError::SessionInvalid(_) => {
@@ -99,7 +109,7 @@ impl Engine {
             stored_state = s.idp.state;
         });
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(StoredIdpProblem { state: stored_state, error: err.clone() });
+            Some(StoredIdpProblem { state: stored_state, error: err.clone(), step_up: None });
     }
 
     /// Maps an IdP failure during renewal to a connector failure and the IdP's state.

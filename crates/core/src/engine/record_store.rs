@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::config::{ConnectorConfig, Policy};
 use crate::records::{
-    RECORD_VERSION, StoredConnector, StoredConnectors, StoredOutcome, StoredSession, TrustedAuthorizationServer,
-    connectors_account,
+    IdpInUse, RECORD_VERSION, StoredConnector, StoredConnectors, StoredOutcome, StoredSession,
+    TrustedAuthorizationServer, connectors_account, idp_in_use_account, session_account,
 };
 use crate::status::{
     ConnectorState, ConnectorStatus, ErrorCode, FixAction, Identity, IdpSessionState, IdpStatus, STATUS_SCHEMA_VERSION,
@@ -33,10 +33,13 @@ impl Engine {
     /// Restores the session and connector records from the store and publishes them.
     /// Nothing is contacted over the network.
     pub async fn load(&self) -> Result<(), StoreError> {
+        let this_issuer =
+            |i: &Option<String>| i.as_deref().is_none_or(|i| crate::url_policy::same_uri(i, self.issuer()));
         let stored = match self.parts.store.get(&self.session_account())? {
             None => None,
             Some(json) => match serde_json::from_str::<StoredSession>(&json) {
-                Ok(s) if s.v == RECORD_VERSION => Some(s),
+                // Another issuer's tokens are never used (SEP-2352), whatever account they are in.
+                Ok(s) if s.v == RECORD_VERSION && this_issuer(&s.idp_issuer) => Some(s),
                 // A damaged or foreign record is treated as signed out, never as a crash.
                 _ => None,
             },
@@ -45,6 +48,7 @@ impl Engine {
             Some(json) => serde_json::from_str(&json).unwrap_or_default(),
             None => StoredConnectors::default(),
         };
+        let documents = if this_issuer(&documents.idp_issuer) { documents } else { StoredConnectors::default() };
         let same_url = |id: &str, url: &str| {
             self.policy.connector(id).is_some_and(|c| crate::url_policy::same_uri(url, c.mcp_url.as_str()))
         };
@@ -56,17 +60,28 @@ impl Engine {
             .collect();
         *self.trusted_as.lock().unwrap_or_else(|p| p.into_inner()) = trusted;
         let Some(session) = stored else {
-            self.publish(|s| *s = initial_snapshot(&self.policy, self.now()));
+            let moved = self.forget_another_idp();
+            self.publish(|s| {
+                *s = initial_snapshot(&self.policy, self.now());
+                s.idp.last_error = moved;
+            });
             return Ok(());
         };
         let sub = session.identity.as_ref().map(|i| i.sub.clone()).unwrap_or_default();
         let stored = documents;
         let idp_problem = stored.idp_problem.clone().filter(|_| stored.v == RECORD_VERSION);
-        let records: BTreeMap<String, StoredConnector> = stored
+        // A connector the policy now sends through another authorization server: its token came
+        // from the old one and is never used (SEP-2352); it reconnects through the new one.
+        let moved_as = |id: &str, r: &StoredConnector| {
+            let pin = self.policy.connector(id).and_then(|c| c.authorization_server.as_ref());
+            pin.zip(r.authorization_server.as_ref())
+                .is_some_and(|(pin, a)| !crate::url_policy::same_uri(a, pin.as_str()))
+        };
+        let (records, moved): (BTreeMap<String, StoredConnector>, BTreeMap<String, StoredConnector>) = stored
             .records
             .into_iter()
             .filter(|(id, r)| stored.v == RECORD_VERSION && r.sub == sub && same_url(id, &r.mcp_url))
-            .collect();
+            .partition(|(id, r)| !moved_as(id, r));
         let idp_state = if let Some(problem) = &idp_problem {
             // What the last renewal found, in whatever process it ran, until one succeeds.
             problem.state
@@ -90,8 +105,16 @@ impl Engine {
                     None => {
                         c.state = ConnectorState::Error;
                         c.identity = session.identity.clone();
+                        let message = match moved.get(&c.id).and_then(|r| r.authorization_server.as_deref()) {
+                            Some(old) => format!(
+                                "{} now goes through another authorization server than {old}, by your organisation's \
+                                 policy; its old token is not used",
+                                c.display_name
+                            ),
+                            None => "not connected yet".to_string(),
+                        };
                         c.error = Some(
-                            self.error(ErrorCode::NotConnected, "not connected yet", "connect it now")
+                            self.error(ErrorCode::NotConnected, &message, "connect it now")
                                 .offering(FixAction::Refresh),
                         );
                     }
@@ -121,6 +144,7 @@ impl Engine {
             let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
             let doc = StoredConnectors {
                 v: RECORD_VERSION,
+                idp_issuer: Some(self.issuer().to_string()),
                 records: records.clone(),
                 idp_problem: self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                 trusted_authorization_servers: self.trusted_as.lock().unwrap_or_else(|p| p.into_inner()).clone(),
@@ -152,6 +176,45 @@ impl Engine {
         if let Err(err) = self.write_records().await {
             tracing::warn!(connector = id, code = err.code().wire(None), "could not store the renewal error");
         }
+    }
+}
+
+impl Engine {
+    /// The account noting the IdP of the last sign-in under this policy's place.
+    pub(super) fn idp_in_use_account(&self) -> String {
+        idp_in_use_account(&self.policy.source.path().display().to_string())
+    }
+
+    /// When the last sign-in was at another IdP (or client) than the policy's now: its stored
+    /// session and records are deleted (never sent to anyone: SEP-2352), and the reason the user
+    /// must sign in again is returned for the status. Kept until the next sign-in, so every
+    /// process tells the same story.
+    fn forget_another_idp(&self) -> Option<StatusError> {
+        let json = self.parts.store.get(&self.idp_in_use_account()).ok().flatten()?;
+        let last: IdpInUse = serde_json::from_str(&json).ok()?;
+        if crate::url_policy::same_uri(&last.issuer, self.issuer()) && last.client_id == self.policy.idp.client_id {
+            return None;
+        }
+        for account in
+            [session_account(&last.issuer, &last.client_id), connectors_account(&last.issuer, &last.client_id)]
+        {
+            if let Err(e) = self.parts.store.delete(&account) {
+                tracing::warn!(code = e.code().wire(None), "could not delete the previous IdP's tokens");
+            }
+        }
+        let host = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_string));
+        let (old, new) = (host(&last.issuer).unwrap_or_else(|| last.issuer.clone()), self.policy.idp.name());
+        Some(
+            self.error(
+                ErrorCode::IdpChanged,
+                &format!(
+                    "your organisation now signs you in with {new} instead of {old}; the tokens from {old} were \
+                     removed and are never sent"
+                ),
+                "sign in again; your settings are kept",
+            )
+            .offering(FixAction::SignIn),
+        )
     }
 }
 
@@ -210,7 +273,8 @@ pub(super) fn apply_record(c: &mut ConnectorStatus, r: &StoredConnector, identit
             c.token_fingerprint = None;
         }
         StoredOutcome::Error => {
-            c.state = ConnectorState::Error;
+            let step_up = r.error.as_ref().is_some_and(|e| e.code == ErrorCode::StepUpRequired);
+            c.state = if step_up { ConnectorState::StepUpRequired } else { ConnectorState::Error };
             c.expires_at = None;
             c.token_fingerprint = None;
         }

@@ -164,6 +164,7 @@ fn store_with_id_token_until(expires: OffsetDateTime) -> Arc<MemoryStore> {
         refresh_token: Some(RefreshToken::new("rt")),
         signed_in_at: t0().unix_timestamp(),
         refresh_token_subject: None,
+        idp_issuer: None,
     };
     store.set(&session_key(), &serde_json::to_string(&session).unwrap()).unwrap();
     store

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::records::{RECORD_VERSION, StoredSession};
+use crate::records::{IdpInUse, RECORD_VERSION, StoredSession};
 use crate::signin::loopback::LoopbackListener;
 use crate::signin::{BrowserOpener, IdpClient, SignInError};
 use crate::status::{ConnectorState, Identity, IdpSessionState};
@@ -28,7 +28,16 @@ impl Engine {
     pub async fn sign_in(&self, browser: &dyn BrowserOpener, timeout: Duration) -> Result<Identity, EngineError> {
         let idp = self.idp_client().await?;
         let listener = LoopbackListener::bind().await.map_err(SignInError::from)?;
-        let (url, pending) = idp.authorization_request(&listener.redirect_uri())?;
+        // A step-up the IdP asked for is sent with this sign-in (RFC 9470 §3): once, since a
+        // sign-in that succeeds clears it, and the browser opens only because the user asked.
+        let step_up = self
+            .idp_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|p| p.state == IdpSessionState::StepUpRequired)
+            .and_then(|p| p.step_up.clone());
+        let (url, pending) = idp.authorization_request_with(&listener.redirect_uri(), step_up.as_ref())?;
         browser.open(url.as_str()).map_err(SignInError::Browser)?;
         let tokens = idp.complete(self.parts.transport.as_ref(), listener, pending, timeout).await?;
         let identity = tokens.identity.clone().ok_or_else(|| SignInError::InvalidResponse("no identity".into()))?;
@@ -42,8 +51,14 @@ impl Engine {
             refresh_token: tokens.refresh_token,
             signed_in_at: self.now().unix_timestamp(),
             refresh_token_subject: learned,
+            idp_issuer: Some(self.issuer().to_string()),
         };
         self.save_session(&session)?;
+        let in_use = IdpInUse { issuer: self.issuer().to_string(), client_id: self.policy.idp.client_id.clone() };
+        let noted = serde_json::to_string(&in_use).expect("serialises");
+        if let Err(e) = self.parts.store.set(&self.idp_in_use_account(), &noted) {
+            tracing::warn!(code = e.code().wire(None), "could not note which IdP this sign-in used");
+        }
         let previous_sub = self.session.lock().await.replace(session.clone()).and_then(|s| s.identity).map(|i| i.sub);
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -90,6 +105,7 @@ impl Engine {
             },
         };
         self.parts.store.delete(&self.session_account())?;
+        self.parts.store.delete(&self.idp_in_use_account())?;
         self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -230,6 +230,54 @@ mod tests {
         assert!(req_has_no_basic(&a));
     }
 
+    /// The whole request of a connector grant with `private_key_jwt` (RFC 7523 §2.1 grant, §2.2
+    /// client authentication), as an AS sees it: the form in order, and the assertion's header and
+    /// claims, its signature checked with the key's public half.
+    #[test]
+    fn connector_grant_with_private_key_jwt_is_exactly_this_request() {
+        use crate::oauth::client_auth::tests::{test_key_auth, verified};
+        let auth = test_key_auth(Some("ema-2026"));
+        let endpoint = Url::parse("https://as.example.com/tenant/oauth2/token").unwrap();
+        let scopes = vec!["read".to_string(), "write".to_string()];
+        let req = JwtBearerGrant {
+            token_endpoint: &endpoint,
+            client_id: "ema-linear",
+            client_auth: &auth,
+            assertion: IdJag::new("id.jag.jwt"),
+            scopes: &scopes,
+            resource: "https://mcp.example.com/mcp",
+        }
+        .build(1_700_000_000)
+        .unwrap();
+        assert_eq!(req.method(), http::Method::POST);
+        assert_eq!(req.uri(), "https://as.example.com/tenant/oauth2/token");
+        assert_eq!(req.headers()["content-type"], "application/x-www-form-urlencoded");
+        assert!(req_has_no_basic(&req), "the assertion is the only client authentication");
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.body()).into_owned().collect();
+        let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["grant_type", "assertion", "scope", "resource", "client_id", "client_assertion_type", "client_assertion"]
+        );
+        let value = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap();
+        assert_eq!(value("grant_type"), GRANT_TYPE_JWT_BEARER);
+        assert_eq!(value("assertion"), "id.jag.jwt");
+        assert_eq!(value("scope"), "read write");
+        assert_eq!(value("resource"), "https://mcp.example.com/mcp");
+        assert_eq!(value("client_id"), "ema-linear");
+        assert_eq!(value("client_assertion_type"), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        let (header, claims) = verified(value("client_assertion"));
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some("ema-2026"));
+        assert_eq!(header.typ.as_deref(), Some("JWT"), "RFC 7523 / OIDC Core §9 audience: not the rfc7523bis type");
+        assert_eq!(claims["iss"], "ema-linear");
+        assert_eq!(claims["sub"], "ema-linear");
+        assert_eq!(claims["aud"], "https://as.example.com/tenant/oauth2/token", "the token endpoint, one string");
+        assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
+        assert_eq!(claims["iat"], 1_700_000_000);
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 60);
+    }
+
     fn req_has_no_basic(req: &HttpRequest) -> bool {
         req.headers().get("authorization").is_none()
     }

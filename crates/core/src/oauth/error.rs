@@ -4,7 +4,7 @@
 //! the status. Descriptions are server text: they are truncated and stripped of anything that
 //! looks like a token before they reach status or diagnostics.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::TransportError;
 use crate::redact::{has_known_secret_prefix, looks_like_token, scrub};
@@ -26,7 +26,37 @@ pub struct OAuthErrorResponse {
     pub acr_values: Option<String>,
 }
 
+/// What a step-up asks of the next sign-in (RFC 9470 §3, from `insufficient_user_authentication`):
+/// sent as `max_age` and `acr_values` in the authorization request (OIDC Core §3.1.2.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepUp {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    /// Space-separated authentication context classes, most preferred first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_values: Option<String>,
+}
+
+impl StepUp {
+    /// A value the server chose is put in a URL the browser opens: at most 8 classes of at most
+    /// 200 printable characters (no quotes or backslashes), the rest dropped.
+    fn sanitized(max_age: Option<u64>, acr_values: Option<&str>) -> StepUp {
+        let acr: Vec<&str> = acr_values
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .filter(|v| v.len() <= 200 && v.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\'))
+            .take(8)
+            .collect();
+        StepUp { max_age, acr_values: (!acr.is_empty()).then(|| acr.join(" ")) }
+    }
+}
+
 impl OAuthErrorResponse {
+    /// What this error asks of the next sign-in, when it is a step-up (RFC 9470 §3).
+    pub fn step_up(&self) -> StepUp {
+        StepUp::sanitized(self.max_age, self.acr_values.as_deref())
+    }
+
     /// Parses an error body; `None` when it is not RFC 6749 §5.2 JSON.
     pub fn parse(body: &[u8]) -> Option<Self> {
         let mut e: OAuthErrorResponse = serde_json::from_slice(body).ok()?;

@@ -9,5 +9,5 @@ pub mod client_auth;
 pub mod error;
 pub mod token_request;
 
-pub use error::{OAuthErrorResponse, ResponseError};
+pub use error::{OAuthErrorResponse, ResponseError, StepUp};
 pub use token_request::{TokenRequest, TokenResponse, parse_token_response};

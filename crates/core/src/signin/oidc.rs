@@ -110,6 +110,8 @@ pub struct PendingSignIn {
     nonce: Nonce,
     pkce_verifier: PkceCodeVerifier,
     redirect_uri: String,
+    /// The `max_age` sent (a step-up): the ID token's `auth_time` must meet it.
+    max_age: Option<u64>,
 }
 
 impl std::fmt::Debug for PendingSignIn {
@@ -137,6 +139,9 @@ pub struct IdpClient {
     /// RFC 9207 §3: the IdP sends `iss` on every authorization response.
     issuer_in_response: bool,
 }
+
+/// Clock difference allowed when checking `auth_time` against `max_age`.
+const AUTH_TIME_LEEWAY_SECS: i64 = 60;
 
 impl IdpClient {
     /// OIDC Discovery §4: fetches `<issuer>/.well-known/openid-configuration` and the JWKS.
@@ -221,6 +226,16 @@ impl IdpClient {
 
     /// The authorization request (OIDC Core §3.1.2.1) with PKCE S256, `state` and `nonce`.
     pub fn authorization_request(&self, redirect_uri: &str) -> Result<(Url, PendingSignIn), SignInError> {
+        self.authorization_request_with(redirect_uri, None)
+    }
+
+    /// The authorization request, with what a step-up asks (RFC 9470 §3 through OIDC Core
+    /// §3.1.2.1 `max_age` and `acr_values`) when there is one.
+    pub fn authorization_request_with(
+        &self,
+        redirect_uri: &str,
+        step_up: Option<&crate::oauth::StepUp>,
+    ) -> Result<(Url, PendingSignIn), SignInError> {
         let redirect =
             RedirectUrl::new(redirect_uri.to_string()).map_err(|e| SignInError::InvalidResponse(e.to_string()))?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -239,8 +254,18 @@ impl IdpClient {
                 other => CoreAuthPrompt::Extension(other.to_string()),
             });
         }
+        let max_age = step_up.and_then(|s| s.max_age);
+        if let Some(seconds) = max_age {
+            req = req.set_max_age(std::time::Duration::from_secs(seconds));
+        }
+        for class in step_up.and_then(|s| s.acr_values.as_deref()).unwrap_or_default().split_ascii_whitespace() {
+            req = req.add_auth_context_value(openidconnect::AuthenticationContextClass::new(class.to_string()));
+        }
         let (url, state, nonce) = req.url();
-        Ok((url, PendingSignIn { state, nonce, pkce_verifier: verifier, redirect_uri: redirect_uri.to_string() }))
+        Ok((
+            url,
+            PendingSignIn { state, nonce, pkce_verifier: verifier, redirect_uri: redirect_uri.to_string(), max_age },
+        ))
     }
 
     /// Sends a token request with the policy's client authentication (the same code path as
@@ -280,6 +305,7 @@ impl IdpClient {
         &self,
         id_token: &CoreIdToken,
         nonce: Option<&Nonce>,
+        max_age: Option<u64>,
     ) -> Result<(IdToken, Option<OffsetDateTime>, Identity), SignInError> {
         let client = self.client();
         let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
@@ -289,6 +315,20 @@ impl IdpClient {
             None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
         }
         .map_err(|e| SignInError::IdToken(scrub(&e.to_string(), 200)))?;
+        if let Some(max_age) = max_age {
+            // OIDC Core §3.1.2.1: with `max_age` the ID token MUST carry `auth_time`, and
+            // §3.1.3.7 (13) has the client check it: a step-up that did not re-authenticate is
+            // refused here rather than looping through the exchange's refusal again.
+            let Some(auth_time) = claims.auth_time() else {
+                return Err(SignInError::IdToken("the ID token has no auth_time although max_age was sent".into()));
+            };
+            let age = OffsetDateTime::now_utc().unix_timestamp() - auth_time.timestamp();
+            if age > i64::try_from(max_age).unwrap_or(i64::MAX).saturating_add(AUTH_TIME_LEEWAY_SECS) {
+                return Err(SignInError::IdToken(format!(
+                    "the IdP did not sign you in again: the sign-in is {age} s old, and at most {max_age} s was asked"
+                )));
+            }
+        }
         Ok((
             IdToken::new(id_token.to_string()),
             OffsetDateTime::from_unix_timestamp(claims.expiration().timestamp()).ok(),
@@ -314,7 +354,7 @@ impl IdpClient {
         let id_token = resp.id_token().ok_or_else(|| {
             SignInError::InvalidResponse("no `id_token` in the response (is `openid` in the requested scopes?)".into())
         })?;
-        let (id_token, exp, mut identity) = self.verify_id_token(id_token, Some(&pending.nonce))?;
+        let (id_token, exp, mut identity) = self.verify_id_token(id_token, Some(&pending.nonce), pending.max_age)?;
         self.complete_identity(transport, &mut identity, resp.access_token().secret()).await;
         Ok(SessionTokens {
             id_token: Some(id_token),
@@ -344,7 +384,7 @@ impl IdpClient {
             refresh_token: resp.refresh_token().map(|r| RefreshToken::new(r.secret().clone())),
         };
         if let Some(id_token) = resp.id_token() {
-            let (id_token, exp, mut identity) = self.verify_id_token(id_token, None)?;
+            let (id_token, exp, mut identity) = self.verify_id_token(id_token, None, None)?;
             self.complete_identity(transport, &mut identity, resp.access_token().secret()).await;
             out.id_token = Some(id_token);
             out.id_token_expires_at = exp;

@@ -212,6 +212,11 @@ const USERINFO: &str = "https://idp.example.com/me";
 /// An IdP like oidc-provider with its default `conformIdTokenClaims`: the ID token of the
 /// code flow has no `email`/`name` (OIDC Core §5.4), UserInfo has them.
 fn thin_id_token_idp(nonce: &str, userinfo: &serde_json::Value) -> FakeTransport {
+    id_token_idp(nonce, userinfo, Some(OffsetDateTime::now_utc().unix_timestamp()))
+}
+
+/// An IdP whose code exchange answers with an ID token signed in at `auth_time` (or without it).
+fn id_token_idp(nonce: &str, userinfo: &serde_json::Value, auth_time: Option<i64>) -> FakeTransport {
     let t = fake_idp();
     t.json(
         "https://idp.example.com/.well-known/openid-configuration",
@@ -232,8 +237,11 @@ fn thin_id_token_idp(nonce: &str, userinfo: &serde_json::Value) -> FakeTransport
     );
     t.json("https://idp.example.com/oauth2/v1/keys", 200, &format!(r#"{{"keys":[{TEST_KEY_JWK}]}}"#));
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let claims = serde_json::json!({"iss": ISSUER, "sub": "alice", "aud": "ema-desktop", "exp": now + 3600,
-        "iat": now, "nonce": nonce, "auth_time": now});
+    let mut claims = serde_json::json!({"iss": ISSUER, "sub": "alice", "aud": "ema-desktop", "exp": now + 3600,
+        "iat": now, "nonce": nonce});
+    if let Some(at) = auth_time {
+        claims["auth_time"] = at.into();
+    }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("k1".into());
     let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-client-key.pem")).unwrap();
@@ -302,4 +310,45 @@ async fn discovery_refuses_a_mismatched_issuer_and_errors_never_echo_secrets() {
         .unwrap_err();
     assert!(err.to_string().contains("evil.example.com"), "{err}");
     assert!(!format!("{err} {err:?}").contains("canary-sec"));
+}
+
+#[tokio::test]
+async fn a_step_up_sign_in_asks_for_max_age_and_acr_values_and_checks_auth_time() {
+    let t = fake_idp();
+    let idp = IdpClient::discover(&t, &idp_config(r#"{"method":"none"}"#)).await.unwrap();
+    let step_up = crate::oauth::StepUp { max_age: Some(300), acr_values: Some("urn:acr:mfa urn:acr:hwk".into()) };
+    let (url, _) = idp.authorization_request_with("http://127.0.0.1:5555/callback", Some(&step_up)).unwrap();
+    let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["max_age"], "300");
+    assert_eq!(q["acr_values"], "urn:acr:mfa urn:acr:hwk");
+    let (plain, _) = idp.authorization_request("http://127.0.0.1:5555/callback").unwrap();
+    assert!(!plain.query().unwrap().contains("max_age") && !plain.query().unwrap().contains("acr_values"));
+
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let only_max_age = crate::oauth::StepUp { max_age: Some(300), acr_values: None };
+    for (auth_time, accepted) in [(Some(now - 10), true), (Some(now - 3600), false), (None, false)] {
+        let (_, pending) =
+            idp.authorization_request_with("http://127.0.0.1:5555/callback", Some(&only_max_age)).unwrap();
+        let t = id_token_idp(pending.nonce.secret(), &serde_json::json!({"sub": "alice"}), auth_time);
+        let idp = IdpClient::discover(&t, &idp_config(r#"{"method":"none"}"#)).await.unwrap();
+        let result = idp.exchange_code(&t, "the-code".into(), pending).await;
+        assert_eq!(result.is_ok(), accepted, "auth_time {auth_time:?}: {:?}", result.err());
+        if let Err(e) = result {
+            assert_eq!(e.code(), "id-token-invalid", "{e}");
+            assert!(e.to_string().contains("auth_time") || e.to_string().contains("did not sign you in again"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_server_s_step_up_values_are_kept_only_when_they_are_plain_classes() {
+    let parse = |body: &str| crate::oauth::OAuthErrorResponse::parse(body.as_bytes()).unwrap().step_up();
+    let s = parse(r#"{"error":"insufficient_user_authentication","max_age":5,"acr_values":"urn:a  urn:b"}"#);
+    assert_eq!((s.max_age, s.acr_values.as_deref()), (Some(5), Some("urn:a urn:b")));
+    let hostile = format!(
+        r#"{{"error":"insufficient_user_authentication","acr_values":"ok \"x\" {} a\u0001b"}}"#,
+        "l".repeat(300)
+    );
+    assert_eq!(parse(&hostile).acr_values.as_deref(), Some("ok"), "quotes, overlong and control characters go");
+    assert_eq!(parse(r#"{"error":"insufficient_user_authentication"}"#), crate::oauth::StepUp::default());
 }

@@ -137,6 +137,8 @@ pub enum ErrorCode {
     AsPinMismatch,
     /// The MCP server names another authorization server than the one first trusted.
     AuthorizationServerChanged,
+    /// The policy moved to another IdP (or IdP client) than the last sign-in's: sign in again.
+    IdpChanged,
     /// The IdP does not assign this connector to the user (a state, not a failure).
     NotEntitled,
     /// The IdP wants a fresher or stronger sign-in (RFC 9470).
@@ -232,6 +234,7 @@ impl ErrorCode {
         Some(match self {
             ErrorCode::AsPinMismatch => "as-pin-mismatch",
             ErrorCode::AuthorizationServerChanged => "authorization-server-changed",
+            ErrorCode::IdpChanged => "idp-changed",
             ErrorCode::NotEntitled => "not-entitled",
             ErrorCode::StepUpRequired => "step-up-required",
             ErrorCode::IdpSessionInvalid => "idp-session-invalid",
@@ -346,6 +349,7 @@ impl ErrorCode {
         vec![
             AsPinMismatch,
             AuthorizationServerChanged,
+            IdpChanged,
             NotEntitled,
             StepUpRequired,
             IdpSessionInvalid,
@@ -418,6 +422,7 @@ fn exhaustive(c: &ErrorCode) {
         | Keyring(KeyringCode::Unavailable | KeyringCode::Denied | KeyringCode::EntryDamaged) => {}
         AsPinMismatch
         | AuthorizationServerChanged
+        | IdpChanged
         | NotEntitled
         | StepUpRequired
         | IdpSessionInvalid

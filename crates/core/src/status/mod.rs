@@ -81,6 +81,9 @@ pub enum ConnectorState {
     Expired,
     /// The IdP says this user is not assigned to the connector.
     NotEntitled,
+    /// The IdP wants a fresher or stronger sign-in before it lets this connector through
+    /// (RFC 9470 step-up), and no valid token remains: the user signs in again, once.
+    StepUpRequired,
     /// Something failed; see `error`.
     Error,
 }
@@ -91,6 +94,7 @@ impl ConnectorState {
         matches!(
             self,
             ConnectorState::NeedsSignIn
+                | ConnectorState::StepUpRequired
                 | ConnectorState::Expired
                 | ConnectorState::Error
                 | ConnectorState::ExpiringSoon

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::GRANT_JWT_BEARER;
+use crate::oauth::ClientAuthMethod;
 use crate::state::SandboxState;
 
 /// Profile identifier advertised for ID-JAG support
@@ -49,14 +50,22 @@ pub(super) async fn authorization_server(State(state): State<Arc<SandboxState>>,
         return not_found(&id);
     };
     let issuer = state.as_issuer(&id);
-    axum::Json(serde_json::json!({
+    let method = connector.client.method;
+    let mut metadata = serde_json::json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/token"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "grant_types_supported": [GRANT_JWT_BEARER],
-        "token_endpoint_auth_methods_supported": [connector.client.method.as_str()],
+        "token_endpoint_auth_methods_supported": [method.as_str()],
         "authorization_grant_profiles_supported": [ID_JAG_GRANT_PROFILE],
         "scopes_supported": connector.def.scopes,
-    }))
-    .into_response()
+    });
+    if method == ClientAuthMethod::PrivateKeyJwt {
+        // RFC 8414 §2: required when `private_key_jwt` is listed; the revocation endpoint
+        // authenticates the client the same way (RFC 7009 §2.1).
+        metadata["token_endpoint_auth_signing_alg_values_supported"] = serde_json::json!(["ES256"]);
+        metadata["revocation_endpoint_auth_methods_supported"] = serde_json::json!([method.as_str()]);
+        metadata["revocation_endpoint_auth_signing_alg_values_supported"] = serde_json::json!(["ES256"]);
+    }
+    axum::Json(metadata).into_response()
 }

@@ -32,7 +32,7 @@ pub(super) async fn revoke(
         return Err(OAuthError::invalid_request(format!("no connector {id}")));
     };
     let form = parse_form(&headers, &body)?;
-    connector.client.authenticate(&headers, &form)?;
+    connector.client.authenticate_at(&headers, &form, Some(&format!("{}/revoke", state.as_issuer(&id))))?;
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("missing token"))?;
     let mut stores = state.stores();
     let hash = token_hash(token);

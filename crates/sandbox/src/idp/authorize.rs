@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::SUPPORTED_SCOPES;
+use super::{STEP_UP_ACR, SUPPORTED_SCOPES};
 use crate::html;
 use crate::oauth::{random_token, split_scope, token_hash};
 use crate::state::{AUTH_CODE_TTL_SECS, AuthCode, SandboxState};
@@ -28,6 +28,8 @@ const CARRIED_PARAMS: &[&str] = &[
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    "max_age",
+    "acr_values",
 ];
 
 /// A validated authorization request.
@@ -39,6 +41,9 @@ struct AuthorizationRequest {
     nonce: Option<String>,
     code_challenge: String,
     scopes: Vec<String>,
+    /// The step-up class this sign-in meets: [`STEP_UP_ACR`] when `acr_values` asked for it
+    /// (the sandbox's login form stands for the stronger authentication too).
+    acr: Option<String>,
 }
 
 /// How an invalid request is refused.
@@ -130,7 +135,20 @@ fn validate(state: &SandboxState, params: &HashMap<String, String>) -> Result<Au
         return Err(fail("invalid_scope", "scope must include openid"));
     }
     let scopes = requested.into_iter().filter(|s| SUPPORTED_SCOPES.contains(&s.as_str())).collect();
-    Ok(AuthorizationRequest { client_id, redirect_uri, state: st.clone(), nonce: get("nonce"), code_challenge, scopes })
+    // OIDC Core §3.1.2.1: `max_age` is a number of seconds; a fresh sign-in always meets it.
+    if get("max_age").is_some_and(|m| m.parse::<u64>().is_err()) {
+        return Err(fail("invalid_request", "max_age must be a number of seconds"));
+    }
+    let acr = get("acr_values").filter(|v| v.split(' ').any(|a| a == STEP_UP_ACR)).map(|_| STEP_UP_ACR.to_owned());
+    Ok(AuthorizationRequest {
+        client_id,
+        redirect_uri,
+        state: st.clone(),
+        nonce: get("nonce"),
+        code_challenge,
+        scopes,
+        acr,
+    })
 }
 
 fn render_login(params: &HashMap<String, String>, username: &str, error: Option<&str>, status: StatusCode) -> Response {
@@ -179,6 +197,7 @@ pub(super) async fn login(State(state): State<Arc<SandboxState>>, body: axum::bo
             scopes: request.scopes,
             user,
             auth_time: now,
+            acr: request.acr,
             expires_at: now + AUTH_CODE_TTL_SECS,
         },
     );

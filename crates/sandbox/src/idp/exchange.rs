@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::token::IdTokenClaims;
-use super::{TOKEN_TYPE_ID_JAG, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_REFRESH_TOKEN};
+use super::{STEP_UP_ACR, STEP_UP_MAX_AGE_SECS, TOKEN_TYPE_ID_JAG, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_REFRESH_TOKEN};
 use crate::jwt::{TYP_ID_JAG, VerifyError};
 use crate::oauth::{OAuthError, split_scope, token_hash};
 use crate::state::{LEEWAY_SECS, SandboxState};
@@ -60,7 +60,7 @@ fn verify_subject_token(state: &SandboxState, token: &str) -> Result<IdTokenClai
 /// client, as a refresh grant would (RFC 6749 §6) but without spending it: the refresh token
 /// stays valid and is not rotated (the ID-JAG draft says the exchange SHOULD NOT return a
 /// `refresh_token`). Gives the user and the time they signed in.
-fn verify_refresh_subject(state: &SandboxState, token: &str) -> Result<(&'static DemoUser, i64), OAuthError> {
+fn verify_refresh_subject(state: &SandboxState, token: &str) -> Result<Subject, OAuthError> {
     if !state.knobs.get().refresh_token_subject {
         state.stores().count("exchange-refresh-token-refused");
         return Err(OAuthError::invalid_request(format!(
@@ -79,7 +79,20 @@ fn verify_refresh_subject(state: &SandboxState, token: &str) -> Result<(&'static
     if grant.expires_at <= now {
         return Err(OAuthError::invalid_grant("subject_token: refresh token expired"));
     }
-    Ok((grant.user, grant.auth_time))
+    Ok(Subject { user: grant.user, auth_time: grant.auth_time, acr: grant.acr.clone() })
+}
+
+/// Who the subject token stands for, and how they signed in.
+struct Subject {
+    user: &'static DemoUser,
+    auth_time: i64,
+    acr: Option<String>,
+}
+
+/// Whether the sign-in behind the subject meets a connector's step-up demand: the stronger
+/// class ([`STEP_UP_ACR`]) within [`STEP_UP_MAX_AGE_SECS`] (RFC 9470 §3's two demands).
+fn meets_step_up(state: &SandboxState, subject: &Subject) -> bool {
+    subject.acr.as_deref() == Some(STEP_UP_ACR) && state.now() - subject.auth_time <= STEP_UP_MAX_AGE_SECS as i64
 }
 
 /// Token exchange (RFC 8693 §2.1) issuing an ID-JAG; the client is already authenticated.
@@ -92,12 +105,12 @@ pub(super) fn token_exchange(
         return Err(OAuthError::invalid_request(format!("requested_token_type must be {TOKEN_TYPE_ID_JAG}")));
     }
     let subject_token = param("subject_token").ok_or_else(|| OAuthError::invalid_request("missing subject_token"))?;
-    let (user, auth_time) = match param("subject_token_type") {
+    let subject = match param("subject_token_type") {
         Some(TOKEN_TYPE_ID_TOKEN) => {
             let id_token = verify_subject_token(state, subject_token)?;
             let user = find_by_subject(&id_token.sub)
                 .ok_or_else(|| OAuthError::invalid_request("subject_token names an unknown user"))?;
-            (user, id_token.auth_time)
+            Subject { user, auth_time: id_token.auth_time, acr: id_token.acr }
         }
         Some(TOKEN_TYPE_REFRESH_TOKEN) => verify_refresh_subject(state, subject_token)?,
         _ => {
@@ -117,15 +130,17 @@ pub(super) fn token_exchange(
     {
         return Err(OAuthError::new("invalid_target", format!("resource is not the MCP server of {id}")));
     }
-    if state.knobs.get().step_up_required.contains(id) {
+    if state.knobs.get().step_up_required.contains(id) && !meets_step_up(state, &subject) {
         return Err(OAuthError {
-            max_age: Some(0),
+            max_age: Some(STEP_UP_MAX_AGE_SECS),
+            acr_values: Some(STEP_UP_ACR.to_owned()),
             ..OAuthError::new(
                 "insufficient_user_authentication",
-                format!("{id} requires a fresh sign-in (sandbox knob step_up_required)"),
+                format!("{id} requires a recent sign-in with {STEP_UP_ACR} (sandbox knob step_up_required)"),
             )
         });
     }
+    let (user, auth_time) = (subject.user, subject.auth_time);
     let unassigned = state.knobs.get().unassigned.get(user.username).is_some_and(|ids| ids.contains(id));
     if unassigned || !is_entitled(user, id, target.everyone) {
         tracing::info!(user = user.username, connector = id, "idp: not entitled");

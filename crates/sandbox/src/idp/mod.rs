@@ -33,6 +33,12 @@ pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token
 /// draft-ietf-oauth-identity-assertion-authz-grant-02 (as Okta does).
 pub const TOKEN_TYPE_REFRESH_TOKEN: &str = "urn:ietf:params:oauth:token-type:refresh_token";
 
+/// The authentication context class a step-up asks for (OIDC Core §2 `acr`; RFC 9470 §3
+/// `acr_values`): a sign-in whose authorization request names it meets it.
+pub const STEP_UP_ACR: &str = "urn:ema:sandbox:acr:mfa";
+/// How recent (in seconds) a sign-in must be to meet a step-up (RFC 9470 §3 `max_age`).
+pub const STEP_UP_MAX_AGE_SECS: u64 = 300;
+
 /// Scopes the IdP knows; others in an authorization request are dropped.
 pub const SUPPORTED_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access", "groups"];
 

@@ -32,6 +32,9 @@ pub(super) struct IdTokenClaims {
     pub auth_time: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// OIDC Core §2: the authentication context class met, when the sign-in asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     pub email: String,
     pub email_verified: bool,
     pub name: String,
@@ -95,7 +98,7 @@ fn authorization_code(state: &SandboxState, form: &HashMap<String, String>) -> R
         return Err(OAuthError::invalid_grant("code_verifier does not match code_challenge (PKCE S256)"));
     }
     tracing::info!(user = grant.user.username, "idp: code redeemed");
-    issue_tokens(state, grant.user, &grant.scopes, grant.auth_time, grant.nonce)
+    issue_tokens(state, grant.user, &grant.scopes, grant.auth_time, grant.nonce, grant.acr)
 }
 
 /// Refresh token grant (RFC 6749 §6): a new ID token (without `nonce`, OIDC Core
@@ -124,7 +127,7 @@ fn refresh_token(state: &SandboxState, form: &HashMap<String, String>) -> Result
     }
     tracing::info!(user = grant.user.username, "idp: refresh token rotated");
     state.stores().count("refresh");
-    let mut response = issue_tokens(state, grant.user, &scopes, grant.auth_time, None)?;
+    let mut response = issue_tokens(state, grant.user, &scopes, grant.auth_time, None, grant.acr)?;
     if state.knobs.get().refresh_omits_id_token
         && let Some(fields) = response.as_object_mut()
     {
@@ -139,12 +142,19 @@ pub(crate) fn id_token_for(
     user: &DemoUser,
     auth_time: i64,
     nonce: Option<String>,
+    acr: Option<String>,
 ) -> Result<String, String> {
-    state.key.sign(TYP_JWT, &id_token_claims(state, user, auth_time, nonce))
+    state.key.sign(TYP_JWT, &id_token_claims(state, user, auth_time, nonce, acr))
 }
 
 /// The claims of an ID token for `user` (OIDC Core §2), issued now.
-fn id_token_claims(state: &SandboxState, user: &DemoUser, auth_time: i64, nonce: Option<String>) -> IdTokenClaims {
+fn id_token_claims(
+    state: &SandboxState,
+    user: &DemoUser,
+    auth_time: i64,
+    nonce: Option<String>,
+    acr: Option<String>,
+) -> IdTokenClaims {
     let now = state.now();
     IdTokenClaims {
         iss: state.idp_issuer(),
@@ -154,6 +164,7 @@ fn id_token_claims(state: &SandboxState, user: &DemoUser, auth_time: i64, nonce:
         iat: now,
         auth_time,
         nonce,
+        acr,
         email: user.email.to_owned(),
         email_verified: true,
         name: user.name.to_owned(),
@@ -172,7 +183,7 @@ fn faulty_id_token(
 ) -> Result<String, String> {
     use crate::IdTokenFault::*;
     let now = state.now();
-    let mut claims = id_token_claims(state, user, auth_time, nonce);
+    let mut claims = id_token_claims(state, user, auth_time, nonce, None);
     match fault {
         BadSignature => return crate::jwt::SigningKeyPair::generate()?.sign(TYP_JWT, &claims),
         WrongNonce => claims.nonce = Some("not-the-nonce-you-sent".to_owned()),
@@ -192,11 +203,12 @@ fn issue_tokens(
     scopes: &[String],
     auth_time: i64,
     nonce: Option<String>,
+    acr: Option<String>,
 ) -> Result<serde_json::Value, OAuthError> {
     let knobs = state.knobs.get();
     let now = state.now();
     let id_token = match knobs.id_token_fault {
-        None => id_token_for(state, user, auth_time, nonce),
+        None => id_token_for(state, user, auth_time, nonce, acr.clone()),
         Some(fault) => faulty_id_token(state, user, auth_time, nonce, fault),
     }
     .map_err(OAuthError::server_error)?;
@@ -220,6 +232,7 @@ fn issue_tokens(
                 scopes: scopes.to_vec(),
                 user,
                 auth_time,
+                acr,
                 expires_at: now + knobs.refresh_token_ttl_secs as i64,
             },
         );
