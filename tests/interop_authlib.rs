@@ -232,6 +232,7 @@ impl Legs {
             assertion: issued.id_jag.clone(),
             scopes: &issued.scopes,
             resource: &self.authlib.resource,
+            assertion_audience: ("", ema_core::oauth::client_auth::AudienceRule::Endpoint),
         }
         .build(now().unix_timestamp())
         .unwrap();

@@ -403,6 +403,7 @@ async fn a_replayed_id_jag_is_refused_and_reported() {
         assertion,
         scopes: &issued.scopes,
         resource: &endpoints.resource,
+        assertion_audience: ("", ema_core::oauth::client_auth::AudienceRule::Endpoint),
     };
     let first = transport.send(grant(issued.id_jag.clone()).build(now().unix_timestamp()).unwrap()).await.unwrap();
     let token = jwt_bearer::process_response(&endpoints.token_endpoint, &first, &issued.scopes, now()).unwrap();

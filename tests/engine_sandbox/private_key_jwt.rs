@@ -75,16 +75,43 @@ async fn an_assertion_signed_with_another_key_is_refused_as_invalid_client() {
 }
 
 /// An AS that follows draft-ietf-oauth-rfc7523bis takes only its issuer as the audience; the
-/// engine names the token endpoint (RFC 7523 §3, OIDC Core §9, what Okta and Entra ID require),
-/// so the refusal is `invalid_client` with the AS's reason. (When the engine learns the issuer
-/// rule from such a refusal, `client_auth::audience_retry`, this connector becomes active.)
+/// engine names the token endpoint first (RFC 7523 §3, OIDC Core §9, what Okta and Entra ID
+/// require), is refused with `invalid_client`, retries once with the issuer (and a fresh ID-JAG),
+/// and from then on addresses that AS by its issuer.
 #[tokio::test]
-async fn the_wrong_audience_for_the_server_is_refused_as_invalid_client() {
+async fn an_issuer_only_server_is_learned_after_one_refusal() {
     let org = org_with_key("pkjwt-aud", ClientAssertionAudience::IssuerOnly).await;
-    let s = signed_in(&org, "pkjwt-aud", "alice").await.snapshot();
+    let engine = signed_in(&org, "pkjwt-aud", "alice").await;
+    let s = engine.snapshot();
+    assert_eq!(states(&s)[CONNECTOR], ConnectorState::Active, "{:?}", s.connectors);
+    assert_eq!(states(&s)["atlassian"], ConnectorState::Active);
+    let exchanges = org.sandbox.count("exchange");
+    engine.connect_all(true).await;
+    assert_eq!(states(&engine.snapshot())[CONNECTOR], ConnectorState::Active);
+    let entitled = org.sandbox.entitled_connectors("alice").len() as u64;
+    assert_eq!(
+        org.sandbox.count("exchange") - exchanges,
+        entitled,
+        "learned: one exchange per entitled connector, no second try"
+    );
+}
+
+/// An AS that takes neither audience (a wrong key, say) is refused after the one retry, with
+/// the first refusal's words.
+#[tokio::test]
+async fn a_refusal_under_both_audiences_reports_the_first() {
+    let org = org_with_key("pkjwt-aud-none", ClientAssertionAudience::EndpointInvoked).await;
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    let other = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/core/tests/data/test-client-key.pem");
+    for c in policy["connectors"].as_array_mut().unwrap() {
+        if c["id"] == CONNECTOR {
+            c["client_auth"]["key_file"] = serde_json::json!(other);
+        }
+    }
+    std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+    let s = signed_in(&org, "pkjwt-aud-none", "alice").await.snapshot();
     let e = connector_error(&s);
     assert_eq!(e.code_str(), "connector-grant-oauth-invalid-client");
-    assert!(e.message.contains("aud must be this authorization server's issuer identifier"), "{}", e.message);
-    assert!(e.message.contains("draft-ietf-oauth-rfc7523bis"), "{}", e.message);
-    assert_eq!(states(&s)["atlassian"], ConnectorState::Active);
+    assert!(e.message.contains("signature does not verify"), "{}", e.message);
 }

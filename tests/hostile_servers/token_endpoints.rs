@@ -19,6 +19,7 @@ async fn jwt_bearer_call(endpoint: &Url, assertion: &str) -> Result<ConnectorGra
         assertion: IdJag::new(assertion),
         scopes: &scopes,
         resource: "https://mcp.example.com/mcp",
+        assertion_audience: ("", ema_core::oauth::client_auth::AudienceRule::Endpoint),
     }
     .build(OffsetDateTime::now_utc().unix_timestamp())
     .unwrap();

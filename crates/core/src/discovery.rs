@@ -43,6 +43,9 @@ pub struct ConnectorEndpoints {
     /// `authorization_grant_profiles_supported` (ID-JAG -04 §7), if the AS lists them: a hint
     /// for diagnostics ([`ID_JAG_GRANT_PROFILE`]), never a gate.
     pub grant_profiles: Option<Vec<String>>,
+    /// RFC 8414 §2 `token_endpoint_auth_signing_alg_values_supported`, if listed: the algorithms
+    /// it takes for `private_key_jwt` assertions (a hint, [`crate::oauth::client_auth::check_signing_alg`]).
+    pub signing_algs: Option<Vec<String>>,
     /// RFC 8414 §2 `revocation_endpoint` (RFC 7009), if the AS has one and it is a URL EMA
     /// may send to (https, or http on loopback).
     pub revocation_endpoint: Option<Url>,
@@ -400,6 +403,7 @@ async fn fetch_as_metadata(
                 .unwrap_or_else(|| vec!["client_secret_basic".into()]),
             grant_types: string_list(&obj, "grant_types_supported"),
             grant_profiles: string_list(&obj, "authorization_grant_profiles_supported"),
+            signing_algs: string_list(&obj, "token_endpoint_auth_signing_alg_values_supported"),
             revocation_endpoint: string_field(&obj, "revocation_endpoint")
                 .and_then(|u| Url::parse(&u).ok())
                 .filter(|u| check_endpoint_url(u).is_ok()),

@@ -154,8 +154,8 @@ pub async fn diagnose(policy: Policy, store: Arc<dyn SecretStore>, personal: &[F
         let trace: Vec<Step> = steps.iter().filter(|s| belongs(s, c)).cloned().collect();
         let mut d = diagnose_connector(c, trace, skew.clone());
         d.trusted_authorization_server = engine.authorization_server_trust(&c.id);
-        if let Some(endpoints) = engine.discovered_endpoints(&c.id) {
-            d.hints = authorization_server_hints(&c.display_name, &endpoints);
+        if let (Some(endpoints), Some(cfg)) = (engine.discovered_endpoints(&c.id), policy.connector(&c.id)) {
+            d.hints = authorization_server_hints(&c.display_name, &endpoints, &cfg.client_auth);
         }
         checks.push(connector_check(&d, signed_in));
         connectors.push(d);
@@ -375,7 +375,11 @@ fn diagnose_connector(c: &ConnectorStatus, trace: Vec<Step>, skew: Option<(i64, 
 /// What a connector's AS metadata says of the ID-JAG grant (ID-JAG -04 §7: it SHOULD list the
 /// grant profile, and then jwt-bearer among its grant types). Hints only: many servers accept
 /// the grant without saying so.
-pub fn authorization_server_hints(name: &str, e: &crate::discovery::ConnectorEndpoints) -> Vec<String> {
+pub fn authorization_server_hints(
+    name: &str,
+    e: &crate::discovery::ConnectorEndpoints,
+    auth: &crate::config::ClientAuth,
+) -> Vec<String> {
     use crate::discovery::ID_JAG_GRANT_PROFILE;
     use crate::grants::jwt_bearer::GRANT_TYPE_JWT_BEARER;
     let mut hints = vec![match &e.grant_profiles {
@@ -393,6 +397,9 @@ pub fn authorization_server_hints(name: &str, e: &crate::discovery::ConnectorEnd
              should); only its answer to the grant tells whether it takes ID-JAGs"
         ),
     }];
+    if let Err(why) = crate::oauth::client_auth::check_signing_alg(auth, e.signing_algs.as_deref()) {
+        hints.push(format!("{name}: {why}"));
+    }
     if let Some(types) = &e.grant_types
         && !types.iter().any(|t| t == GRANT_TYPE_JWT_BEARER)
     {
@@ -573,20 +580,36 @@ mod tests {
             grant_types: grants.map(|g| g.iter().map(|s| s.to_string()).collect()),
             grant_profiles: profiles.map(|p| p.iter().map(|s| s.to_string()).collect()),
             revocation_endpoint: None,
+            signing_algs: None,
         };
-        let listed =
-            authorization_server_hints("Linear", &endpoints(Some(&[crate::discovery::ID_JAG_GRANT_PROFILE]), None));
+        let listed = authorization_server_hints(
+            "Linear",
+            &endpoints(Some(&[crate::discovery::ID_JAG_GRANT_PROFILE]), None),
+            &crate::config::ClientAuth::None,
+        );
         assert_eq!(listed.len(), 1);
         assert!(listed[0].contains("lists the ID-JAG grant profile"), "{listed:?}");
         let other = authorization_server_hints(
             "Linear",
             &endpoints(Some(&["<script>other</script>"]), Some(&["authorization_code"])),
+            &crate::config::ClientAuth::None,
         );
         assert!(other[0].contains("but not ID-JAG"), "{other:?}");
         assert!(other[1].contains("without urn:ietf:params:oauth:grant-type:jwt-bearer"), "{other:?}");
         assert!(!other.join(" ").contains("<script>"), "what the server listed is not echoed");
-        let silent = authorization_server_hints("Linear", &endpoints(None, None));
+        let silent = authorization_server_hints("Linear", &endpoints(None, None), &crate::config::ClientAuth::None);
         assert!(silent[0].contains("does not list authorization_grant_profiles_supported"), "{silent:?}");
+        let key = crate::config::ClientAuth::PrivateKeyJwt {
+            key: crate::secret::PrivateKeyPem::new(include_str!("../../tests/data/test-client-key.pem")),
+            key_id: None,
+            alg: jsonwebtoken::Algorithm::ES256,
+        };
+        let mut rs_only = endpoints(Some(&[crate::discovery::ID_JAG_GRANT_PROFILE]), None);
+        rs_only.signing_algs = Some(vec!["RS256".into()]);
+        let algs = authorization_server_hints("Linear", &rs_only, &key);
+        assert!(algs.iter().any(|h| h.contains("signs with ES256") && h.contains("RS256 only")), "{algs:?}");
+        rs_only.signing_algs = Some(vec!["ES256".into()]);
+        assert_eq!(authorization_server_hints("Linear", &rs_only, &key).len(), 1, "a listed algorithm says nothing");
 
         let jag = crate::grants::token_exchange::TOKEN_TYPE_ID_JAG;
         assert!(

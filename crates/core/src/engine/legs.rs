@@ -6,7 +6,8 @@
 use crate::config::{ClientAuth, ConnectorConfig};
 use crate::discovery::ConnectorEndpoints;
 use crate::grants::jwt_bearer::{self, ConnectorGrant, JwtBearerGrant};
-use crate::grants::token_exchange::{self, ExchangeError, SubjectToken, TokenExchange};
+use crate::grants::token_exchange::{self, ExchangeError, IssuedIdJag, SubjectToken, TokenExchange};
+use crate::oauth::client_auth;
 use crate::signin::SignInError;
 use crate::status::ErrorCode;
 
@@ -23,10 +24,9 @@ impl Engine {
     /// The three legs for one connector: fresh ID token, token exchange, jwt-bearer grant,
     /// then the MCP check.
     pub(super) async fn obtain(&self, cfg: &ConnectorConfig) -> Result<Obtained, Failure> {
-        let transport = self.parts.transport.as_ref();
         let endpoints = self
             .discovery
-            .endpoints(transport, &cfg.id, &cfg.mcp_url, cfg.authorization_server.as_ref())
+            .endpoints(self.parts.transport.as_ref(), &cfg.id, &cfg.mcp_url, cfg.authorization_server.as_ref())
             .await
             .map_err(|e| Failure::Other(self.error(e.code(), &e.to_string(), e.fix())))?;
         if cfg.authorization_server.is_none()
@@ -51,8 +51,50 @@ impl Engine {
                 ),
             )));
         }
+        let issued = self.exchange(cfg, &endpoints).await?;
+        let auth = client_auth_for(&cfg.client_auth, &endpoints.token_endpoint_auth_methods);
+        let rule = self.assertion_audience_rule(&endpoints.issuer);
+        let grant = match self.grant(cfg, &endpoints, &auth, issued, rule).await? {
+            Ok(grant) => grant,
+            Err(first) => match client_auth::audience_retry(&auth, rule, first.oauth_error()) {
+                // A `private_key_jwt` client refused as `invalid_client`: the AS may want the
+                // other `aud` (rfc7523bis servers take only the issuer). One retry, with a fresh
+                // ID-JAG (one is never sent twice); what works is remembered for the AS.
+                Some(other) => {
+                    let issued = self.exchange(cfg, &endpoints).await?;
+                    match self.grant(cfg, &endpoints, &auth, issued, other).await? {
+                        Ok(grant) => {
+                            tracing::info!(connector = %cfg.id, rule = other.name(), "client assertions name the AS this way");
+                            self.assertion_audiences
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(endpoints.issuer.clone(), other);
+                            grant
+                        }
+                        Err(_) => return Err(self.grant_failure(cfg, first)),
+                    }
+                }
+                None => return Err(self.grant_failure(cfg, first)),
+            },
+        };
+        // The MCP URL itself: the metadata's `resource` may be the server's origin (published at
+        // the root location, MCP 2025-11-25), which is no MCP endpoint.
+        self.parts.mcp.check(&cfg.mcp_url, &grant.access_token).await.map_err(|e| {
+            Failure::Other(self.error(
+                e.code(),
+                &e.to_string(),
+                &format!("the sign-in worked but {} did not; contact {}", cfg.display_name, self.help_desk()),
+            ))
+        })?;
+        Ok(Obtained { endpoints, grant })
+    }
+
+    /// The token exchange at the IdP (RFC 8693, ID-JAG -04 §4.3), with the subject of
+    /// [`super::subject`] and its fallbacks.
+    async fn exchange(&self, cfg: &ConnectorConfig, endpoints: &ConnectorEndpoints) -> Result<IssuedIdJag, Failure> {
+        let transport = self.parts.transport.as_ref();
         let mut attempt = Attempt::First;
-        let issued = loop {
+        loop {
             let subject = self.exchange_subject(attempt).await?;
             let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
             self.spend_idp_budget()?;
@@ -79,7 +121,7 @@ impl Engine {
                     {
                         self.learn_refresh_subject(true).await;
                     }
-                    break issued;
+                    return Ok(issued);
                 }
                 (Err(ExchangeError::SessionInvalid(_)), Subject::IdToken(_)) if attempt == Attempt::First => {
                     attempt = Attempt::IdTokenRejected;
@@ -105,45 +147,55 @@ impl Engine {
                 }
                 (Err(e), _) => return Err(self.exchange_failure(cfg, e)),
             }
-        };
+        }
+    }
+
+    /// The jwt-bearer grant at the connector's AS (RFC 7523, ID-JAG -04 §4.4). The outer error
+    /// is one to report as is (the client key); the inner one, the AS's answer.
+    async fn grant(
+        &self,
+        cfg: &ConnectorConfig,
+        endpoints: &ConnectorEndpoints,
+        auth: &ClientAuth,
+        issued: IssuedIdJag,
+        rule: client_auth::AudienceRule,
+    ) -> Result<Result<ConnectorGrant, jwt_bearer::GrantError>, Failure> {
         let grant = JwtBearerGrant {
             token_endpoint: &endpoints.token_endpoint,
             client_id: &cfg.client_id,
-            client_auth: &client_auth_for(&cfg.client_auth, &endpoints.token_endpoint_auth_methods),
+            client_auth: auth,
             assertion: issued.id_jag,
             scopes: &issued.scopes,
             resource: &endpoints.resource,
+            assertion_audience: (&endpoints.issuer, rule),
         };
         let req = grant.build(self.now().unix_timestamp()).map_err(|e| Failure::Other(self.client_key_error(&e)))?;
-        let grant = match transport.send(req).await {
+        Ok(match self.parts.transport.send(req).await {
             Ok(resp) => jwt_bearer::process_response(&endpoints.token_endpoint, &resp, &issued.scopes, self.now()),
             Err(e) => Err(jwt_bearer::GrantError::Response(e.into())),
+        })
+    }
+
+    /// A refused or failed grant, worded for the user; the AS is discovered afresh next time.
+    fn grant_failure(&self, cfg: &ConnectorConfig, e: jwt_bearer::GrantError) -> Failure {
+        self.discovery.invalidate(&cfg.id);
+        let fix = match e.oauth_error() {
+            Some("invalid_grant") => format!(
+                "{} refused the identity assertion; if it persists, export diagnostics for {}",
+                cfg.display_name,
+                self.help_desk()
+            ),
+            Some("invalid_client") => {
+                format!("ask {}: our client registration at {} is wrong", self.help_desk(), cfg.display_name)
+            }
+            _ => format!("try again later; if it persists, contact {}", self.help_desk()),
         };
-        let grant = grant.map_err(|e| {
-            self.discovery.invalidate(&cfg.id);
-            let fix = match e.oauth_error() {
-                Some("invalid_grant") => format!(
-                    "{} refused the identity assertion; if it persists, export diagnostics for {}",
-                    cfg.display_name,
-                    self.help_desk()
-                ),
-                Some("invalid_client") => {
-                    format!("ask {}: our client registration at {} is wrong", self.help_desk(), cfg.display_name)
-                }
-                _ => format!("try again later; if it persists, contact {}", self.help_desk()),
-            };
-            Failure::Other(self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), &fix))
-        })?;
-        // The MCP URL itself: the metadata's `resource` may be the server's origin (published at
-        // the root location, MCP 2025-11-25), which is no MCP endpoint.
-        self.parts.mcp.check(&cfg.mcp_url, &grant.access_token).await.map_err(|e| {
-            Failure::Other(self.error(
-                e.code(),
-                &e.to_string(),
-                &format!("the sign-in worked but {} did not; contact {}", cfg.display_name, self.help_desk()),
-            ))
-        })?;
-        Ok(Obtained { endpoints, grant })
+        Failure::Other(self.oauth_error(e.code(), e.oauth_error(), &e.to_string(), &fix))
+    }
+
+    /// How client assertions name this AS, as learned (the token endpoint until then).
+    fn assertion_audience_rule(&self, issuer: &str) -> client_auth::AudienceRule {
+        self.assertion_audiences.lock().unwrap_or_else(|p| p.into_inner()).get(issuer).copied().unwrap_or_default()
     }
 }
 

@@ -167,6 +167,9 @@ pub struct Engine {
     /// [`idp_pacing::REFRESH_WITHOUT_ID_TOKEN_QUIET`] go on with the refresh token it left instead of
     /// refreshing again (which, with rotation, would spend the token the others are sending).
     refresh_without_id_token_at: std::sync::Mutex<Option<OffsetDateTime>>,
+    /// How each connector AS (by issuer) wants `private_key_jwt` assertions addressed, once one
+    /// refused the token endpoint as `aud` and took the issuer (rfc7523bis); per process.
+    assertion_audiences: std::sync::Mutex<HashMap<String, crate::oauth::client_auth::AudienceRule>>,
     /// Clock skew per server, from the `Date` of every response (all traffic goes through it).
     skew: Arc<skew::SkewObserver>,
     /// The cap on requests to the IdP during renewals (its own lock).
@@ -190,6 +193,7 @@ impl Engine {
             trusted_as: std::sync::Mutex::new(BTreeMap::new()),
             recent_idp_failure: std::sync::Mutex::new(None),
             refresh_without_id_token_at: std::sync::Mutex::new(None),
+            assertion_audiences: std::sync::Mutex::new(HashMap::new()),
             skew,
             idp_budget: idp_budget::IdpBudget::new(policy.connectors.len(), now),
             connector_locks: policy.connectors.iter().map(|c| (c.id.clone(), Mutex::new(()))).collect(),

@@ -30,6 +30,9 @@ pub struct JwtBearerGrant<'a> {
     pub scopes: &'a [String],
     /// The MCP server (RFC 8707 `resource`).
     pub resource: &'a str,
+    /// The AS's issuer and which identifier a `private_key_jwt` assertion names as its `aud`
+    /// (the token endpoint by default; `client_auth::AudienceRule`).
+    pub assertion_audience: (&'a str, crate::oauth::client_auth::AudienceRule),
 }
 
 impl JwtBearerGrant<'_> {
@@ -41,13 +44,16 @@ impl JwtBearerGrant<'_> {
             params.push(("scope", self.scopes.join(" ")));
         }
         params.push(("resource", self.resource.to_string()));
+        let (issuer, rule) = self.assertion_audience;
+        let audience =
+            crate::oauth::client_auth::AssertionAudience::by_rule(rule, issuer, self.token_endpoint.as_str());
         TokenRequest {
             token_endpoint: self.token_endpoint,
             client_id: self.client_id,
             client_auth: self.client_auth,
             params,
         }
-        .build(now_unix)
+        .build_with(now_unix, audience)
     }
 }
 
@@ -168,6 +174,7 @@ mod tests {
             assertion: IdJag::new("a.b.c"),
             scopes: &scopes,
             resource: "https://mcp.example.com/mcp",
+            assertion_audience: ("", crate::oauth::client_auth::AudienceRule::Endpoint),
         }
         .build(0)
         .unwrap();
@@ -204,6 +211,7 @@ mod tests {
                 assertion: IdJag::new("j"),
                 scopes: &[],
                 resource: "https://mcp",
+                assertion_audience: ("", crate::oauth::client_auth::AudienceRule::Endpoint),
             }
             .build(1_000)
             .unwrap()
@@ -246,6 +254,7 @@ mod tests {
             assertion: IdJag::new("id.jag.jwt"),
             scopes: &scopes,
             resource: "https://mcp.example.com/mcp",
+            assertion_audience: ("", crate::oauth::client_auth::AudienceRule::Endpoint),
         }
         .build(1_700_000_000)
         .unwrap();

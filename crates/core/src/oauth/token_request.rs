@@ -35,7 +35,17 @@ impl TokenRequest<'_> {
     /// authentication an IdP checks as at its token endpoint (OIDC Core §9: "the `aud` SHOULD be
     /// the URL of the Authorization Server's Token Endpoint"; Okta requires it).
     pub fn build_for_audience(&self, now_unix: i64, assertion_audience: &Url) -> Result<HttpRequest, ClientAuthError> {
-        let auth = client_auth::authenticate(self.client_id, self.client_auth, assertion_audience.as_str(), now_unix)?;
+        self.build_with(now_unix, client_auth::AssertionAudience::endpoint(assertion_audience.as_str()))
+    }
+
+    /// Builds the request with a client assertion naming `audience` (by either rule of
+    /// [`client_auth::AudienceRule`]).
+    pub fn build_with(
+        &self,
+        now_unix: i64,
+        audience: client_auth::AssertionAudience<'_>,
+    ) -> Result<HttpRequest, ClientAuthError> {
+        let auth = client_auth::authenticate_with(self.client_id, self.client_auth, audience, now_unix)?;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in self.params.iter().chain(auth.form.iter()) {
             form.append_pair(k, v);
