@@ -46,7 +46,7 @@ function offersSignIn(s) {
 
 const STATE_WORDS = {
   needs_sign_in: "Sign-in needed", connecting: "Connecting...", active: "Active", expiring_soon: "Expiring soon",
-  expired: "Expired", not_entitled: "Not entitled", error: "Error",
+  expired: "Expired", not_entitled: "Not assigned to you", error: "Error",
   step_up_required: "Sign in again to confirm it's you",
 };
 

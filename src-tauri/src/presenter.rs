@@ -70,7 +70,7 @@ fn state_words(c: &ConnectorStatus, now: OffsetDateTime, offset: UtcOffset) -> S
         ConnectorState::Active => format!("active until {}", at()),
         ConnectorState::ExpiringSoon => format!("expires at {}", at()),
         ConnectorState::Expired => "expired".into(),
-        ConnectorState::NotEntitled => "not entitled".into(),
+        ConnectorState::NotEntitled => "not assigned to you".into(),
         ConnectorState::NeedsSignIn => "sign-in needed".into(),
         ConnectorState::StepUpRequired => "sign in again to confirm it's you".into(),
         ConnectorState::Connecting => "connecting...".into(),
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(v.icon, TrayIcon::Active);
         assert_eq!(v.tooltip, "1 of 1 connectors active");
         assert_eq!(v.identity, "Signed in as alice@example.com");
-        assert_eq!(v.rows, vec!["Linear - active until 08:52", "Figma - not entitled"]);
+        assert_eq!(v.rows, vec!["Linear - active until 08:52", "Figma - not assigned to you"]);
     }
 
     #[test]

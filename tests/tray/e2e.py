@@ -70,7 +70,7 @@ def main():
     wait_for("alice's connectors to turn active", lambda: (row(w.rows(), "linear") or {}).get("state") == "Active", 60)
     rows = w.rows()
     states = {r["id"]: r["state"] for r in rows}
-    want = {"linear": "Active", "supabase": "Active", "figma": "Not entitled"}
+    want = {"linear": "Active", "supabase": "Active", "figma": "Not assigned to you"}
     for cid, state in want.items():
         if states.get(cid) != state:
             fail(f"{cid} should be {state!r} for alice, the window says {states.get(cid)!r} ({rows})")
@@ -87,7 +87,7 @@ def main():
 
     labels = wait_for("the tray menu's connector rows", lambda: (lambda l: l if any("Linear - active" in x for x in l) else None)(menu_labels()))
     for r in rows:
-        word = {"Active": "active", "Not entitled": "not entitled"}.get(r["state"])
+        word = {"Active": "active", "Not assigned to you": "not assigned to you"}.get(r["state"])
         if word and not any(lbl.startswith(f"{r['name']} - {word}") for lbl in labels):
             fail(f"the tray menu should show {r['name']} as {word}: {labels}")
     if "Signed in as alice@example.com" not in labels:

@@ -58,7 +58,7 @@ for _ in $(seq 100); do
   echo "$layout" | grep -q "Linear - active" && break
   sleep 0.2
 done
-for want in "Signed in as alice@example.com" "Linear - active until " "Supabase - active until " "Figma - not entitled" "Refresh now" "Sign out"; do
+for want in "Signed in as alice@example.com" "Linear - active until " "Supabase - active until " "Figma - not assigned to you" "Refresh now" "Sign out"; do
   if echo "$layout" | grep -qF "$want"; then echo "ok: after sign-in the menu has \"$want\""; else echo "FAIL: after sign-in the menu lacks \"$want\""; fail=1; fi
 done
 if [ $fail -ne 0 ]; then

@@ -41,7 +41,7 @@ fn state_word(c: &ConnectorStatus) -> &'static str {
         ConnectorState::Active => "active",
         ConnectorState::ExpiringSoon => "expiring soon",
         ConnectorState::Expired => "expired",
-        ConnectorState::NotEntitled => "not entitled",
+        ConnectorState::NotEntitled => "not assigned to you",
         ConnectorState::StepUpRequired => "sign in again to confirm it's you",
         ConnectorState::Error => "error",
     }

@@ -46,8 +46,9 @@ pub struct ConnectorEndpoints {
     /// RFC 8414 §2 `token_endpoint_auth_signing_alg_values_supported`, if listed: the algorithms
     /// it takes for `private_key_jwt` assertions (a hint, [`crate::oauth::client_auth::check_signing_alg`]).
     pub signing_algs: Option<Vec<String>>,
-    /// RFC 8414 §2 `revocation_endpoint` (RFC 7009), if the AS has one and it is a URL EMA
-    /// may send to (https, or http on loopback).
+    /// RFC 8414 §2 `revocation_endpoint` (RFC 7009), if the AS has one on the origin of its
+    /// token endpoint or issuer (a token and the client's credentials go there, so a metadata
+    /// document naming another host is not followed) and it is a URL EMA may send to.
     pub revocation_endpoint: Option<Url>,
 }
 
@@ -395,6 +396,10 @@ async fn fetch_as_metadata(
             string_field(&obj, "token_endpoint").ok_or_else(|| invalid("`token_endpoint` is missing"))?;
         let token_endpoint = Url::parse(&token_endpoint).map_err(|_| invalid("`token_endpoint` is not a URL"))?;
         check_endpoint_url(&token_endpoint).map_err(TransportError::UrlRefused)?;
+        let revocation_endpoint = string_field(&obj, "revocation_endpoint")
+            .and_then(|u| Url::parse(&u).ok())
+            .filter(|u| check_endpoint_url(u).is_ok())
+            .filter(|u| u.origin() == token_endpoint.origin() || u.origin() == issuer.origin());
         return Ok(ConnectorEndpoints {
             resource,
             issuer: found,
@@ -404,9 +409,7 @@ async fn fetch_as_metadata(
             grant_types: string_list(&obj, "grant_types_supported"),
             grant_profiles: string_list(&obj, "authorization_grant_profiles_supported"),
             signing_algs: string_list(&obj, "token_endpoint_auth_signing_alg_values_supported"),
-            revocation_endpoint: string_field(&obj, "revocation_endpoint")
-                .and_then(|u| Url::parse(&u).ok())
-                .filter(|u| check_endpoint_url(u).is_ok()),
+            revocation_endpoint,
         });
     }
     Err(DiscoveryError::NoAsMetadata { issuer: issuer_str.to_string(), tried })

@@ -59,6 +59,11 @@ pub struct StoredConnectors {
     /// change is refused unless the policy pins the new one.
     #[serde(default)]
     pub trusted_authorization_servers: std::collections::BTreeMap<String, TrustedAuthorizationServer>,
+    /// What the IdP asked of the next sign-in (RFC 9470 §3 step-up), merged over the connectors
+    /// that asked, until a sign-in succeeds: kept apart from `idp_problem`, which other answers
+    /// of the IdP replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<crate::oauth::StepUp>,
 }
 
 /// Why the IdP session could not be renewed last time (no secrets: codes, messages, times).
@@ -67,9 +72,6 @@ pub struct StoredIdpProblem {
     /// `unreachable`, `expired` or `step_up_required`.
     pub state: crate::status::IdpSessionState,
     pub error: StatusError,
-    /// What the IdP asked of the next sign-in, when it asked for a step-up (RFC 9470 §3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_up: Option<crate::oauth::StepUp>,
 }
 
 /// The authorization server a connector was first connected through.

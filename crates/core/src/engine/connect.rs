@@ -98,8 +98,12 @@ impl Engine {
             Err(Failure::NotEntitled(e)) => {
                 // No longer assigned: the record below holds no token, so the old one is gone
                 // from the store at once; then the AS is asked to revoke it.
-                unassigned_token =
-                    self.records.lock().unwrap_or_else(|p| p.into_inner()).get(id).and_then(|r| r.access_token.clone());
+                unassigned_token = self
+                    .records
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(id)
+                    .and_then(|r| r.access_token.clone().map(|t| (t, r.authorization_server.clone())));
                 StoredConnector { outcome: StoredOutcome::NotEntitled, error: Some(e), ..base }
             }
             Err(
@@ -175,8 +179,8 @@ impl Engine {
                 c.renewal_error = Some(self.error(e.code(), &e.to_string(), e.fix()));
             }
         });
-        if let Some(token) = unassigned_token {
-            self.revoke_unassigned(cfg, &token).await;
+        if let Some((token, issued_by)) = unassigned_token {
+            self.revoke_unassigned(cfg, &token, issued_by.as_deref()).await;
         }
     }
 }

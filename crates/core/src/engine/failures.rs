@@ -25,16 +25,22 @@ impl Engine {
                     .oauth_error(
                         e.code(),
                         e.oauth_error(),
-                        &format!("{} needs you to sign in again to confirm it's you ({e})", cfg.display_name),
+                        &format!(
+                            "{} needs you to sign in again to confirm it's you (your IdP said {})",
+                            cfg.display_name,
+                            refusal.summary()
+                        ),
                         "sign in again; your company's sign-in page may ask for a second factor",
                     )
                     .offering(FixAction::SignIn);
                 self.idp_problem_now(Some(IdpSessionState::StepUpRequired), &err);
-                // Kept with the problem (and stored), so that the next sign-in, in whichever
-                // process, asks the IdP for what it wants (RFC 9470 §3).
-                if let Some(problem) = self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                    problem.step_up = Some(refusal.step_up());
-                }
+                // Kept (and stored with the records) until a sign-in succeeds, so that the next
+                // sign-in, in whichever process, asks the IdP for what it wants (RFC 9470 §3).
+                let mut pending = self.step_up.lock().unwrap_or_else(|p| p.into_inner());
+                *pending = Some(match pending.take() {
+                    Some(earlier) => earlier.merged(refusal.step_up()),
+                    None => refusal.step_up(),
+                });
                 Failure::StepUp(err)
             }
             ExchangeError::SessionInvalid(_) => {
@@ -109,7 +115,7 @@ impl Engine {
             stored_state = s.idp.state;
         });
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(StoredIdpProblem { state: stored_state, error: err.clone(), step_up: None });
+            Some(StoredIdpProblem { state: stored_state, error: err.clone() });
     }
 
     /// Maps an IdP failure during renewal to a connector failure and the IdP's state.

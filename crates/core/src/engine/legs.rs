@@ -62,15 +62,19 @@ impl Engine {
                 // ID-JAG (one is never sent twice); what works is remembered for the AS.
                 Some(other) => {
                     let issued = self.exchange(cfg, &endpoints).await?;
-                    match self.grant(cfg, &endpoints, &auth, issued, other).await? {
-                        Ok(grant) => {
-                            tracing::info!(connector = %cfg.id, rule = other.name(), "client assertions name the AS this way");
-                            self.assertion_audiences
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(endpoints.issuer.clone(), other);
-                            grant
-                        }
+                    let second = self.grant(cfg, &endpoints, &auth, issued, other).await?;
+                    // Past client authentication (a grant, or a refusal of something else): the
+                    // AS takes this audience.
+                    if second.as_ref().err().and_then(|e| e.oauth_error()) != Some("invalid_client") {
+                        tracing::info!(connector = %cfg.id, rule = other.name(), "client assertions name the AS this way");
+                        self.assertion_audiences
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(endpoints.issuer.clone(), other);
+                    }
+                    match second {
+                        Ok(grant) => grant,
+                        Err(e) if e.oauth_error() != Some("invalid_client") => return Err(self.grant_failure(cfg, e)),
                         Err(_) => return Err(self.grant_failure(cfg, first)),
                     }
                 }
@@ -94,6 +98,7 @@ impl Engine {
     async fn exchange(&self, cfg: &ConnectorConfig, endpoints: &ConnectorEndpoints) -> Result<IssuedIdJag, Failure> {
         let transport = self.parts.transport.as_ref();
         let mut attempt = Attempt::First;
+        let mut retried_rotated = false;
         loop {
             let subject = self.exchange_subject(attempt).await?;
             let idp = self.idp_client().await.map_err(|e| self.idp_failure(&e))?;
@@ -126,6 +131,13 @@ impl Engine {
                 (Err(ExchangeError::SessionInvalid(_)), Subject::IdToken(_)) if attempt == Attempt::First => {
                     attempt = Attempt::IdTokenRejected;
                 }
+                (Err(ExchangeError::SessionInvalid(_)), Subject::RefreshToken { token, .. })
+                    if !retried_rotated && self.refresh_token_rotated_since(token).await =>
+                {
+                    // Another connector's refresh rotated the token while this exchange carried
+                    // the old one: once more with the current one (same attempt).
+                    retried_rotated = true;
+                }
                 (Err(e), Subject::RefreshToken { why, .. })
                     if e.is_refusal() && refusal_means_unsupported(*why, &e) =>
                 {
@@ -133,7 +145,7 @@ impl Engine {
                         oauth_error = e.oauth_error().map(|s| crate::redact::scrub(s, 40)),
                         "the IdP refused the refresh token as the exchange's subject; using the ID token"
                     );
-                    if matches!(e, ExchangeError::Response(_)) {
+                    if teaches_unsupported(&e) {
                         // `invalid_request` and the like (RFC 8693 §2.2.2) are about the
                         // request: this IdP does not take the token type. `access_denied`,
                         // step-up and `invalid_grant` (also what a refresh token spent by a
@@ -201,21 +213,34 @@ impl Engine {
 
 /// Whether the IdP's refusal of a refresh token as the subject only says that it does not take
 /// that token type, so EMA goes back to the ID token, rather than judging the user or the
-/// connector:
+/// connector (a verdict of "not assigned" deletes and revokes the connector's token):
 /// - a subject the policy forces: every refusal is a verdict;
-/// - a trial: no refusal is a verdict (an IdP that does not know the type may answer
-///   `access_denied`), the ID-token path gives it;
-/// - the last resort after a refresh without an ID token, or an IdP that took it before:
-///   `access_denied` and step-up are verdicts on the connector (there is no other path to ask,
-///   or the IdP showed it reads the token); `invalid_grant` goes to the ID-token path, whose
-///   refresh grant tells a spent session from a refused token type.
+/// - a trial, or the last resort of an IdP never seen taking it: no refusal is a verdict (an IdP
+///   that does not know the type may answer `access_denied`); the ID-token path gives it, or
+///   the failure is `id-token-not-renewed`;
+/// - an IdP that took it before: `access_denied`, `invalid_target` and step-up are verdicts on
+///   the connector; `unauthorized_client` (RFC 6749 §5.2: the client may not use this grant,
+///   say the grant variant was switched off for the app) and `invalid_grant` go to the ID-token
+///   path, whose refresh grant tells a spent session from a refused token type.
 fn refusal_means_unsupported(why: RefreshSubjectWhy, e: &ExchangeError) -> bool {
     match why {
         RefreshSubjectWhy::Policy => false,
-        RefreshSubjectWhy::Trial => true,
-        RefreshSubjectWhy::Learned | RefreshSubjectWhy::LastResort => {
-            !matches!(e, ExchangeError::NotEntitled(_) | ExchangeError::StepUp(_))
-        }
+        RefreshSubjectWhy::Trial | RefreshSubjectWhy::LastResort => true,
+        RefreshSubjectWhy::Learned => match e {
+            ExchangeError::NotEntitled(r) => r.error == "unauthorized_client",
+            ExchangeError::StepUp(_) => false,
+            _ => true,
+        },
+    }
+}
+
+/// A refusal that teaches "this IdP does not take refresh tokens as subjects": one about the
+/// request or the client's grant, not about the user, the session or one connector's scopes.
+fn teaches_unsupported(e: &ExchangeError) -> bool {
+    match e {
+        ExchangeError::NotEntitled(r) => r.error == "unauthorized_client",
+        ExchangeError::Response(r) => !matches!(r.oauth_error(), Some("invalid_scope")),
+        _ => false,
     }
 }
 
@@ -259,5 +284,29 @@ mod tests {
             "no better choice"
         );
         assert_eq!(name(client_auth_for(&ClientAuth::None, &methods(&["client_secret_basic"]))), "none");
+    }
+
+    #[test]
+    fn only_a_forced_or_proven_refresh_token_subject_can_mark_a_connector_not_assigned() {
+        use crate::grants::token_exchange::process_response;
+        let endpoint = url::Url::parse("https://idp.example.com/token").unwrap();
+        let refused = |body: &str| {
+            let resp = http::Response::builder().status(400).body(body.as_bytes().to_vec()).unwrap();
+            process_response(&endpoint, &resp, &[]).unwrap_err()
+        };
+        let denied = refused(r#"{"error":"access_denied"}"#);
+        let client = refused(r#"{"error":"unauthorized_client"}"#);
+        let request = refused(r#"{"error":"invalid_request"}"#);
+        let scope = refused(r#"{"error":"invalid_scope"}"#);
+        use RefreshSubjectWhy::*;
+        // A verdict (false) only when forced, or from an IdP that took it before.
+        assert!(!refusal_means_unsupported(Policy, &denied));
+        assert!(!refusal_means_unsupported(Learned, &denied));
+        assert!(refusal_means_unsupported(Trial, &denied), "a trial's access_denied is not a verdict");
+        assert!(refusal_means_unsupported(LastResort, &denied), "nor the last resort's of an unproven IdP");
+        assert!(refusal_means_unsupported(Learned, &client), "unauthorized_client is about the grant, not the user");
+        // What teaches "this IdP does not take refresh tokens as subjects".
+        assert!(teaches_unsupported(&request) && teaches_unsupported(&client));
+        assert!(!teaches_unsupported(&denied) && !teaches_unsupported(&scope), "one connector's answers teach nothing");
     }
 }

@@ -170,6 +170,9 @@ pub struct Engine {
     /// How each connector AS (by issuer) wants `private_key_jwt` assertions addressed, once one
     /// refused the token endpoint as `aud` and took the issuer (rfc7523bis); per process.
     assertion_audiences: std::sync::Mutex<HashMap<String, crate::oauth::client_auth::AudienceRule>>,
+    /// What the IdP asked of the next sign-in (step-up), stored with the records; same lock
+    /// rules as `idp_problem`.
+    step_up: std::sync::Mutex<Option<crate::oauth::StepUp>>,
     /// Clock skew per server, from the `Date` of every response (all traffic goes through it).
     skew: Arc<skew::SkewObserver>,
     /// The cap on requests to the IdP during renewals (its own lock).
@@ -194,6 +197,7 @@ impl Engine {
             recent_idp_failure: std::sync::Mutex::new(None),
             refresh_without_id_token_at: std::sync::Mutex::new(None),
             assertion_audiences: std::sync::Mutex::new(HashMap::new()),
+            step_up: std::sync::Mutex::new(None),
             skew,
             idp_budget: idp_budget::IdpBudget::new(policy.connectors.len(), now),
             connector_locks: policy.connectors.iter().map(|c| (c.id.clone(), Mutex::new(()))).collect(),

@@ -123,6 +123,7 @@ impl Engine {
         });
         *self.records.lock().unwrap_or_else(|p| p.into_inner()) = records;
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = idp_problem;
+        *self.step_up.lock().unwrap_or_else(|p| p.into_inner()) = stored.step_up.clone();
         *self.session.lock().await = Some(session);
         Ok(())
     }
@@ -147,6 +148,7 @@ impl Engine {
                 idp_issuer: Some(self.issuer().to_string()),
                 records: records.clone(),
                 idp_problem: self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                step_up: self.step_up.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                 trusted_authorization_servers: self.trusted_as.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             };
             // Read under the records lock: every change counted here is in this snapshot.
@@ -195,9 +197,24 @@ impl Engine {
         if crate::url_policy::same_uri(&last.issuer, self.issuer()) && last.client_id == self.policy.idp.client_id {
             return None;
         }
-        for account in
-            [session_account(&last.issuer, &last.client_id), connectors_account(&last.issuer, &last.client_id)]
+        // The authorization servers trusted on first use are not the IdP's: kept, so that the move
+        // does not reopen the window that trust closes.
+        let old_connectors = connectors_account(&last.issuer, &last.client_id);
+        if let Some(old) = self.parts.store.get(&old_connectors).ok().flatten()
+            && let Ok(old) = serde_json::from_str::<StoredConnectors>(&old)
         {
+            let mut trusted = self.trusted_as.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, t) in old.trusted_authorization_servers {
+                let same_url = self
+                    .policy
+                    .connector(&id)
+                    .is_some_and(|c| crate::url_policy::same_uri(&t.mcp_url, c.mcp_url.as_str()));
+                if same_url {
+                    trusted.entry(id).or_insert(t);
+                }
+            }
+        }
+        for account in [session_account(&last.issuer, &last.client_id), old_connectors] {
             if let Err(e) = self.parts.store.delete(&account) {
                 tracing::warn!(code = e.code().wire(None), "could not delete the previous IdP's tokens");
             }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::oauth::StepUp;
 use crate::records::{IdpInUse, RECORD_VERSION, StoredSession};
 use crate::signin::loopback::LoopbackListener;
 use crate::signin::{BrowserOpener, IdpClient, SignInError};
@@ -30,13 +31,7 @@ impl Engine {
         let listener = LoopbackListener::bind().await.map_err(SignInError::from)?;
         // A step-up the IdP asked for is sent with this sign-in (RFC 9470 §3): once, since a
         // sign-in that succeeds clears it, and the browser opens only because the user asked.
-        let step_up = self
-            .idp_problem
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .filter(|p| p.state == IdpSessionState::StepUpRequired)
-            .and_then(|p| p.step_up.clone());
+        let step_up = self.step_up.lock().unwrap_or_else(|p| p.into_inner()).clone().map(StepUp::for_sign_in);
         let (url, pending) = idp.authorization_request_with(&listener.redirect_uri(), step_up.as_ref())?;
         browser.open(url.as_str()).map_err(SignInError::Browser)?;
         let tokens = idp.complete(self.parts.transport.as_ref(), listener, pending, timeout).await?;
@@ -63,6 +58,7 @@ impl Engine {
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.refresh_without_id_token_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.step_up.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if previous_sub.as_deref() != Some(identity.sub.as_str()) {
             // Another user: the previous user's connector tokens must not be shown or used.
             self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -108,6 +104,7 @@ impl Engine {
         self.parts.store.delete(&self.idp_in_use_account())?;
         self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
         *self.idp_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.step_up.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.recent_idp_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.refresh_without_id_token_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.trusted_as.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {

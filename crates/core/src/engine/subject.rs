@@ -105,10 +105,25 @@ impl Engine {
             Err(NoIdToken::NotRenewed(token))
                 if mode == ExchangeSubject::Auto && attempt != Attempt::RefreshSubjectRefused =>
             {
-                Ok(Subject::RefreshToken { token, why: RefreshSubjectWhy::LastResort })
+                // An IdP seen taking it speaks for the connector with it; one never seen may
+                // refuse the type with any error, which must not read as "not assigned".
+                let taken_before = self
+                    .session
+                    .lock()
+                    .await
+                    .as_ref()
+                    .is_some_and(|s| s.refresh_token_subject.is_some_and(|l| l.accepted));
+                let why = if taken_before { RefreshSubjectWhy::Learned } else { RefreshSubjectWhy::LastResort };
+                Ok(Subject::RefreshToken { token, why })
             }
             Err(NoIdToken::NotRenewed(_)) => Err(self.id_token_not_renewed()),
         }
+    }
+
+    /// Whether the session's refresh token is no longer `sent` (a refresh rotated it meanwhile).
+    pub(super) async fn refresh_token_rotated_since(&self, sent: &RefreshToken) -> bool {
+        let guard = self.session.lock().await;
+        guard.as_ref().and_then(|s| s.refresh_token.as_ref()).is_some_and(|current| current != sent)
     }
 
     /// Remembers what the IdP answered to a refresh token as the subject.

@@ -15,8 +15,13 @@ impl Engine {
     /// Revokes `token`, the connector's last access token, at its authorization server, if it
     /// has a revocation endpoint. Best effort: the token is already gone here, and an AS that
     /// refuses or cannot be reached only leaves it to expire; said in the log, never an error.
-    pub(super) async fn revoke_unassigned(&self, cfg: &ConnectorConfig, token: &AccessToken) {
+    pub(super) async fn revoke_unassigned(&self, cfg: &ConnectorConfig, token: &AccessToken, issued_by: Option<&str>) {
         let Some(endpoints) = self.discovery.last_discovered(&cfg.id) else { return };
+        // Only to the AS that issued it (SEP-2352): never to another the metadata names now.
+        if !issued_by.is_some_and(|i| crate::url_policy::same_uri(i, &endpoints.issuer)) {
+            tracing::info!(connector = %cfg.id, "no longer assigned: token deleted; its AS changed, nothing revoked");
+            return;
+        }
         let Some(endpoint) = &endpoints.revocation_endpoint else {
             tracing::info!(connector = %cfg.id, "no longer assigned: token deleted; its AS offers no revocation");
             return;

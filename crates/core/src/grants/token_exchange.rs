@@ -154,7 +154,10 @@ impl ExchangeError {
         match self {
             ExchangeError::NotEntitled(_) | ExchangeError::StepUp(_) | ExchangeError::SessionInvalid(_) => true,
             ExchangeError::Response(ResponseError::OAuth { .. }) => true,
-            ExchangeError::Response(ResponseError::Http { status, .. }) => (400..500).contains(status),
+            // 408 and 429 say "not now" (RFC 9110 §15.5.9, RFC 6585 §4), not "no".
+            ExchangeError::Response(ResponseError::Http { status, .. }) => {
+                (400..500).contains(status) && !matches!(status, 408 | 429)
+            }
             _ => false,
         }
     }
@@ -303,6 +306,8 @@ mod tests {
         assert!(refusal(400, r#"{"error":"access_denied"}"#).is_refusal());
         assert!(refusal(400, r#"{"error":"invalid_grant"}"#).is_refusal());
         assert!(refusal(403, "forbidden").is_refusal());
+        assert!(!refusal(429, "slow down").is_refusal(), "a rate limit is not a refusal");
+        assert!(!refusal(408, "timeout").is_refusal());
         assert!(!refusal(503, "down").is_refusal(), "a 5xx is not an answer");
         assert!(!refusal(200, r#"{"token_type":"N_A"}"#).is_refusal(), "a broken success is not a refusal");
     }

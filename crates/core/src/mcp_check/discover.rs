@@ -112,7 +112,11 @@ pub(super) fn judge(answer: &Value) -> Result<Discovered, McpCheckError> {
         let supported = versions(error.pointer("/data/supported"));
         return match LEGACY_VERSIONS.iter().find(|v| supported.iter().any(|s| s == *v)) {
             Some(v) => Ok(Discovered::Handshake(v)),
-            None if supported.is_empty() => Ok(Discovered::Handshake(LEGACY_VERSIONS[0])),
+            // Nothing named, or only the version we asked for (then it was our request it did
+            // not like): the handshake of the latest earlier revision.
+            None if supported.is_empty() || supported.iter().any(|s| s == PROTOCOL_VERSION) => {
+                Ok(Discovered::Handshake(LEGACY_VERSIONS[0]))
+            }
             None => Err(failed(&format!(
                 "speaks only MCP {}, which EMA does not (it speaks {PROTOCOL_VERSION}, {})",
                 supported.iter().take(5).map(|s| scrub(s, 40)).collect::<Vec<_>>().join(", "),

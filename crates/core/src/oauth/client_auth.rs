@@ -207,7 +207,18 @@ pub fn check_signing_alg(auth: &ClientAuth, supported: Option<&[String]>) -> Res
     Err(format!(
         "the client key signs with {name}, but the authorization server accepts client assertions signed with {} \
          only (token_endpoint_auth_signing_alg_values_supported)",
-        if supported.is_empty() { "no algorithm".to_string() } else { supported.join(", ") }
+        if supported.is_empty() {
+            "no algorithm".to_string()
+        } else {
+            // The server's words: algorithm names only, a few of them, never echoed as sent.
+            let shown: Vec<&str> = supported
+                .iter()
+                .map(String::as_str)
+                .filter(|a| (2..=16).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                .take(8)
+                .collect();
+            if shown.is_empty() { "algorithms it names oddly".to_string() } else { shown.join(", ") }
+        }
     ))
 }
 

@@ -38,6 +38,33 @@ pub struct StepUp {
 }
 
 impl StepUp {
+    /// What both ask: the smaller `max_age`, every class of either (most recent first).
+    pub fn merged(self, other: StepUp) -> StepUp {
+        let max_age = match (self.max_age, other.max_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let classes = format!("{} {}", other.acr_values.unwrap_or_default(), self.acr_values.unwrap_or_default());
+        let mut seen = Vec::new();
+        for c in classes.split_ascii_whitespace() {
+            if !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+        StepUp::sanitized(max_age, Some(&seen.join(" ")))
+    }
+
+    /// The step-up to send with a sign-in: one that asks for nothing in particular becomes
+    /// `max_age=0`, a fresh authentication (OIDC Core §3.1.2.1), or the IdP's single sign-on
+    /// would answer with the very sign-in it just found too weak.
+    pub fn for_sign_in(self) -> StepUp {
+        if self.max_age.is_none() && self.acr_values.is_none() {
+            StepUp { max_age: Some(0), acr_values: None }
+        } else {
+            self
+        }
+    }
+
     /// A value the server chose is put in a URL the browser opens: at most 8 classes of at most
     /// 200 printable characters (no quotes or backslashes), the rest dropped.
     fn sanitized(max_age: Option<u64>, acr_values: Option<&str>) -> StepUp {

@@ -140,8 +140,10 @@ pub struct IdpClient {
     issuer_in_response: bool,
 }
 
-/// Clock difference allowed when checking `auth_time` against `max_age`.
-const AUTH_TIME_LEEWAY_SECS: i64 = 60;
+/// Clock difference allowed when checking `auth_time` against `max_age`: generous, since this
+/// computer's clock is compared with the IdP's, and a check that fails on a skewed clock would
+/// refuse every sign-in while the step-up is pending (the IdP's exchange judges again anyway).
+const AUTH_TIME_LEEWAY_SECS: i64 = 300;
 
 impl IdpClient {
     /// OIDC Discovery §4: fetches `<issuer>/.well-known/openid-configuration` and the JWKS.
@@ -319,8 +321,12 @@ impl IdpClient {
             // OIDC Core §3.1.2.1: with `max_age` the ID token MUST carry `auth_time`, and
             // §3.1.3.7 (13) has the client check it: a step-up that did not re-authenticate is
             // refused here rather than looping through the exchange's refusal again.
+            // An IdP that leaves `auth_time` out (some do by default) is not refused for it: the
+            // exchange, at the same IdP, says whether the sign-in was fresh enough.
             let Some(auth_time) = claims.auth_time() else {
-                return Err(SignInError::IdToken("the ID token has no auth_time although max_age was sent".into()));
+                tracing::warn!("the ID token has no auth_time although max_age was sent (OIDC Core §3.1.2.1)");
+                let exp = OffsetDateTime::from_unix_timestamp(claims.expiration().timestamp()).ok();
+                return Ok((IdToken::new(id_token.to_string()), exp, identity_of(claims)));
             };
             let age = OffsetDateTime::now_utc().unix_timestamp() - auth_time.timestamp();
             if age > i64::try_from(max_age).unwrap_or(i64::MAX).saturating_add(AUTH_TIME_LEEWAY_SECS) {

@@ -326,7 +326,8 @@ async fn a_step_up_sign_in_asks_for_max_age_and_acr_values_and_checks_auth_time(
 
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let only_max_age = crate::oauth::StepUp { max_age: Some(300), acr_values: None };
-    for (auth_time, accepted) in [(Some(now - 10), true), (Some(now - 3600), false), (None, false)] {
+    // No auth_time: accepted (the exchange at the same IdP judges); an hour old: refused.
+    for (auth_time, accepted) in [(Some(now - 10), true), (Some(now - 3600), false), (None, true)] {
         let (_, pending) =
             idp.authorization_request_with("http://127.0.0.1:5555/callback", Some(&only_max_age)).unwrap();
         let t = id_token_idp(pending.nonce.secret(), &serde_json::json!({"sub": "alice"}), auth_time);
@@ -338,6 +339,18 @@ async fn a_step_up_sign_in_asks_for_max_age_and_acr_values_and_checks_auth_time(
             assert!(e.to_string().contains("auth_time") || e.to_string().contains("did not sign you in again"), "{e}");
         }
     }
+}
+
+#[test]
+fn step_ups_of_several_connectors_merge_and_an_empty_one_asks_for_a_fresh_sign_in() {
+    use crate::oauth::StepUp;
+    let a = StepUp { max_age: Some(600), acr_values: Some("urn:a".into()) };
+    let b = StepUp { max_age: Some(60), acr_values: Some("urn:b urn:a".into()) };
+    let m = a.merged(b);
+    assert_eq!((m.max_age, m.acr_values.as_deref()), (Some(60), Some("urn:b urn:a")));
+    assert_eq!(StepUp::default().for_sign_in(), StepUp { max_age: Some(0), acr_values: None });
+    let kept = StepUp { max_age: None, acr_values: Some("urn:a".into()) };
+    assert_eq!(kept.clone().for_sign_in(), kept);
 }
 
 #[test]
