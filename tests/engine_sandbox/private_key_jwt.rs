@@ -27,6 +27,20 @@ fn connector_error(s: &StatusSnapshot) -> ema_core::status::StatusError {
     c.error.clone().unwrap()
 }
 
+/// Points the policy's key for the connector at another key than the registered one (a rotated
+/// or wrong file), keeping the registered key id.
+fn sign_with_another_key(org: &Org) {
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
+    let other = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/core/tests/data/test-client-key.pem");
+    for c in policy["connectors"].as_array_mut().unwrap() {
+        if c["id"] == CONNECTOR {
+            c["client_auth"]["key_file"] = serde_json::json!(other);
+        }
+    }
+    std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+}
+
 #[tokio::test]
 async fn a_connector_on_private_key_jwt_becomes_active_and_renews_with_fresh_assertions() {
     let org = org_with_key("pkjwt", ClientAssertionAudience::default()).await;
@@ -55,16 +69,7 @@ async fn a_connector_on_private_key_jwt_becomes_active_and_renews_with_fresh_ass
 #[tokio::test]
 async fn an_assertion_signed_with_another_key_is_refused_as_invalid_client() {
     let org = org_with_key("pkjwt-key", ClientAssertionAudience::default()).await;
-    // The policy keeps the registered key id but points at another key (a rotated or wrong file).
-    let mut policy: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
-    let other = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/core/tests/data/test-client-key.pem");
-    for c in policy["connectors"].as_array_mut().unwrap() {
-        if c["id"] == CONNECTOR {
-            c["client_auth"]["key_file"] = serde_json::json!(other);
-        }
-    }
-    std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+    sign_with_another_key(&org);
     let s = signed_in(&org, "pkjwt-key", "alice").await.snapshot();
     let e = connector_error(&s);
     assert_eq!(e.code_str(), "connector-grant-oauth-invalid-client");
@@ -101,15 +106,7 @@ async fn an_issuer_only_server_is_learned_after_one_refusal() {
 #[tokio::test]
 async fn a_refusal_under_both_audiences_reports_the_first() {
     let org = org_with_key("pkjwt-aud-none", ClientAssertionAudience::EndpointInvoked).await;
-    let mut policy: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&org.policy_path).unwrap()).unwrap();
-    let other = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/core/tests/data/test-client-key.pem");
-    for c in policy["connectors"].as_array_mut().unwrap() {
-        if c["id"] == CONNECTOR {
-            c["client_auth"]["key_file"] = serde_json::json!(other);
-        }
-    }
-    std::fs::write(&org.policy_path, policy.to_string()).unwrap();
+    sign_with_another_key(&org);
     let s = signed_in(&org, "pkjwt-aud-none", "alice").await.snapshot();
     let e = connector_error(&s);
     assert_eq!(e.code_str(), "connector-grant-oauth-invalid-client");

@@ -25,6 +25,43 @@ pub const TYP_JWT: &str = "JWT";
 /// `typ` header of ID-JAGs (draft-ietf-oauth-identity-assertion-authz-grant-04 §3.1).
 pub const TYP_ID_JAG: &str = "oauth-id-jag+jwt";
 
+/// A fresh P-256 key (ES256) with a key id and its public JWK (RFC 7517 §4, with `kid`, `alg`
+/// and `use`): what the IdP's signing key and a client's `private_key_jwt` key are made from.
+pub(crate) struct P256Key {
+    pub(crate) signing: SigningKey,
+    pub(crate) kid: String,
+    pub(crate) jwk: serde_json::Value,
+    /// The public key as an uncompressed SEC1 point (what `DecodingKey::from_ec_der` takes).
+    pub(crate) public_sec1: Vec<u8>,
+}
+
+impl P256Key {
+    /// A new key whose id starts with `kid_prefix`.
+    pub(crate) fn generate(kid_prefix: &str) -> Result<Self, String> {
+        let signing = loop {
+            // Almost every 32-byte string is a valid scalar; retry the rare ones that are not.
+            if let Ok(key) = SigningKey::from_slice(&rand::random::<[u8; 32]>()) {
+                break key;
+            }
+        };
+        let point = signing.verifying_key().to_encoded_point(false);
+        let (Some(x), Some(y)) = (point.x(), point.y()) else {
+            return Err("P-256 public key without coordinates".to_owned());
+        };
+        let kid = format!("{kid_prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let jwk = serde_json::json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(x),
+            "y": URL_SAFE_NO_PAD.encode(y),
+            "kid": kid,
+            "alg": "ES256",
+            "use": "sig",
+        });
+        Ok(P256Key { public_sec1: point.as_bytes().to_vec(), signing, kid, jwk })
+    }
+}
+
 /// An ES256 key pair with its key id.
 pub struct SigningKeyPair {
     kid: String,
@@ -42,32 +79,12 @@ impl std::fmt::Debug for SigningKeyPair {
 impl SigningKeyPair {
     /// Generates a fresh P-256 key pair.
     pub fn generate() -> Result<Self, String> {
-        let signing = loop {
-            let bytes: [u8; 32] = rand::random();
-            // Almost every 32-byte string is a valid scalar; retry the rare ones that are not.
-            if let Ok(key) = SigningKey::from_slice(&bytes) {
-                break key;
-            }
-        };
+        let P256Key { signing, kid, jwk, public_sec1 } = P256Key::generate("sandbox")?;
         let pkcs8 = signing.to_pkcs8_der().map_err(|e| e.to_string())?;
-        let point = signing.verifying_key().to_encoded_point(false);
-        let (Some(x), Some(y)) = (point.x(), point.y()) else {
-            return Err("P-256 public key without coordinates".to_owned());
-        };
-        let kid = format!("sandbox-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let jwk = serde_json::json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(x),
-            "y": URL_SAFE_NO_PAD.encode(y),
-            "kid": kid,
-            "alg": "ES256",
-            "use": "sig",
-        });
         Ok(Self {
             kid,
             encoding: EncodingKey::from_ec_der(pkcs8.as_bytes()),
-            decoding: DecodingKey::from_ec_der(point.as_bytes()),
+            decoding: DecodingKey::from_ec_der(&public_sec1),
             jwk,
         })
     }

@@ -306,29 +306,10 @@ impl ClientKey {
     /// A fresh P-256 key pair (ES256).
     pub fn generate() -> Result<Self, String> {
         use p256::pkcs8::{EncodePrivateKey, LineEnding};
-        let signing = loop {
-            // Almost every 32-byte string is a valid scalar; retry the rare ones that are not.
-            if let Ok(key) = p256::ecdsa::SigningKey::from_slice(&rand::random::<[u8; 32]>()) {
-                break key;
-            }
-        };
+        let crate::jwt::P256Key { signing, kid, jwk, public_sec1 } = crate::jwt::P256Key::generate("ema-client")?;
         let private_pem = signing.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?.to_string();
-        let point = signing.verifying_key().to_encoded_point(false);
-        let (Some(x), Some(y)) = (point.x(), point.y()) else {
-            return Err("P-256 public key without coordinates".to_owned());
-        };
-        let kid = format!("ema-client-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let jwk = serde_json::json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(x),
-            "y": URL_SAFE_NO_PAD.encode(y),
-            "kid": kid,
-            "alg": "ES256",
-            "use": "sig",
-        });
         let encoding = EncodingKey::from_ec_pem(private_pem.as_bytes()).map_err(|e| e.to_string())?;
-        Ok(Self { kid, private_pem, encoding, decoding: DecodingKey::from_ec_der(point.as_bytes()), jwk })
+        Ok(Self { kid, private_pem, encoding, decoding: DecodingKey::from_ec_der(&public_sec1), jwk })
     }
 
     /// The key id (`kid`) the public JWK and the policy carry.

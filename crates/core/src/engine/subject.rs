@@ -19,7 +19,7 @@
 //! speaks for the connector.
 
 use crate::config::ExchangeSubject;
-use crate::records::LearnedSubject;
+use crate::records::{LearnedSubject, StoredSession};
 use crate::secret::{IdToken, RefreshToken};
 use crate::status::{ErrorCode, FixAction, IdpSessionState};
 
@@ -72,19 +72,15 @@ impl Engine {
             let Some(session) = guard.as_ref() else {
                 return Err(self.signed_out());
             };
-            let id_token_fresh = session.id_token.is_some()
-                && session
-                    .id_token_expires_at
-                    .and_then(from_unix)
-                    .is_some_and(|exp| exp - ID_TOKEN_MIN_LIFETIME > self.now());
+            let fresh_id_token = self.fresh_id_token_of(session);
             let refresh_token = session.refresh_token.clone();
             match (mode, refresh_token) {
                 (ExchangeSubject::RefreshToken, Some(token)) => {
                     return Ok(Subject::RefreshToken { token, why: RefreshSubjectWhy::Policy });
                 }
                 (ExchangeSubject::RefreshToken, None) => {}
-                (_, _) if attempt == Attempt::First && id_token_fresh => {
-                    return Ok(Subject::IdToken(session.id_token.clone().expect("checked above")));
+                (_, _) if attempt == Attempt::First && fresh_id_token.is_some() => {
+                    return Ok(Subject::IdToken(fresh_id_token.expect("checked above")));
                 }
                 (ExchangeSubject::Auto, Some(token)) if attempt == Attempt::First => {
                     match session.refresh_token_subject {
@@ -118,6 +114,12 @@ impl Engine {
             }
             Err(NoIdToken::NotRenewed(_)) => Err(self.id_token_not_renewed()),
         }
+    }
+
+    /// The session's ID token if it has at least [`ID_TOKEN_MIN_LIFETIME`] left.
+    fn fresh_id_token_of(&self, session: &StoredSession) -> Option<IdToken> {
+        let exp = session.id_token_expires_at.and_then(from_unix)?;
+        session.id_token.clone().filter(|_| exp - ID_TOKEN_MIN_LIFETIME > self.now())
     }
 
     /// Whether the session's refresh token is no longer `sent` (a refresh rotated it meanwhile).
@@ -172,11 +174,8 @@ impl Engine {
         let Some(session) = guard.as_mut() else {
             return Err(NoIdToken::Failed(self.signed_out()));
         };
-        if !force_refresh
-            && let (Some(t), Some(exp)) = (&session.id_token, session.id_token_expires_at.and_then(from_unix))
-            && exp - ID_TOKEN_MIN_LIFETIME > self.now()
-        {
-            return Ok(t.clone());
+        if !force_refresh && let Some(t) = self.fresh_id_token_of(session) {
+            return Ok(t);
         }
         let Some(refresh_token) = session.refresh_token.clone() else {
             let err = self
